@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is everything the command line and the environment can set.
+type Config struct {
+	Addr          string
+	Scripts       string
+	PubSub        string
+	APIKey        string
+	Secret        string
+	Origins       []string
+	LogLevel      slog.Level
+	MaxFrameSize  int64
+	MaxChannels   int
+	MaxQueueBytes int
+	IdleTimeout   time.Duration
+	ScriptTimeout time.Duration
+}
+
+// errUsage marks a configuration error: the program exits with status 2.
+var errUsage = errors.New("usage")
+
+// usageError is a bad flag, env variable or setting, said in one line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Is(target error) bool {
+	return target == errUsage
+}
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// parseConfig reads flags from args, falling back to LUACHAN_* variables
+// from getenv, then to the defaults. Flags win over the environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("luachan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "luachan: a realtime channel server speaking the Phoenix Channels protocol,\n"+
+			"with channels written in Lua scripts that reload when saved.\n\n"+
+			"Usage: luachan [flags]\n\nEvery flag can also be set by the environment variable named in brackets;\n"+
+			"a flag on the command line wins.\n\n")
+		fs.PrintDefaults()
+	}
+
+	var cfg Config
+	var origins, logLevel string
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	str := func(p *string, name, envName, def, help string) {
+		fs.StringVar(p, name, env(envName, def), help+" ["+envName+"]")
+	}
+	str(&cfg.Addr, "addr", "LUACHAN_ADDR", ":4000", "listen address")
+	str(&cfg.Scripts, "scripts", "LUACHAN_SCRIPTS", "scripts/examples", "folder of channel scripts, watched for changes")
+	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "broadcast engine: memory (this process only)")
+	str(&cfg.APIKey, "api-key", "LUACHAN_API_KEY", "", "bearer key for the HTTP API under /api (empty: API off)")
+	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
+	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
+	str(&logLevel, "log-level", "LUACHAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+
+	var numErr error
+	intFlag := func(p *int64, name, envName string, def int64, help string) {
+		v := def
+		if s := getenv(envName); s != "" {
+			if _, err := fmt.Sscan(s, &v); err != nil {
+				numErr = usagef("luachan: %s=%q is not a number", envName, s)
+			}
+		}
+		fs.Int64Var(p, name, v, help+" ["+envName+"]")
+	}
+	durFlag := func(p *time.Duration, name, envName string, def time.Duration, help string) {
+		v := def
+		if s := getenv(envName); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				numErr = usagef("luachan: %s=%q is not a duration (e.g. 250ms, 60s)", envName, s)
+			}
+			v = d
+		}
+		fs.DurationVar(p, name, v, help+" ["+envName+"]")
+	}
+	var maxChannels, maxQueue int64
+	intFlag(&cfg.MaxFrameSize, "max-frame-size", "LUACHAN_MAX_FRAME_SIZE", 1<<20, "largest inbound frame in bytes; larger ones close the socket (1009)")
+	intFlag(&maxChannels, "max-channels", "LUACHAN_MAX_CHANNELS", 100, "topics one socket may join at once")
+	intFlag(&maxQueue, "max-queue", "LUACHAN_MAX_QUEUE", 4<<20, "bytes queued for one slow client before it is closed")
+	durFlag(&cfg.IdleTimeout, "idle-timeout", "LUACHAN_IDLE_TIMEOUT", 60*time.Second, "close a socket that sends nothing (not even a heartbeat) for this long")
+	durFlag(&cfg.ScriptTimeout, "script-timeout", "LUACHAN_SCRIPT_TIMEOUT", 250*time.Millisecond, "CPU budget of one script callback")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usagef("luachan: %v (luachan -h lists the flags)", err)
+	}
+	if numErr != nil {
+		return cfg, numErr
+	}
+	if fs.NArg() > 0 {
+		return cfg, usagef("luachan: unexpected argument %q (luachan -h lists the flags)", fs.Arg(0))
+	}
+	cfg.MaxChannels = int(maxChannels)
+	cfg.MaxQueueBytes = int(maxQueue)
+
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return cfg, usagef("luachan: -log-level %q: want debug, info, warn or error", logLevel)
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+	if cfg.PubSub != "memory" {
+		return cfg, usagef("luachan: -pubsub %q: only \"memory\" is available in this build", cfg.PubSub)
+	}
+	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 || cfg.ScriptTimeout <= 0 {
+		return cfg, usagef("luachan: limits must be positive (luachan -h lists them)")
+	}
+	info, err := os.Stat(cfg.Scripts)
+	switch {
+	case err != nil:
+		return cfg, usagef("luachan: scripts folder %q: %v (create it, or pass -scripts DIR)", cfg.Scripts, errors.Unwrap(err))
+	case !info.IsDir():
+		return cfg, usagef("luachan: scripts folder %q is not a folder (pass -scripts DIR)", cfg.Scripts)
+	}
+	if _, err := os.ReadDir(cfg.Scripts); err != nil {
+		return cfg, usagef("luachan: scripts folder %q cannot be read: %v", cfg.Scripts, err)
+	}
+	return cfg, nil
+}

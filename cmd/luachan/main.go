@@ -1,0 +1,140 @@
+// Command luachan serves Phoenix Channels whose behaviour is written in Lua.
+//
+// main only wires the parts: the hub (sockets, wire protocol, topics), the
+// engine (channels and scripts) and the HTTP routes, then runs until SIGINT
+// or SIGTERM and drains.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/luachan/luachan/engine"
+	"github.com/luachan/luachan/hub"
+)
+
+// shutdownGrace bounds the drain after SIGINT/SIGTERM; the process exits
+// within it even if a script hangs.
+const shutdownGrace = 9 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "luachan:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and blocks until ctx ends, then drains.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	// The hub and the engine need each other: the hub hands frames to the
+	// engine, the engine subscribes and broadcasts through the hub.
+	var handler handlerRef
+	h := hub.New(hub.Config{
+		Handler:       &handler,
+		Logger:        log,
+		MaxFrameSize:  cfg.MaxFrameSize,
+		IdleTimeout:   cfg.IdleTimeout,
+		MaxQueueBytes: cfg.MaxQueueBytes,
+		Origins:       cfg.Origins,
+	})
+	eng, err := engine.New(engine.Config{
+		Dir:           cfg.Scripts,
+		Hub:           h,
+		Logger:        log,
+		MaxChannels:   cfg.MaxChannels,
+		ScriptTimeout: cfg.ScriptTimeout,
+	})
+	if err != nil {
+		return usagef("luachan: %v", err)
+	}
+	handler.Handler = eng
+	if err := eng.Watch(ctx); err != nil {
+		return fmt.Errorf("watching scripts folder %s: %w", cfg.Scripts, err)
+	}
+	go reloadOnHangup(ctx, eng, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket/websocket", h)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok")
+	})
+	mux.Handle("/api/", h.APIHandler(cfg.APIKey))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return usagef("luachan: cannot listen on %s: %v (pass -addr HOST:PORT)", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "scripts", cfg.Scripts)
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down: closing sockets with 1012, running leave")
+	drain, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	srv.SetKeepAlivesEnabled(false)
+	ln.Close() // refuse new connections at once
+	if err := h.Shutdown(drain); err != nil {
+		log.Warn("sockets did not all close in time", "err", err)
+	}
+	if err := eng.Close(drain); err != nil {
+		log.Warn("channels did not all end in time", "err", err)
+	}
+	if err := srv.Shutdown(drain); err != nil {
+		log.Warn("HTTP server did not stop in time", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// reloadOnHangup rescans the scripts folder on SIGHUP, the operator's way to
+// force a reload where file events do not arrive.
+func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Info("SIGHUP: rescanning scripts folder")
+			if err := eng.Reload(); err != nil {
+				log.Error("rescan failed", "err", err)
+			}
+		}
+	}
+}
+
+// handlerRef lets the hub be built before the engine it hands sockets to.
+type handlerRef struct{ hub.Handler }

@@ -1,0 +1,157 @@
+// Package engine runs channels: it routes each topic to the Lua script that
+// serves it, drives a channel's lifecycle (join, events, leave) one event at a
+// time, and swaps scripts when they change on disk.
+//
+// The engine speaks to sockets through the hub's types and to Lua through
+// luabind; it owns neither the wire nor the VMs.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/luabind"
+)
+
+// Defaults for Config.
+const (
+	// DefaultMaxChannels is how many topics one socket may join at once.
+	DefaultMaxChannels = 100
+	// DefaultScriptTimeout is the CPU budget of one script callback.
+	DefaultScriptTimeout = 250 * time.Millisecond
+	// DefaultMaxPending is how many events may wait for one channel before its
+	// socket is closed as too slow to serve.
+	DefaultMaxPending = 1024
+)
+
+// Broadcaster is what the engine needs from the hub: topic subscriptions and
+// delivery of broadcasts to every subscriber.
+type Broadcaster interface {
+	Subscribe(topic string, s hub.Subscriber)
+	Unsubscribe(topic string, s hub.Subscriber)
+	Broadcast(b *hub.Broadcast) error
+}
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	Dir           string        // scripts folder
+	Hub           Broadcaster   // required
+	Logger        *slog.Logger  // (slog.Default())
+	MaxChannels   int           // (DefaultMaxChannels) topics per socket
+	ScriptTimeout time.Duration // (DefaultScriptTimeout) CPU budget per callback
+	MaxPending    int           // (DefaultMaxPending) queued events per channel
+}
+
+// Engine routes topics to scripts and runs channels. It implements
+// hub.Handler for the sockets and luabind.Host for the scripts.
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	opts luabind.Options
+
+	routes atomic.Pointer[router]
+
+	// mu guards files, the loaded script files by name, and tried, the
+	// content hash of each file's last load attempt (so an unchanged broken
+	// file is not reported again at every rescan).
+	mu    sync.Mutex
+	files map[string]*scriptFile
+	tried map[string]string
+
+	// wg counts running channel goroutines; Close waits for them.
+	wg     sync.WaitGroup
+	ctx    context.Context // cancelled by Close: no callback outlives the engine
+	cancel context.CancelFunc
+}
+
+var (
+	_ hub.Handler  = (*Engine)(nil)
+	_ luabind.Host = (*Engine)(nil)
+)
+
+// New loads every channel script in cfg.Dir and returns an engine ready to
+// serve. A script that fails to load is logged and left out; the others serve.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Hub == nil {
+		return nil, errors.New("engine: Config.Hub is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = DefaultMaxChannels
+	}
+	if cfg.ScriptTimeout <= 0 {
+		cfg.ScriptTimeout = DefaultScriptTimeout
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	e := &Engine{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		files: make(map[string]*scriptFile),
+		tried: make(map[string]string),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.opts = luabind.Options{
+		Dir:     cfg.Dir,
+		Timeout: cfg.ScriptTimeout,
+		Logger:  cfg.Logger,
+		Host:    e,
+	}
+	e.routes.Store(&router{exact: map[string]*scriptFile{}})
+	if err := e.Reload(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Connect accepts every socket. (socket.lua's connect comes later.)
+func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) {
+	return true, "", nil
+}
+
+// Open starts the session that serves one socket's frames.
+func (e *Engine) Open(c *hub.Conn) hub.Session {
+	return newSession(e, c)
+}
+
+// Broadcast is luachan.broadcast: an event for every subscriber of topic.
+func (e *Engine) Broadcast(topic, event string, p luabind.Payload) error {
+	return e.cfg.Hub.Broadcast(&hub.Broadcast{
+		Topic: topic, Event: event, Payload: p.Data, Binary: p.Binary,
+	})
+}
+
+// Close waits for every channel goroutine to finish (after a hub shutdown,
+// each is running its leave). When ctx ends first, callbacks still running
+// are cancelled and Close returns ctx's error without waiting further.
+func (e *Engine) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("engine: channels still running: %w", ctx.Err())
+	}
+	e.cancel()
+	e.mu.Lock()
+	for _, f := range e.files {
+		f.close()
+	}
+	e.mu.Unlock()
+	return err
+}
+
+// route returns the script file serving topic, or nil.
+func (e *Engine) route(topic string) *scriptFile {
+	return e.routes.Load().route(topic)
+}

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Reload timing.
+const (
+	// quietPeriod is how long the folder must be still after an event before
+	// it is rescanned, so an editor's write-rename-delete dance is one reload.
+	quietPeriod = 100 * time.Millisecond
+	// rescanEvery is the safety net for changes no event reported (network
+	// filesystems, some container mounts).
+	rescanEvery = 5 * time.Second
+)
+
+// Watch reloads scripts whenever the folder changes, until ctx ends or the
+// engine closes. It watches the folder rather than the files, so every way
+// an editor or a ConfigMap mount replaces a file is seen, and it rescans on
+// a timer in case an event was lost. It returns once the watcher is set up;
+// the watching goroutine belongs to the engine and Close waits for it.
+func (e *Engine) Watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	if err := e.watchDirs(w); err != nil {
+		w.Close()
+		return err
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer w.Close()
+		e.watchLoop(ctx, w)
+	}()
+	return nil
+}
+
+func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	tick := time.NewTicker(rescanEvery)
+	defer tick.Stop()
+	rescan := func() {
+		if err := e.Reload(); err != nil {
+			e.log.Error("scripts folder rescan failed", "err", err)
+		}
+		if err := e.watchDirs(w); err != nil {
+			e.log.Warn("cannot watch scripts folder", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			e.log.Debug("scripts folder changed", "file", ev.Name, "op", ev.Op.String())
+			quiet.Reset(quietPeriod)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				e.log.Warn("file events overflowed; rescanning the scripts folder")
+				rescan()
+				continue
+			}
+			e.log.Warn("watching scripts folder", "err", err)
+		case <-quiet.C:
+			rescan()
+		case <-tick.C:
+			rescan()
+		}
+	}
+}
+
+// watchDirs adds the scripts folder and every folder below lib/ to w.
+// Adding a folder already watched is harmless.
+func (e *Engine) watchDirs(w *fsnotify.Watcher) error {
+	if err := w.Add(e.cfg.Dir); err != nil {
+		return err
+	}
+	lib := filepath.Join(e.cfg.Dir, "lib")
+	return filepath.WalkDir(lib, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return w.Add(path)
+		}
+		return nil
+	})
+}
