@@ -1,0 +1,97 @@
+package hub_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/luachan/luachan/hub"
+)
+
+// apiCall posts body to path on api with the given Authorization header value.
+func apiCall(tb testing.TB, api http.Handler, path, auth, body string) (int, string) {
+	tb.Helper()
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	api.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Body)
+	return rec.Code, string(b)
+}
+
+func TestAPIAuth(t *testing.T) {
+	ts := startServer(t, hub.Config{})
+	api := ts.hub.APIHandler("s3cret")
+	body := `{"topic":"t","event":"e","payload":{}}`
+	for _, tc := range []struct {
+		name, auth string
+		status     int
+	}{
+		{"no key", "", http.StatusUnauthorized},
+		{"wrong key", "Bearer nope", http.StatusUnauthorized},
+		{"longer key", "Bearer s3cret2", http.StatusUnauthorized},
+		{"not bearer", "Basic s3cret", http.StatusUnauthorized},
+		{"right key", "Bearer s3cret", http.StatusAccepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, resp := apiCall(t, api, "/api/broadcast", tc.auth, body); status != tc.status {
+				t.Fatalf("status %d (%s), want %d", status, resp, tc.status)
+			}
+		})
+	}
+	if status, _ := apiCall(t, ts.hub.APIHandler(""), "/api/broadcast", "Bearer ", body); status != http.StatusNotFound {
+		t.Fatalf("API without a key: %d, want 404", status)
+	}
+}
+
+func TestAPIBroadcast(t *testing.T) {
+	ts := startServer(t, hub.Config{})
+	c := ts.dial(t, "vsn=2.0.0")
+	ts.join(c, "rooms:lobby")
+	api := ts.hub.APIHandler("k")
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"not JSON", `nope`, http.StatusBadRequest},
+		{"array", `[1]`, http.StatusBadRequest},
+		{"no topic", `{"event":"e","payload":{}}`, http.StatusBadRequest},
+		{"no event", `{"topic":"t","payload":{}}`, http.StatusBadRequest},
+		{"payload not object", `{"topic":"t","event":"e","payload":[1]}`, http.StatusBadRequest},
+		{"payload string", `{"topic":"t","event":"e","payload":"x"}`, http.StatusBadRequest},
+		{"trailing data", `{"topic":"t","event":"e","payload":{}} {}`, http.StatusBadRequest},
+		{"trailing bracket", `{"topic":"t","event":"e","payload":{}} ]`, http.StatusBadRequest},
+		{"null", `null`, http.StatusBadRequest},
+		{"too large", `{"topic":"t","event":"e","payload":{"a":"` + strings.Repeat("x", 2<<20) + `"}}`, http.StatusBadRequest},
+		{"too deep", `{"topic":"t","event":"e","payload":` + strings.Repeat(`{"a":`, 65) + `1` + strings.Repeat(`}`, 65) + `}`, http.StatusBadRequest},
+		{"ok", `{"topic":"rooms:lobby","event":"news","payload":{"n":1}}`, http.StatusAccepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, resp := apiCall(t, api, "/api/broadcast", "Bearer k", tc.body); status != tc.status {
+				t.Fatalf("status %d (%s), want %d", status, resp, tc.status)
+			}
+		})
+	}
+	_, data := c.read()
+	expectJSON(t, data, `[null,null,"rooms:lobby","news",{"n":1}]`)
+}
+
+func TestAPIDisconnect(t *testing.T) {
+	ts := startServer(t, hub.Config{})
+	c := ts.dial(t, "vsn=2.0.0&id=user:7")
+	api := ts.hub.APIHandler("k")
+	if status, _ := apiCall(t, api, "/api/disconnect", "Bearer k", `{}`); status != http.StatusBadRequest {
+		t.Fatalf("no id: %d, want 400", status)
+	}
+	status, resp := apiCall(t, api, "/api/disconnect", "Bearer k", `{"id":"user:7"}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("status %d", status)
+	}
+	expectJSON(t, []byte(resp), `{"closed":1}`)
+	c.expectClose(hub.CloseGoingAway)
+	c.closedReason()
+}
