@@ -1,0 +1,171 @@
+package luabind
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// waitDone fails unless b ends within a generous bound.
+func waitDone(tb testing.TB, b *budget) {
+	tb.Helper()
+	select {
+	case <-b.Done():
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the budget never ended")
+	}
+}
+
+func TestBudget(t *testing.T) {
+	t.Run("runs out and is reusable", func(t *testing.T) {
+		b := newBudget()
+		for range 3 {
+			if err := b.arm(context.Background(), 10*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, b)
+			if !errors.Is(b.Err(), context.DeadlineExceeded) {
+				t.Errorf("Err() = %v", b.Err())
+			}
+			b.disarm()
+		}
+	})
+
+	t.Run("disarmed in time", func(t *testing.T) {
+		b := newBudget()
+		if err := b.arm(context.Background(), 20*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		b.disarm()
+		time.Sleep(40 * time.Millisecond) // past the first deadline: nothing may fire
+		if err := b.arm(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		defer b.disarm()
+		select {
+		case <-b.Done():
+			t.Fatalf("a stale timer ended the next call: %v", b.Err())
+		default:
+		}
+	})
+
+	t.Run("stale timer after a late stop", func(t *testing.T) {
+		b := newBudget()
+		if err := b.arm(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		b.expire() // as if the timer of an earlier call fired now
+		select {
+		case <-b.Done():
+			t.Fatal("a timer ended a call before its deadline")
+		default:
+		}
+		b.disarm()
+	})
+
+	t.Run("parent canceled", func(t *testing.T) {
+		b := newBudget()
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := b.arm(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		waitDone(t, b)
+		if !errors.Is(b.Err(), context.Canceled) {
+			t.Errorf("Err() = %v", b.Err())
+		}
+		b.disarm()
+		if err := b.arm(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+			t.Errorf("arm under a canceled parent: %v", err)
+		}
+	})
+
+	t.Run("stale parent", func(t *testing.T) {
+		b := newBudget()
+		old, cancelOld := context.WithCancel(context.Background())
+		if err := b.arm(old, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		b.disarm()
+		if err := b.arm(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		defer b.disarm()
+		cancelOld()
+		b.parentDone(old) // as if its callback had started before the watch moved on
+		select {
+		case <-b.Done():
+			t.Fatal("an earlier call's parent ended this call")
+		default:
+		}
+	})
+
+	t.Run("parent deadline sooner", func(t *testing.T) {
+		b := newBudget()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		if err := b.arm(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if dl, ok := b.Deadline(); !ok || time.Until(dl) > time.Second {
+			t.Errorf("Deadline() = %v, %v", dl, ok)
+		}
+		waitDone(t, b)
+		b.disarm()
+	})
+
+	t.Run("same parent across calls", func(t *testing.T) {
+		b := newBudget()
+		defer b.close()
+		ctx, cancel := context.WithCancel(context.Background())
+		for range 3 {
+			if err := b.arm(ctx, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			b.disarm()
+		}
+		if err := b.arm(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		waitDone(t, b)
+		if !errors.Is(b.Err(), context.Canceled) {
+			t.Errorf("Err() = %v", b.Err())
+		}
+		b.disarm()
+	})
+
+	t.Run("parent ends between calls", func(t *testing.T) {
+		b := newBudget()
+		defer b.close()
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := b.arm(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		b.disarm()
+		cancel()
+		if err := b.arm(context.Background(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		defer b.disarm()
+		time.Sleep(10 * time.Millisecond) // let the old parent's callback run
+		select {
+		case <-b.Done():
+			t.Fatal("the old parent ended a call under another parent")
+		default:
+		}
+	})
+
+	t.Run("values come from the parent", func(t *testing.T) {
+		type key struct{}
+		b := newBudget()
+		if err := b.arm(context.WithValue(context.Background(), key{}, "v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		defer b.disarm()
+		if b.Value(key{}) != "v" {
+			t.Error("value lost")
+		}
+	})
+}

@@ -1,0 +1,38 @@
+package luabind_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/luachan/luachan/luabind"
+)
+
+// examplesDir is the repository's example scripts, loaded here as a compile check.
+const examplesDir = "../scripts/examples"
+
+// TestExampleScripts loads every channel script in scripts/examples (socket.lua decides who
+// connects and is no channel).
+func TestExampleScripts(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Skip("no example scripts")
+	}
+	for _, path := range paths {
+		if filepath.Base(path) == "socket.lua" {
+			continue
+		}
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			s, err := luabind.Load(luabind.Options{Dir: examplesDir}, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			if s.Name() != filepath.Base(path) || s.Topic() == "" {
+				t.Errorf("name %q topic %q", s.Name(), s.Topic())
+			}
+		})
+	}
+}

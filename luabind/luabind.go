@@ -1,0 +1,83 @@
+// Package luabind runs luachan's channel scripts. It holds everything about gopher-lua: the
+// sandbox, compiling scripts, converting payloads between JSON and Lua values, the luachan
+// module, the socket object scripts see, the VM pool and each callback's CPU budget.
+//
+// A Script is one compiled, validated version of a channel script file. It owns a pool of
+// Lua VMs, all built from one compiled chunk; callbacks borrow a VM, run, and hand it back.
+// Per-channel state lives in an Assigns, which Go owns and lends to whichever VM runs the
+// channel's next callback, so it survives VM reuse and hot reloads.
+//
+// luabind imports nothing of luachan; the engine implements Host and Socket.
+package luabind
+
+import (
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+const (
+	// DefaultTimeout is the CPU budget of one callback when Options.Timeout is zero.
+	DefaultTimeout = 250 * time.Millisecond
+	// minVMs is the least number of VMs a Script may keep alive at once by default.
+	minVMs = 8
+	// maxDepth is how deep payloads and assigns may nest (SPEC section 2: 64 levels).
+	maxDepth = 64
+	// callStackSize bounds Lua call depth; deep enough for ordinary recursion.
+	callStackSize = 200
+	// registrySize is the initial Lua value stack of a VM, in values.
+	registrySize = 1024 * 4
+	// registryMaxSize is how far a VM's value stack may grow, in values.
+	registryMaxSize = 1024 * 80
+)
+
+// Payload is a message body: JSON object text, or raw bytes for V2 binary (ArrayBuffer) messages.
+type Payload struct {
+	Data   []byte
+	Binary bool
+}
+
+// Host is what scripts reach outside their VM (the luachan module). The engine implements it.
+type Host interface {
+	// Broadcast is luachan.broadcast(topic, event, payload).
+	Broadcast(topic, event string, p Payload) error
+}
+
+// Socket is the channel a callback runs for (the `socket` argument). The engine implements it.
+// Its methods are called only from inside a callback, on the goroutine running it.
+// An error returned by Push or Broadcast is raised in the script as a Lua error.
+type Socket interface {
+	Topic() string
+	JoinRef() string
+	ID() string // "" means nil in Lua
+	// Push is socket:push(event, payload) and socket:reply(event, payload).
+	Push(event string, p Payload) error
+	// Broadcast is socket:broadcast (excludeSelf=false) and socket:broadcast_from (excludeSelf=true).
+	Broadcast(event string, p Payload, excludeSelf bool) error
+}
+
+// Options configure how scripts are compiled and run. Zero values take the defaults in ().
+type Options struct {
+	Dir     string        // scripts folder; require("lib.x") loads Dir/lib/x.lua (and "lib.a.b" -> lib/a/b.lua)
+	Timeout time.Duration // (250ms) CPU budget for one callback
+	MaxVMs  int           // (4*GOMAXPROCS, at least 8) VMs alive at once per Script
+	Logger  *slog.Logger  // (slog.Default()); luachan.log and print go here, tagged "script"=file name
+	Host    Host          // required for luachan.broadcast
+}
+
+// withDefaults returns o with its zero values replaced by the defaults.
+func (o Options) withDefaults() Options {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxVMs <= 0 {
+		o.MaxVMs = max(4*runtime.GOMAXPROCS(0), minVMs)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// logKeyScript is the log attribute naming the script a line comes from.
+const logKeyScript = "script"

@@ -1,0 +1,135 @@
+package luabind
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// openLuachan builds this VM's luachan module: broadcast, log, json, null and now.
+// (store, presence and token come later.)
+func (v *vm) openLuachan() *lua.LTable {
+	L := v.L
+	json := newTable(0, 2)
+	json.RawSetString("encode", L.NewFunction(jsonEncode))
+	json.RawSetString("decode", L.NewFunction(jsonDecode))
+
+	m := newTable(0, 8)
+	m.RawSetString("broadcast", L.NewFunction(v.broadcast))
+	m.RawSetString("log", L.NewFunction(v.log))
+	m.RawSetString("json", json)
+	m.RawSetString("null", null)
+	m.RawSetString("now", L.NewFunction(now))
+	return m
+}
+
+// broadcast is luachan.broadcast(topic, event, payload).
+func (v *vm) broadcast(L *lua.LState) int {
+	topic, event := L.CheckString(1), L.CheckString(2)
+	p := payloadArg(L, 3)
+	host := v.script.opts.Host
+	if host == nil {
+		L.RaiseError("luachan.broadcast: no host to broadcast through")
+	}
+	if err := host.Broadcast(topic, event, p); err != nil {
+		L.RaiseError("luachan.broadcast: %s", err)
+	}
+	return 0
+}
+
+// logLevels maps luachan.log's level names to slog levels.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// log is luachan.log(level, msg, fields?): one structured line at level, the fields table
+// flattened into attributes (tables as JSON text), tagged with the script's name.
+func (v *vm) log(L *lua.LState) int {
+	name := L.CheckString(1)
+	level, ok := logLevels[name]
+	if !ok {
+		L.ArgError(1, "level must be debug, info, warn or error, got '"+name+"'")
+	}
+	msg := L.CheckString(2)
+	fields := L.OptTable(3, nil)
+	logger := v.script.logger
+	ctx := context.Background()
+	if !logger.Enabled(ctx, level) {
+		return 0
+	}
+	var attrs []slog.Attr
+	if fields != nil {
+		for k, val := fields.Next(lua.LNil); k != lua.LNil; k, val = fields.Next(k) {
+			attrs = append(attrs, logAttr(lua.LVAsString(k), val))
+		}
+	}
+	logger.LogAttrs(ctx, level, msg, attrs...)
+	return 0
+}
+
+// logAttr converts one log field to an attribute.
+func logAttr(key string, v lua.LValue) slog.Attr {
+	switch v := v.(type) {
+	case lua.LString:
+		return slog.String(key, string(v))
+	case lua.LBool:
+		return slog.Bool(key, bool(v))
+	case lua.LNumber:
+		if f := float64(v); f == float64(int64(f)) {
+			return slog.Int64(key, int64(f))
+		}
+		return slog.Float64(key, float64(v))
+	case *lua.LTable:
+		if data, err := encodeValue(v, key); err == nil {
+			return slog.String(key, string(data))
+		}
+	}
+	if v == null {
+		return slog.Any(key, nil)
+	}
+	return slog.String(key, v.String())
+}
+
+// jsonEncode is luachan.json.encode(v): the JSON text, or a raised error naming what could
+// not be encoded.
+func jsonEncode(L *lua.LState) int {
+	data, err := encodeValue(L.Get(1), "value")
+	if err != nil {
+		L.RaiseError("luachan.json.encode: %s", err.(*ScriptError).Msg)
+	}
+	L.Push(lua.LString(data))
+	return 1
+}
+
+// jsonDecode is luachan.json.decode(s): the value, or nil and a message.
+func jsonDecode(L *lua.LState) int {
+	v, err := decodeJSON([]byte(L.CheckString(1)))
+	if err != nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString(strings.TrimPrefix(err.Error(), ErrPayload.Error()+": ")))
+		return 2
+	}
+	L.Push(v)
+	return 1
+}
+
+// now is luachan.now(): milliseconds since the Unix epoch, an integer.
+func now(L *lua.LState) int {
+	L.Push(lua.LNumber(time.Now().UnixMilli()))
+	return 1
+}
+
+// payloadArg encodes argument n as a payload; values that cannot be encoded raise an error.
+func payloadArg(L *lua.LState, n int) Payload {
+	p, err := encodePayload(L.Get(n))
+	if err != nil {
+		L.RaiseError("%s", err.(*ScriptError).Msg)
+	}
+	return p
+}
