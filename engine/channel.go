@@ -162,15 +162,17 @@ func (c *channel) unsubscribeLocked() {
 	}
 }
 
-// subscribe starts broadcasts to the channel unless it is already stopping.
-func (c *channel) subscribe() bool {
+// subscribe starts broadcasts to the channel, unless it is already
+// stopping, and runs first (the join reply) atomically with it: the client
+// sees its reply before any broadcast, and every broadcast after it.
+func (c *channel) subscribe(first func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopping {
 		return false
 	}
 	c.subscribed = true
-	c.e.cfg.Hub.Subscribe(c.topic, c)
+	c.e.cfg.Hub.SubscribeAfter(c.topic, c, first)
 	return true
 }
 

@@ -33,7 +33,9 @@ const (
 // Broadcaster is what the engine needs from the hub: topic subscriptions and
 // delivery of broadcasts to every subscriber.
 type Broadcaster interface {
-	Subscribe(topic string, s hub.Subscriber)
+	// SubscribeAfter subscribes s and runs first in the same critical
+	// section, so the join reply first queues precedes every broadcast.
+	SubscribeAfter(topic string, s hub.Subscriber, first func())
 	Unsubscribe(topic string, s hub.Subscriber)
 	Broadcast(b *hub.Broadcast) error
 }

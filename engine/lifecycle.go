@@ -29,29 +29,25 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 	ok, reply, err := script.Join(c.e.ctx, c, c.assigns, c.topic, payloadOf(m))
 	c.deferring = false
 
-	switch {
-	case err != nil:
-		c.logScriptError(script, "join", err)
-		c.reply(m, "error", nil, replyJoinCrashed)
-	case !ok:
-		c.reply(m, "error", reply, replyUnauthorized)
-	default:
-		c.reply(m, "ok", reply, replyEmpty)
-	}
-	if replaced != nil {
-		c.sendControl(replaced.joinRef, eventClose, replyEmpty)
-	}
 	if err != nil || !ok {
+		if err != nil {
+			c.logScriptError(script, "join", err)
+			c.reply(m, "error", nil, replyJoinCrashed)
+		} else {
+			c.reply(m, "error", reply, replyUnauthorized)
+		}
+		c.closeReplaced(replaced)
 		c.deferred = nil
 		c.end()
 		return
 	}
 
 	c.file.add(c)
-	if !c.subscribe() {
+	if !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
 		c.deferred = nil
 		return // stopped while joining; the stop event follows
 	}
+	c.closeReplaced(replaced)
 	c.joined = true
 	deferred := c.deferred
 	c.deferred = nil
@@ -63,6 +59,14 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 		} else {
 			c.send(d.event, d.p)
 		}
+	}
+}
+
+// closeReplaced tells the client its earlier join of the topic is over. It
+// follows the new join's reply, so the client can match it to the old ref.
+func (c *channel) closeReplaced(replaced *channel) {
+	if replaced != nil {
+		c.sendControl(replaced.joinRef, eventClose, replyEmpty)
 	}
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/luachan/luachan/hub"
@@ -125,7 +126,7 @@ func (s *session) forget(ch *channel) {
 // Closed ends every channel of the socket.
 func (s *session) Closed(reason error) {
 	why := stopClosed
-	if reason == hub.ErrShutdown {
+	if errors.Is(reason, hub.ErrShutdown) {
 		why = stopShutdown
 	}
 	s.mu.Lock()
