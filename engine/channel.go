@@ -121,6 +121,7 @@ func (c *channel) post(ev event) {
 	}
 	if len(c.queue) >= c.e.cfg.MaxPending {
 		c.mu.Unlock()
+		c.e.count.overflows.Add(1)
 		c.e.log.Warn("closing socket: channel cannot keep up",
 			"conn", c.conn.Key(), "topic", c.topic, "pending", c.e.cfg.MaxPending)
 		c.conn.Close(hub.ClosePolicy, "too many pending events")

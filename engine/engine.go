@@ -59,12 +59,15 @@ type Engine struct {
 
 	routes atomic.Pointer[router]
 
-	// mu guards files, the loaded script files by name, and tried, the
-	// content hash of each file's last load attempt (so an unchanged broken
-	// file is not reported again at every rescan).
-	mu    sync.Mutex
-	files map[string]*scriptFile
-	tried map[string]string
+	// mu guards files, the loaded script files by name; tried, the content
+	// hash of each file's last load attempt (so an unchanged broken file is
+	// not reported again at every rescan); and loadErrs.
+	mu       sync.Mutex
+	files    map[string]*scriptFile
+	tried    map[string]string
+	loadErrs map[string]error // files that never loaded, and why
+
+	count counters
 
 	// wg counts running channel goroutines; Close waits for them.
 	wg     sync.WaitGroup
@@ -96,10 +99,11 @@ func New(cfg Config) (*Engine, error) {
 		cfg.MaxPending = DefaultMaxPending
 	}
 	e := &Engine{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		files: make(map[string]*scriptFile),
-		tried: make(map[string]string),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		files:    make(map[string]*scriptFile),
+		tried:    make(map[string]string),
+		loadErrs: make(map[string]error),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.opts = luabind.Options{

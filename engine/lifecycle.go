@@ -31,9 +31,12 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 
 	if err != nil || !ok {
 		if err != nil {
+			c.e.count.joinsCrashed.Add(1)
 			c.logScriptError(script, "join", err)
 			c.reply(m, "error", nil, replyJoinCrashed)
 		} else {
+			c.e.count.joinsRefused.Add(1)
+			c.e.log.Debug("join refused by script", "script", script.Name(), "topic", c.topic, "conn", c.conn.Key())
 			c.reply(m, "error", reply, replyUnauthorized)
 		}
 		c.closeReplaced(replaced)
@@ -49,6 +52,8 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 	}
 	c.closeReplaced(replaced)
 	c.joined = true
+	c.e.count.joins.Add(1)
+	c.e.count.channels.Add(1)
 	deferred := c.deferred
 	c.deferred = nil
 	for _, d := range deferred {
@@ -155,6 +160,7 @@ func (c *channel) runLeave(reason string) {
 // crash ends the channel after a script error: the client gets phx_error
 // (and rejoins by itself); the socket and its other channels carry on.
 func (c *channel) crash() {
+	c.e.count.crashes.Add(1)
 	c.mu.Lock()
 	c.stopping = true
 	c.unsubscribeLocked()
@@ -166,6 +172,9 @@ func (c *channel) crash() {
 
 // end marks the channel over: later events are dropped.
 func (c *channel) end() {
+	if c.joined {
+		c.e.count.channels.Add(-1)
+	}
 	c.ended = true
 	c.joined = false
 	c.sess.forget(c)

@@ -27,6 +27,7 @@ type scriptFile struct {
 	name     string
 	cur      atomic.Pointer[luabind.Script]
 	loadedAt atomic.Int64 // unix nanoseconds of the last successful load
+	hash     string       // content hash of the version serving; guarded by Engine.mu
 
 	// mu guards chans, the channels joined through this file, and lastErr.
 	mu      sync.Mutex
@@ -95,6 +96,7 @@ func (e *Engine) Reload() error {
 	for name := range e.tried {
 		if !seen[name] {
 			delete(e.tried, name)
+			delete(e.loadErrs, name)
 		}
 	}
 	e.rebuildRoutesLocked()
@@ -128,27 +130,34 @@ func (e *Engine) loadLocked(name string) {
 	e.tried[name] = hash
 	s, err := luabind.LoadSource(e.opts, name, src)
 	if err != nil {
+		e.count.loadErrors.Add(1)
 		if f != nil {
 			f.mu.Lock()
 			f.lastErr = err
 			f.mu.Unlock()
+		} else {
+			e.loadErrs[name] = err
 		}
 		e.logLoadError(name, err, f != nil)
 		return
 	}
 	// Remember the version just loaded with the modules it requires now, so
 	// a change to any of them reloads this script.
-	e.tried[name] = e.contentHash(src, s.Modules())
+	hash = e.contentHash(src, s.Modules())
+	e.tried[name] = hash
+	delete(e.loadErrs, name)
 	if f == nil {
 		f = &scriptFile{name: name, chans: make(map[*channel]struct{})}
 		e.files[name] = f
 	}
+	f.hash = hash
 	old := f.cur.Swap(s)
 	f.loadedAt.Store(time.Now().UnixNano())
 	f.mu.Lock()
 	f.lastErr = nil
 	f.mu.Unlock()
 	if old != nil {
+		e.count.reloads.Add(1)
 		old.Close()
 		e.log.Info("script reloaded", "script", name, "topic", s.Topic())
 	} else {

@@ -56,6 +56,8 @@ func (s *session) Handle(m *hub.Message) {
 func (s *session) join(m *hub.Message) {
 	file := s.e.route(m.Topic)
 	if file == nil {
+		s.e.count.unmatched.Add(1)
+		s.e.log.Debug("join refused: no script serves the topic", "conn", s.conn.Key(), "topic", m.Topic)
 		s.conn.Reply("", m.Ref, m.Topic, "error", replyUnmatched, false)
 		return
 	}
@@ -68,6 +70,7 @@ func (s *session) join(m *hub.Message) {
 	old := s.chans[m.Topic]
 	if old == nil && len(s.chans) >= s.e.cfg.MaxChannels {
 		s.mu.Unlock()
+		s.e.count.joinsRefused.Add(1)
 		s.e.log.Warn("join refused: too many channels", "conn", s.conn.Key(), "topic", m.Topic, "limit", s.e.cfg.MaxChannels)
 		s.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyTooMany, false)
 		return
@@ -103,10 +106,12 @@ func (s *session) event(m *hub.Message) {
 	ch := s.chans[m.Topic]
 	s.mu.Unlock()
 	if ch == nil {
+		s.e.count.unmatched.Add(1)
 		s.conn.Reply("", m.Ref, m.Topic, "error", replyUnmatched, false)
 		return
 	}
 	if m.JoinRef != "" && m.JoinRef != ch.joinRef {
+		s.e.count.stale.Add(1)
 		// A message for an earlier join of this topic: Phoenix drops it.
 		s.e.log.Debug("stale join_ref dropped", "conn", s.conn.Key(), "topic", m.Topic, "join_ref", m.JoinRef, "event", m.Event)
 		return

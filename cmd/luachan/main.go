@@ -82,7 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok")
 	})
+	mux.Handle("GET /metrics", metricsHandler(h, eng))
 	mux.Handle("/api/", h.APIHandler(cfg.APIKey))
+	if cfg.APIKey != "" {
+		mux.Handle("GET /api/scripts", requireKey(cfg.APIKey, eng.ScriptsHandler()))
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/luachan/luachan/engine"
+	"github.com/luachan/luachan/hub"
+)
+
+// metricsHandler serves /metrics. The hub and the engine keep plain atomic
+// counters; this collector reads them only when scraped, so the fast path
+// pays nothing for Prometheus.
+func metricsHandler(h *hub.Hub, e *engine.Engine) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		statsCollector{h: h, e: e},
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// statsCollector turns hub.Stats and engine.Stats into metrics at scrape time.
+type statsCollector struct {
+	h *hub.Hub
+	e *engine.Engine
+}
+
+type metric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(hub.Stats, engine.Stats) float64
+}
+
+func newMetric(name, help string, kind prometheus.ValueType, value func(hub.Stats, engine.Stats) float64) metric {
+	return metric{prometheus.NewDesc("luachan_"+name, help, nil, nil), kind, value}
+}
+
+var metrics = []metric{
+	newMetric("connections", "Open WebSocket connections.", prometheus.GaugeValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Conns) }),
+	newMetric("topics", "Topics with at least one local subscriber.", prometheus.GaugeValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Topics) }),
+	newMetric("subscriptions", "Local topic subscriptions.", prometheus.GaugeValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Subscriptions) }),
+	newMetric("connections_accepted_total", "WebSocket connections upgraded.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Accepted) }),
+	newMetric("frames_received_total", "Valid client frames read, heartbeats included.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.FramesIn) }),
+	newMetric("broadcasts_total", "Broadcasts delivered to local subscribers.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Broadcasts) }),
+	newMetric("closed_bad_frame_total", "Connections closed over a bad or oversized frame.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.BadFrames) }),
+	newMetric("closed_slow_total", "Connections closed because their outbound queue overflowed.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.SlowClosed) }),
+	newMetric("closed_idle_total", "Connections closed for sending nothing for the idle timeout.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.IdleClosed) }),
+	newMetric("scripts", "Channel scripts routing topics.", prometheus.GaugeValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Scripts) }),
+	newMetric("channels", "Channels joined.", prometheus.GaugeValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Channels) }),
+	newMetric("joins_total", "Joins accepted.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Joins) }),
+	newMetric("joins_refused_total", "Joins refused by a script or by the channel limit.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.JoinsRefused) }),
+	newMetric("joins_crashed_total", "Joins whose script raised an error or ran out of time.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.JoinsCrashed) }),
+	newMetric("channel_crashes_total", "Channels ended by a script error (phx_error).", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Crashes) }),
+	newMetric("unmatched_total", "Joins and events answered \"unmatched topic\".", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Unmatched) }),
+	newMetric("stale_dropped_total", "Events for an earlier join of a topic, dropped.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Stale) }),
+	newMetric("channel_overflows_total", "Sockets closed because a channel's events piled up.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Overflows) }),
+	newMetric("script_reloads_total", "Script versions loaded after the first.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Reloads) }),
+	newMetric("script_load_errors_total", "Script versions that failed to load.", prometheus.CounterValue,
+		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.LoadErrors) }),
+}
+
+func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range metrics {
+		ch <- m.desc
+	}
+}
+
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	hs, es := c.h.Stats(), c.e.Stats()
+	for _, m := range metrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(hs, es))
+	}
+}

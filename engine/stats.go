@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+)
+
+// counters are the engine's running totals, each one atomic add.
+type counters struct {
+	channels     atomic.Int64  // channels joined now
+	joins        atomic.Uint64 // joins accepted
+	joinsRefused atomic.Uint64 // joins the script refused, or refused for a limit
+	joinsCrashed atomic.Uint64 // joins whose script raised or ran out of time
+	crashes      atomic.Uint64 // channels ended by a script error (phx_error)
+	reloads      atomic.Uint64 // script versions loaded after the first
+	loadErrors   atomic.Uint64 // script versions that failed to load
+	overflows    atomic.Uint64 // sockets closed because a channel could not keep up
+	unmatched    atomic.Uint64 // joins and events for a topic with no script or not joined
+	stale        atomic.Uint64 // events for an earlier join of a topic, dropped
+}
+
+// Stats is a snapshot of the engine's gauges and counters, for /metrics.
+type Stats struct {
+	Scripts      int    // channel scripts routing now
+	Channels     int64  // channels joined now
+	Joins        uint64 // joins accepted
+	JoinsRefused uint64 // joins refused by a script or a limit
+	JoinsCrashed uint64 // joins whose script raised or ran out of time
+	Crashes      uint64 // channels ended by a script error
+	Reloads      uint64 // script versions loaded after the first
+	LoadErrors   uint64 // script versions that failed to load
+	Overflows    uint64 // sockets closed because a channel's events piled up
+	Unmatched    uint64 // joins and events answered "unmatched topic"
+	Stale        uint64 // events for an earlier join of a topic, dropped
+}
+
+// Stats returns the engine's current gauges and counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	n := len(e.files)
+	e.mu.Unlock()
+	return Stats{
+		Scripts:      n,
+		Channels:     e.count.channels.Load(),
+		Joins:        e.count.joins.Load(),
+		JoinsRefused: e.count.joinsRefused.Load(),
+		JoinsCrashed: e.count.joinsCrashed.Load(),
+		Crashes:      e.count.crashes.Load(),
+		Reloads:      e.count.reloads.Load(),
+		LoadErrors:   e.count.loadErrors.Load(),
+		Overflows:    e.count.overflows.Load(),
+		Unmatched:    e.count.unmatched.Load(),
+		Stale:        e.count.stale.Load(),
+	}
+}
+
+// ScriptInfo describes one script file for GET /api/scripts.
+type ScriptInfo struct {
+	File     string     `json:"file"`
+	Topic    string     `json:"topic,omitempty"`     // pattern of the version serving; empty if none loaded
+	Hash     string     `json:"hash,omitempty"`      // sha256 of the source and lib modules serving
+	LoadedAt *time.Time `json:"loaded_at,omitempty"` // when the serving version loaded
+	Error    string     `json:"error,omitempty"`     // the last load or routing error, if the file has one now
+}
+
+// Scripts lists every script file in the folder, loaded or not, by name.
+func (e *Engine) Scripts() []ScriptInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]ScriptInfo, 0, len(e.files)+len(e.loadErrs))
+	for name, f := range e.files {
+		info := ScriptInfo{File: name, Topic: f.pattern(), Hash: f.hash}
+		if at := f.loadedAt.Load(); at != 0 {
+			t := time.Unix(0, at).UTC()
+			info.LoadedAt = &t
+		}
+		f.mu.Lock()
+		if f.lastErr != nil {
+			info.Error = f.lastErr.Error()
+		}
+		f.mu.Unlock()
+		out = append(out, info)
+	}
+	for name, err := range e.loadErrs {
+		out = append(out, ScriptInfo{File: name, Error: err.Error()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
+	return out
+}
+
+// ScriptsHandler serves Scripts as JSON. It does no authentication: mount
+// it behind the API key.
+func (e *Engine) ScriptsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(e.Scripts())
+	})
+}
