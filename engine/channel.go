@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -16,6 +17,7 @@ const (
 	evOut                 // an intercepted broadcast for handle_out
 	evLeave               // the client's phx_leave
 	evStop                // the channel ends for a reason of the server's
+	evInfo                // a socket:after timer fired, for handle_info
 )
 
 // event is one entry of a channel's mailbox.
@@ -25,6 +27,7 @@ type event struct {
 	out      *hub.Broadcast // evOut
 	replaced *channel       // evJoin: the earlier channel of the topic, if any
 	why      stopReason     // evStop
+	info     []byte         // evInfo: the timer's message, JSON
 }
 
 // stopReason says why the server ends a channel.
@@ -61,13 +64,15 @@ type channel struct {
 	joinRef string
 	assigns *luabind.Assigns
 
-	// mu guards the mailbox (queue, running) and the subscription state
-	// (stopping, subscribed). Lock order: channel.mu, then the hub's locks.
+	// mu guards the mailbox (queue, running), the subscription state
+	// (stopping, subscribed) and timers. Lock order: channel.mu, then the
+	// hub's locks.
 	mu         sync.Mutex
 	queue      []event
 	running    bool
 	stopping   bool
 	subscribed bool
+	timers     map[*time.Timer]struct{}
 
 	// Owned by the goroutine running the mailbox.
 	joined    bool
@@ -156,7 +161,10 @@ func (c *channel) startLocked() {
 	go c.run()
 }
 
+// unsubscribeLocked stops everything that could add events: broadcasts and
+// timers.
 func (c *channel) unsubscribeLocked() {
+	c.stopTimersLocked()
 	if c.subscribed {
 		c.subscribed = false
 		c.e.cfg.Hub.Unsubscribe(c.topic, c)
@@ -207,6 +215,8 @@ func (c *channel) run() {
 			c.handleLeave(ev.msg)
 		case evStop:
 			c.handleStop(ev.why)
+		case evInfo:
+			c.handleInfo(ev.info)
 		}
 	}
 }

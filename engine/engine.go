@@ -57,7 +57,9 @@ type Engine struct {
 	log  *slog.Logger
 	opts luabind.Options
 
-	routes atomic.Pointer[router]
+	routes   atomic.Pointer[router]
+	connect  atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
+	presence *presence
 
 	// mu guards files, the loaded script files by name; tried, the content
 	// hash of each file's last load attempt (so an unchanged broken file is
@@ -106,6 +108,7 @@ func New(cfg Config) (*Engine, error) {
 		loadErrs: make(map[string]error),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.presence = newPresence(e)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
 		Timeout: cfg.ScriptTimeout,
@@ -117,11 +120,6 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// Connect accepts every socket. (socket.lua's connect comes later.)
-func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) {
-	return true, "", nil
 }
 
 // Open starts the session that serves one socket's frames.
@@ -152,6 +150,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	for _, f := range e.files {
 		f.close()
+	}
+	if cs := e.connect.Swap(nil); cs != nil {
+		cs.Close()
 	}
 	e.mu.Unlock()
 	return err

@@ -177,6 +177,7 @@ func (c *channel) end() {
 	}
 	c.ended = true
 	c.joined = false
+	c.e.presence.untrackAll(c)
 	c.sess.forget(c)
 	c.file.remove(c)
 	c.mu.Lock()

@@ -84,14 +84,18 @@ func (e *Engine) Reload() error {
 	seen := make(map[string]bool, len(names))
 	for _, name := range names {
 		seen[name] = true
-		e.loadLocked(name)
 	}
+	// Deleted files go first, so the patterns they held are free for the
+	// files loaded next.
 	var deleted []*scriptFile
 	for name, f := range e.files {
 		if !seen[name] {
 			delete(e.files, name)
 			deleted = append(deleted, f)
 		}
+	}
+	for _, name := range names {
+		e.loadLocked(name)
 	}
 	for name := range e.tried {
 		if !seen[name] {
@@ -100,6 +104,7 @@ func (e *Engine) Reload() error {
 		}
 	}
 	e.rebuildRoutesLocked()
+	e.reloadConnectLocked()
 
 	for _, f := range deleted {
 		e.log.Info("script removed", "script", f.name)
@@ -127,18 +132,20 @@ func (e *Engine) loadLocked(name string) {
 	if e.tried[name] == hash {
 		return // unchanged since the last try, whether it loaded or not
 	}
-	e.tried[name] = hash
 	s, err := luabind.LoadSource(e.opts, name, src)
-	if err != nil {
-		e.count.loadErrors.Add(1)
-		if f != nil {
-			f.mu.Lock()
-			f.lastErr = err
-			f.mu.Unlock()
-		} else {
-			e.loadErrs[name] = err
+	if err == nil {
+		if owner := e.ownerLocked(s.Topic(), name); owner != "" {
+			// Not remembered as tried: once the owner lets the pattern go,
+			// the next rescan loads this version.
+			s.Close()
+			err = fmt.Errorf("%s: topic %q is already served by %s", name, s.Topic(), owner)
+			e.setLoadErrorLocked(name, f, err)
+			return
 		}
-		e.logLoadError(name, err, f != nil)
+	}
+	e.tried[name] = hash
+	if err != nil {
+		e.setLoadErrorLocked(name, f, err)
 		return
 	}
 	// Remember the version just loaded with the modules it requires now, so
@@ -163,6 +170,36 @@ func (e *Engine) loadLocked(name string) {
 	} else {
 		e.log.Info("script loaded", "script", name, "topic", s.Topic())
 	}
+}
+
+// ownerLocked returns the name of the loaded file other than name that
+// serves pattern, or "".
+func (e *Engine) ownerLocked(pattern, name string) string {
+	for other, f := range e.files {
+		if other != name && f.pattern() == pattern {
+			return other
+		}
+	}
+	return ""
+}
+
+// setLoadErrorLocked records and logs why name did not load, once per
+// distinct error, so a rescan does not repeat it.
+func (e *Engine) setLoadErrorLocked(name string, f *scriptFile, err error) {
+	var prev error
+	if f != nil {
+		f.mu.Lock()
+		prev, f.lastErr = f.lastErr, err
+		f.mu.Unlock()
+	} else {
+		prev = e.loadErrs[name]
+		e.loadErrs[name] = err
+	}
+	if prev != nil && prev.Error() == err.Error() {
+		return
+	}
+	e.count.loadErrors.Add(1)
+	e.logLoadError(name, err, f != nil)
 }
 
 func (e *Engine) logLoadError(name string, err error, keptOld bool) {

@@ -20,6 +20,9 @@ type counters struct {
 	overflows    atomic.Uint64 // sockets closed because a channel could not keep up
 	unmatched    atomic.Uint64 // joins and events for a topic with no script or not joined
 	stale        atomic.Uint64 // events for an earlier join of a topic, dropped
+
+	connectsRefused atomic.Uint64 // sockets socket.lua's connect refused
+	connectErrors   atomic.Uint64 // sockets refused because connect raised or ran out of time
 }
 
 // Stats is a snapshot of the engine's gauges and counters, for /metrics.
@@ -35,6 +38,9 @@ type Stats struct {
 	Overflows    uint64 // sockets closed because a channel's events piled up
 	Unmatched    uint64 // joins and events answered "unmatched topic"
 	Stale        uint64 // events for an earlier join of a topic, dropped
+
+	ConnectsRefused uint64 // sockets socket.lua's connect refused (403)
+	ConnectErrors   uint64 // sockets refused because connect raised or ran out of time
 }
 
 // Stats returns the engine's current gauges and counters.
@@ -54,6 +60,9 @@ func (e *Engine) Stats() Stats {
 		Overflows:    e.count.overflows.Load(),
 		Unmatched:    e.count.unmatched.Load(),
 		Stale:        e.count.stale.Load(),
+
+		ConnectsRefused: e.count.connectsRefused.Load(),
+		ConnectErrors:   e.count.connectErrors.Load(),
 	}
 }
 

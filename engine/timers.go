@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Timer limits.
+const (
+	// maxTimers is how many socket:after timers one channel may have pending;
+	// a script that schedules more is in a runaway loop.
+	maxTimers = 1000
+	// maxTimerDelay is the longest socket:after delay.
+	maxTimerDelay = 24 * time.Hour
+)
+
+// After is socket:after(ms, msg): handle_info(msg, socket) runs on this
+// channel after ms milliseconds, in order with its other events. Timers die
+// with the channel.
+func (c *channel) After(ms int, msg []byte) error {
+	d := time.Duration(ms) * time.Millisecond
+	if ms < 0 || d > maxTimerDelay {
+		return fmt.Errorf("socket:after: delay %d ms is outside 0..%d", ms, maxTimerDelay.Milliseconds())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return nil // the channel is ending; its timers with it
+	}
+	if len(c.timers) >= maxTimers {
+		return fmt.Errorf("socket:after: %d timers already pending on this channel", maxTimers)
+	}
+	if c.timers == nil {
+		c.timers = make(map[*time.Timer]struct{})
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		_, live := c.timers[t]
+		delete(c.timers, t)
+		c.mu.Unlock()
+		if live {
+			c.post(event{kind: evInfo, info: msg})
+		}
+	})
+	c.timers[t] = struct{}{}
+	return nil
+}
+
+// stopTimersLocked cancels every pending timer. c.mu must be held.
+func (c *channel) stopTimersLocked() {
+	for t := range c.timers {
+		t.Stop()
+	}
+	c.timers = nil
+}
+
+func (c *channel) handleInfo(msg []byte) {
+	if !c.joined {
+		return
+	}
+	script := c.file.script()
+	if err := script.HandleInfo(c.e.ctx, c, c.assigns, msg); err != nil {
+		c.logScriptError(script, "handle_info", err)
+		c.crash()
+	}
+}
