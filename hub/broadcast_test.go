@@ -2,11 +2,14 @@ package hub_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/luachan/luachan/hub"
@@ -175,45 +178,72 @@ func TestPubSub(t *testing.T) {
 }
 
 // TestSlowConsumer checks that a client that does not read is closed once its queue
-// is full, while a client that keeps up gets every broadcast.
+// is full, while 100 clients that keep up receive every broadcast, in order.
 func TestSlowConsumer(t *testing.T) {
+	const (
+		fast   = 100
+		n      = 500 // 1 KB each: far more than the slow client's queue and socket buffers
+		window = 32  // broadcasts a fast client may lag behind: 32 KB, half its queue
+	)
 	ts := startServer(t, hub.Config{MaxQueueBytes: 64 << 10})
 	slow := ts.dial(t, "vsn=2.0.0")
-	fast := ts.dial(t, "vsn=2.0.0")
+	// Small socket buffers on both ends, so the kernel does not absorb what the slow
+	// client never reads.
 	if tc, ok := slow.ws.NetConn().(*net.TCPConn); ok {
-		tc.SetReadBuffer(4096) // so the kernel does not absorb what the slow client never reads
+		tc.SetReadBuffer(4096)
+	}
+	if err := hub.SetSendBuffer(slow.session.conn, 4096); err != nil {
+		t.Fatal(err)
 	}
 	ts.join(slow, "room")
-	ts.join(fast, "room")
 
-	const (
-		n      = 4000 // 16 MB in all: far more than any socket buffers hold
-		window = 4    // broadcasts the fast client may lag behind: 16 KB, well under its queue
-	)
-	payload := []byte(`{"pad":"` + strings.Repeat("x", 4000) + `"}`)
-	received := make(chan struct{}, n)
-	readErr := make(chan error, 1)
-	go func() { // the fast client reads everything, concurrently with the broadcasts
-		for range n {
-			if _, _, err := fast.ws.ReadMessage(); err != nil {
-				readErr <- err
-				return
+	counts := make([]atomic.Int64, fast)
+	done := make(chan error, fast)
+	for i := range fast {
+		c := ts.dial(t, "vsn=2.0.0")
+		ts.join(c, "room")
+		go func() { // each fast client reads everything, concurrently with the broadcasts
+			for k := range n {
+				c.ws.SetReadDeadline(time.Now().Add(waitTimeout))
+				_, data, err := c.ws.ReadMessage()
+				if err != nil {
+					done <- fmt.Errorf("fast client %d, message %d: %w", i, k, err)
+					return
+				}
+				if want := fmt.Sprintf(`[null,null,"room","e",{"i":%d,`, k); !strings.HasPrefix(string(data), want) {
+					done <- fmt.Errorf("fast client %d got %.40s, want %s...", i, data, want)
+					return
+				}
+				counts[i].Add(1)
 			}
-			received <- struct{}{}
-		}
-		readErr <- nil
-	}()
-	for i := range n {
-		if i >= window {
-			recv(t, received, "fast client to keep up")
-		}
-		ts.hub.Broadcast(&hub.Broadcast{Topic: "room", Event: "e", Payload: payload})
+			done <- nil
+		}()
 	}
-	if err := recv(t, readErr, "fast client"); err != nil {
-		t.Fatalf("fast client: %v", err)
+	slowest := func() int64 {
+		low := int64(n)
+		for i := range counts {
+			low = min(low, counts[i].Load())
+		}
+		return low
+	}
+	pad := strings.Repeat("x", 1000)
+	for k := range n {
+		if k >= window && slowest() < int64(k-window) {
+			waitFor(t, "fast clients to keep up", func() bool { return slowest() >= int64(k-window) })
+		}
+		payload := fmt.Sprintf(`{"i":%d,"pad":%q}`, k, pad)
+		ts.hub.Broadcast(&hub.Broadcast{Topic: "room", Event: "e", Payload: []byte(payload)})
+	}
+	for range fast {
+		if err := recv(t, done, "fast clients"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if reason := slow.closedReason(); !errors.Is(reason, hub.ErrSlow) {
 		t.Fatalf("Closed(%v)", reason)
+	}
+	if st := ts.hub.Stats(); st.SlowClosed != 1 {
+		t.Fatalf("SlowClosed = %d, want 1", st.SlowClosed)
 	}
 }
 

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // lastKey numbers connections; Conn.Key values start at 1 so that 0 can mean "nobody".
@@ -17,14 +16,17 @@ var lastKey atomic.Uint64
 
 // Conn is one client connection. All methods are safe for concurrent use.
 //
-// A Conn has exactly one reader (the net/http goroutine that accepted it, see run)
-// and one writer goroutine (writeLoop). Everything sent to the client goes through the
-// outbound queue to the writer, which writes whole WebSocket frames straight to the
-// socket; gorilla/websocket is used for the handshake and for reading.
+// A WebSocket Conn has exactly one reader (the net/http goroutine that accepted it, see
+// run) and one writer goroutine (writeLoop). Everything sent to the client goes through
+// the outbound queue to the writer, which writes whole WebSocket frames straight to the
+// socket; gorilla/websocket is used for the handshake only (see wsread.go).
+//
+// A LongPoll Conn (lp not nil) has no socket: its queue is emptied by the client's
+// polls, and its frames arrive in POST requests (see longpoll.go).
 type Conn struct {
 	hub     *Hub
-	ws      *websocket.Conn // the reader's; used for reading frames only
-	nc      net.Conn        // the socket; the writer's
+	nc      net.Conn  // the socket, the writer's; nil for LongPoll
+	lp      *longPoll // LongPoll session state; nil for a WebSocket
 	key     uint64
 	id      string
 	state   any
@@ -34,7 +36,8 @@ type Conn struct {
 
 	wake       chan struct{} // capacity 1: a send on it wakes the writer for a whole burst
 	writerDone chan struct{} // closed when writeLoop has returned
-	rbuf       []byte        // reader's scratch buffer for inbound frames; reader only
+	rd         frameReader   // reader only
+	bucket     tokenBucket   // inbound rate limit; reader only (LongPoll: under lp.handleMu)
 	bufs       net.Buffers   // writer's vectored-write state; writer only
 
 	mu sync.Mutex // guards the fields below
@@ -72,13 +75,13 @@ func (e *CloseError) Is(target error) bool {
 	return target == ErrClosed
 }
 
-// newConn wraps an upgraded WebSocket. The Conn does nothing until run is called.
-// ws is nil only in tests that drive the writer alone.
-func newConn(h *Hub, ws *websocket.Conn, nc net.Conn, f Format, id string, state any, remote string) *Conn {
+// newConn wraps an upgraded WebSocket, whose frames the Conn reads from br (nil only in
+// tests that drive the writer alone), or, with nc nil, a LongPoll session. The Conn
+// does nothing until run (or runLongPoll) is called.
+func newConn(h *Hub, nc net.Conn, br *bufio.Reader, f Format, id string, state any, remote string) *Conn {
 	key := lastKey.Add(1)
 	c := &Conn{
 		hub:        h,
-		ws:         ws,
 		nc:         nc,
 		key:        key,
 		id:         id,
@@ -89,6 +92,7 @@ func newConn(h *Hub, ws *websocket.Conn, nc net.Conn, f Format, id string, state
 		writerDone: make(chan struct{}),
 	}
 	c.q.limit = h.cfg.MaxQueueBytes
+	c.rd = frameReader{br: br, limit: h.cfg.MaxFrameSize, onPing: c.onPing}
 	return c
 }
 
@@ -148,6 +152,9 @@ func (c *Conn) Close(code int, reason string) {
 // enqueue queues a complete frame for the writer, closing the connection with ErrSlow
 // if it does not fit.
 func (c *Conn) enqueue(frame []byte) error {
+	if c.lp != nil && frame[0]&opcodeBits == opBinary {
+		return ErrBinaryLongPoll // as a binary broadcast to a V1 client, it is not sendable
+	}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -207,7 +214,12 @@ func (c *Conn) beginCloseLocked(code int, text string, err error, flush bool) bo
 	} else {
 		c.q.drop()
 	}
-	_ = c.nc.SetWriteDeadline(deadline)
+	if c.nc != nil {
+		_ = c.nc.SetWriteDeadline(deadline)
+	}
+	if c.lp != nil {
+		close(c.lp.closeReq) // wakes the session's owner and its polls
+	}
 	return true
 }
 

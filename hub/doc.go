@@ -1,7 +1,10 @@
-// Package hub owns luachan's WebSocket connections: the Phoenix wire codec (V1 JSON,
-// V2 JSON and V2 binary), one reader and one writer goroutine per socket with a
-// bytes-bounded outbound queue, the sharded topic registry, local PubSub fan-out and
-// the small HTTP API for broadcasting from outside.
+// Package hub owns luachan's client connections: the Phoenix wire codec (V1 JSON,
+// V2 JSON and V2 binary), WebSocket connections with one reader and one writer
+// goroutine each (the hub reads and writes RFC 6455 frames itself; gorilla/websocket
+// only performs the handshake), Phoenix's LongPoll transport for clients that cannot
+// use WebSockets, per-connection limits (frame size, inbound message rate, a
+// bytes-bounded outbound queue, idle timeout), the sharded topic registry, local PubSub
+// fan-out and the small HTTP API for broadcasting from outside.
 //
 // hub knows nothing about scripts. What a frame means is decided by a Handler (the
 // engine), which hub calls through the Handler, Session and Subscriber interfaces;
@@ -11,25 +14,31 @@
 //
 //	shard.subMu  serialises Subscribe/Unsubscribe of one registry shard, and their PubSub calls
 //	shard.mu     the shard's topic map; Broadcast takes it for reading only
-//	Hub.mu       the connection set, the socket-id index and the shutdown flag
+//	Hub.mu       the connection set, the socket-id index, the LongPoll tokens and the shutdown flag
 //	Conn.mu      one connection's outbound queue and close state
+//	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks
 // into the engine) runs while one is held, with one exception: shard.subMu is held
 // across PubSub.Subscribe/Unsubscribe, so that a topic's first subscribe and last
 // unsubscribe reach the PubSub in the order they happened; broadcasts never wait for it.
 //
-// Lock order: shard.subMu before shard.mu before Conn.mu (SubscribeAfter queues a join
-// reply under shard.mu, so that no broadcast can slip in ahead of it). No other two are
-// ever held together:
+// Lock order: longPoll.handleMu before shard.subMu before shard.mu before Conn.mu
+// (SubscribeAfter queues a join reply under shard.mu, so that no broadcast can slip in
+// ahead of it; a LongPoll POST calls Session.Handle, which may subscribe, holding
+// handleMu). No other two are ever held together:
 // Broadcast copies a topic's subscribers under shard.mu and queues to them after
 // releasing it; Disconnect and Shutdown copy the connections they need under Hub.mu
 // and close them after releasing it.
 //
 // # Goroutines
 //
-// Every connection runs on the net/http handler goroutine that accepted it (which
-// becomes its reader) plus one writer goroutine that the reader starts and waits for.
-// The Hub counts both in a WaitGroup, so Shutdown returns only once every Session.Closed
-// has returned and every connection goroutine has exited.
+// Every WebSocket connection runs on the net/http handler goroutine that accepted it
+// (which becomes its reader) plus one writer goroutine that the reader starts and waits
+// for. A LongPoll session has one goroutine of its own (runLongPoll), which ends it when
+// it is closed or idle; its requests run on their net/http goroutines. The Hub counts
+// all of them, and every request it admits, in a WaitGroup, so Shutdown returns only
+// once every Session.Closed has returned and every connection goroutine has exited.
+// Rate limits and idle timeouts need no goroutine or timer of their own per WebSocket:
+// the token bucket refills lazily, and the idle timeout is the reader's read deadline.
 package hub

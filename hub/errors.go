@@ -33,6 +33,18 @@ var (
 	// ErrFieldTooLong is returned when a V2 binary frame would need a join_ref, ref,
 	// topic, event or status longer than 255 bytes, which its u8 lengths cannot carry.
 	ErrFieldTooLong = errors.New("hub: binary frame field longer than 255 bytes")
+	// ErrProtocol is the close reason for a frame that breaks RFC 6455: an unmasked
+	// frame, reserved bits, an unknown opcode, a control frame fragmented or over 125
+	// bytes, a continuation without a message, a bad length or close code (code 1002).
+	// The underlying *wireError says which.
+	ErrProtocol = errors.New("hub: WebSocket protocol violation")
+	// ErrRateLimit is the close reason for a client sending more messages than
+	// Config.MaxMessageRate and MaxMessageBurst allow (code 1008).
+	ErrRateLimit = errors.New("hub: rate limit exceeded")
+	// ErrBinaryLongPoll is returned when a binary message is sent to a LongPoll
+	// connection: Phoenix's LongPoll client has no way to receive one. The connection
+	// stays open.
+	ErrBinaryLongPoll = errors.New("hub: binary message on a LongPoll connection")
 	// ErrWrite is the close reason when writing to the socket failed or timed out; the
 	// underlying error is wrapped with it.
 	ErrWrite = errors.New("hub: write failed")
@@ -50,10 +62,11 @@ func (e badFrameError) Is(target error) bool { return target == ErrBadFrame }
 const (
 	CloseNormal         = 1000 // normal closure; Phoenix clients do not reconnect after it
 	CloseGoingAway      = 1001 // Disconnect(id), idle timeout
+	CloseProtocol       = 1002 // RFC 6455 violation (see ErrProtocol)
 	CloseUnsupported    = 1003 // frame that is not Phoenix JSON/binary of the right shape
 	CloseNoStatus       = 1005 // peer's close frame carried no code (never sent on the wire)
 	CloseInvalidUTF8    = 1007 // text frame that is not valid UTF-8
-	ClosePolicy         = 1008 // slow consumer; rate limits
+	ClosePolicy         = 1008 // slow consumer, rate limit
 	CloseTooBig         = 1009 // frame over Config.MaxFrameSize
 	CloseInternal       = 1011 // unexpected server-side failure
 	CloseServiceRestart = 1012 // shutdown: clients reconnect, to another node if any

@@ -1,6 +1,12 @@
 package hub
 
-import "net"
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"time"
+)
 
 // Test-only access to internals that the public API reaches only through a socket.
 
@@ -17,8 +23,63 @@ func EncodeReply(f Format, joinRef, ref, topic, status string, response []byte, 
 // reader, so benchmarks can fan out to thousands of subscribers without thousands of
 // sockets. Close it with Conn.Close; h.Shutdown waits for its writer.
 func NewWriterConn(h *Hub, f Format, nc net.Conn) *Conn {
-	c := newConn(h, nil, nc, f, "", nil, "pipe")
+	c := newConn(h, nc, nil, f, "", nil, "pipe")
 	h.wg.Add(1)
 	go c.writeLoop()
 	return c
 }
+
+// TokenBucket runs a connection's rate limiter over message arrival times (offsets from
+// the first) and reports which messages it lets through.
+func TokenBucket(rate float64, burst int, arrivals []time.Duration) []bool {
+	var b tokenBucket
+	start := monoNow()
+	allowed := make([]bool, len(arrivals))
+	for i, at := range arrivals {
+		allowed[i] = b.allow(start+int64(at), rate, burst)
+	}
+	return allowed
+}
+
+// ReadFrames reads client frames from data as a connection with message limit limit
+// would: past refusals that are not fatal (their close codes are in refused), until the
+// first other error, which it returns with the messages read.
+func ReadFrames(data []byte, limit int64) (msgs [][]byte, binary []bool, refused []int, err error) {
+	r := frameReader{br: bufio.NewReader(bytes.NewReader(data)), limit: limit, onPing: func([]byte) {}}
+	for {
+		bin, m, err := r.next()
+		var we *wireError
+		if errors.As(err, &we) && !we.fatal {
+			refused = append(refused, we.code)
+			continue
+		}
+		if err != nil {
+			return msgs, binary, refused, err
+		}
+		msgs = append(msgs, bytes.Clone(m))
+		binary = append(binary, bin)
+	}
+}
+
+// CloseCodeOf returns the close code a reader error is answered with, or 0 if it is not
+// a refused frame.
+func CloseCodeOf(err error) (code int, fatal bool) {
+	var we *wireError
+	if !errors.As(err, &we) {
+		return 0, false
+	}
+	return we.code, we.fatal
+}
+
+// SetSendBuffer sets the kernel send buffer of c's socket, so that a test can make a
+// client that does not read fill its queue quickly.
+func SetSendBuffer(c *Conn, n int) error {
+	tc, ok := c.nc.(*net.TCPConn)
+	if !ok {
+		return errors.New("not a TCP connection")
+	}
+	return tc.SetWriteBuffer(n)
+}
+
+// PollsWaiting returns how many polls of the LongPoll session c are waiting.
+func PollsWaiting(c *Conn) int { return int(c.lp.polls.Load()) }

@@ -80,11 +80,24 @@ func closeFrame(code int, reason string) wireFrame {
 	return finishFrame(buf, opClose)
 }
 
-// pongFrame answers a client's ping with its application data.
-func pongFrame(data string) wireFrame {
+// pongFrame answers a client's ping with its application data (at most 125 bytes, as
+// the reader checked).
+func pongFrame(data []byte) wireFrame {
 	buf := newFrameBuf(len(data))
-	buf = append(buf, truncateUTF8(data, maxControlLength)...)
+	buf = append(buf, data...)
 	return finishFrame(buf, opPong)
+}
+
+// frameBody splits a frame built by finishFrame into its opcode and body.
+func frameBody(frame []byte) (opcode byte, body []byte) {
+	h := 2
+	switch frame[1] {
+	case length16:
+		h = 4
+	case length64:
+		h = 10
+	}
+	return frame[0] & opcodeBits, frame[h:]
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.

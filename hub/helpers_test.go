@@ -153,6 +153,7 @@ func startServer(tb testing.TB, cfg hub.Config) *testServer {
 	h := hub.New(cfg)
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", h)
+	mux.Handle("/socket/longpoll", h.LongPollHandler())
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

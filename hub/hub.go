@@ -38,9 +38,10 @@ type Handler interface {
 
 // Session receives one connection's frames. The engine implements it.
 type Session interface {
-	// Handle is called from the connection's reader goroutine, one frame at a time, in
-	// order, for every valid frame except heartbeats, which the hub answers itself.
-	// Handle must not block for long. m and its slices are owned by the callee afterwards.
+	// Handle is called one frame at a time, in order, for every valid frame except
+	// heartbeats, which the hub answers itself: from the connection's reader goroutine
+	// for a WebSocket, from the POST requests for LongPoll. Handle must not block for
+	// long. m and its slices are owned by the callee afterwards.
 	Handle(m *Message)
 	// Closed is called exactly once, after the connection is closed for any reason and
 	// after the last Handle call returned. reason is one of the Err* values (possibly
@@ -65,12 +66,24 @@ type PubSub interface {
 type Config struct {
 	Handler       Handler       // required
 	Logger        *slog.Logger  // (slog.Default())
-	MaxFrameSize  int64         // (1 MiB) inbound frame limit; over it: close 1009
+	MaxFrameSize  int64         // (1 MiB) inbound message limit (LongPoll: a POST body); over it: close 1009
 	MaxDepth      int           // (64) payload nesting limit; over it: close 1003
-	IdleTimeout   time.Duration // (60s) close a socket that sends nothing for this long
+	IdleTimeout   time.Duration // (60s) close a socket that sends nothing (a LongPoll session that makes no request) for this long
 	MaxQueueBytes int           // (4 MiB) per-connection outbound queue bound
 	Origins       []string      // (nil = any) allowed Origin header values; others get HTTP 403
 	PubSub        PubSub        // (nil = in-memory, this process only); the Hub never closes it
+
+	// MaxMessageRate (100) is how many messages a second one client may send, on
+	// average (heartbeats and WebSocket pings included); a negative value turns the
+	// limit off. MaxMessageBurst (1000, or MaxMessageRate if higher) is how many it may
+	// send at once after a quiet spell. Over them the connection is closed with 1008
+	// "rate limit exceeded". A token bucket per connection, refilled lazily: no timer.
+	MaxMessageRate  float64
+	MaxMessageBurst int
+	// LongPollWindow (10s) is how long a LongPoll poll waits for messages before it is
+	// answered empty. It must stay under the client's timeout (the JS client's
+	// longpollerTimeout, 20 s by default).
+	LongPollWindow time.Duration
 }
 
 // Hub owns the connections, the topic registry and local fan-out.
@@ -88,6 +101,7 @@ type Hub struct {
 	mu      sync.Mutex                    // guards the fields below
 	conns   map[*Conn]struct{}            // every open connection
 	byID    map[string]map[*Conn]struct{} // connections with a socket id, by id
+	polls   map[string]*Conn              // LongPoll sessions, by token
 	closing bool                          // Shutdown started: refuse new connections
 }
 
@@ -111,11 +125,21 @@ func New(cfg Config) *Hub {
 	if cfg.MaxQueueBytes <= 0 {
 		cfg.MaxQueueBytes = DefaultMaxQueueBytes
 	}
+	if cfg.MaxMessageRate == 0 {
+		cfg.MaxMessageRate = DefaultMaxMessageRate
+	}
+	if cfg.MaxMessageBurst <= 0 {
+		cfg.MaxMessageBurst = max(DefaultMaxMessageBurst, int(cfg.MaxMessageRate))
+	}
+	if cfg.LongPollWindow <= 0 {
+		cfg.LongPollWindow = DefaultLongPollWindow
+	}
 	h := &Hub{
 		cfg:   cfg,
 		log:   cfg.Logger,
 		conns: make(map[*Conn]struct{}),
 		byID:  make(map[string]map[*Conn]struct{}),
+		polls: make(map[string]*Conn),
 	}
 	h.reg.init()
 	h.upgrader = websocket.Upgrader{
@@ -167,6 +191,9 @@ func (h *Hub) addConn(c *Conn) {
 		}
 		set[c] = struct{}{}
 	}
+	if c.lp != nil {
+		h.polls[c.lp.token] = c
+	}
 	h.mu.Unlock()
 	if closing {
 		c.closeWith(CloseServiceRestart, "server shutting down", ErrShutdown, true)
@@ -178,6 +205,9 @@ func (h *Hub) removeConn(c *Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.conns, c)
+	if c.lp != nil {
+		delete(h.polls, c.lp.token)
+	}
 	if set := h.byID[c.id]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,9 +131,26 @@ func TestStats(t *testing.T) {
 	good.readV2()
 	idle.expectClose(hub.CloseGoingAway)
 
+	// Closed counts a connection once it is gone, a moment after its close frame.
+	waitFor(t, "closed connections to be counted", func() bool {
+		c := ts.hub.Stats().Closed
+		return c["bad_frame"] == 1 && c["idle"] >= 1
+	})
 	st := ts.hub.Stats()
+	closed := st.Closed
+	st.Closed = nil
 	want := hub.Stats{Conns: st.Conns, Topics: 2, Subscriptions: 3, Accepted: 3, FramesIn: 1, Broadcasts: 1, BadFrames: 1, IdleClosed: st.IdleClosed}
-	if st != want || st.IdleClosed < 1 {
+	if !reflect.DeepEqual(st, want) || st.IdleClosed < 1 {
 		t.Fatalf("Stats() = %+v, want %+v", st, want)
+	}
+	if len(closed) != len(hub.CloseReasons()) {
+		t.Fatalf("Closed has keys %v, want %v", closed, hub.CloseReasons())
+	}
+	var total uint64
+	for _, n := range closed {
+		total += n
+	}
+	if total != closed["bad_frame"]+closed["idle"] {
+		t.Fatalf("Closed = %v: only bad_frame and idle closes happened", closed)
 	}
 }

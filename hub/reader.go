@@ -6,21 +6,18 @@ import (
 	"io"
 	"runtime/debug"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Reader buffer sizes.
 const (
-	initialReadBuffer = 512      // first allocation of a connection's read buffer
-	maxKeptReadBuffer = 64 << 10 // largest read buffer a connection keeps between frames
+	readBufferSize    = 4096     // a connection's buffered reader, when net/http's cannot be reused
+	initialReadBuffer = 512      // first allocation of a connection's message buffer
+	maxKeptReadBuffer = 64 << 10 // largest message buffer a connection keeps between messages
 )
 
 // run serves the connection on the calling goroutine (its reader) until it is closed,
 // then cleans up and reports to the Session. The caller holds one count of Hub.wg.
 func (c *Conn) run() {
-	c.ws.SetPingHandler(c.onPing)
-	c.ws.SetCloseHandler(func(int, string) error { return nil }) // the writer answers closes
 	c.hub.wg.Add(1)
 	go c.writeLoop()
 
@@ -33,33 +30,44 @@ func (c *Conn) run() {
 	<-c.writerDone
 	_ = c.nc.Close()
 	c.hub.removeConn(c)
-	c.session.Closed(c.closeReason())
+	c.ended()
 }
 
-// readLoop reads frames until the socket fails or the client's close frame arrives. Once
-// the connection is closing it keeps reading, discarding frames, so that the client's
-// close reply is seen before the socket is closed.
+// ended counts the connection's close reason and reports it to the Session.
+func (c *Conn) ended() {
+	reason := c.closeReason()
+	c.hub.count.closed[closeKindOf(reason)].Add(1)
+	c.session.Closed(reason)
+}
+
+// readLoop reads messages until the socket fails or the client's close frame arrives.
+// Once the connection is closing it keeps reading, discarding messages, so that the
+// client's close reply is seen before the socket is closed; after a frame that cannot
+// be parsed past, it discards raw bytes instead (see drain).
 func (c *Conn) readLoop() {
 	for {
 		c.armIdleDeadline()
-		typ, r, err := c.ws.NextReader()
+		binary, data, err := c.rd.next()
 		if err != nil {
-			c.readFailed(err)
-			return
+			var we *wireError
+			if !errors.As(err, &we) {
+				c.readFailed(err)
+				return
+			}
+			c.reject(we.code, we)
+			if we.fatal {
+				c.drain()
+				return
+			}
+			continue // the refused message is skipped; the client's close may follow
 		}
 		if c.isClosing() {
-			continue // NextReader discards the unread message
-		}
-		data, err := c.readMessage(r)
-		if errors.Is(err, ErrTooBig) {
-			c.reject(CloseTooBig, err)
 			continue
 		}
-		if err != nil {
-			c.readFailed(err)
-			return
+		if !c.allowMessage() {
+			continue
 		}
-		m, err := Decode(data, c.format, typ == websocket.BinaryMessage, c.hub.cfg.MaxDepth)
+		m, err := Decode(data, c.format, binary, c.hub.cfg.MaxDepth)
 		if err != nil {
 			code := CloseUnsupported
 			if errors.Is(err, ErrBadUTF8) {
@@ -77,6 +85,19 @@ func (c *Conn) readLoop() {
 	}
 }
 
+// drain ends reading after a frame the stream cannot be parsed past. Once the writer
+// has sent the close frame, it half-closes the socket, so the client sees the end of
+// the stream at once, and discards whatever the client still sends until it closes its
+// side or closeGrace passes: closing a socket with unread data would reset it, and the
+// reset could destroy the close frame before the client reads it.
+func (c *Conn) drain() {
+	<-c.writerDone
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, c.rd.br)
+}
+
 // armIdleDeadline gives the client IdleTimeout to send its next frame. A closing
 // connection keeps the shorter deadline the writer set.
 func (c *Conn) armIdleDeadline() {
@@ -87,34 +108,18 @@ func (c *Conn) armIdleDeadline() {
 	}
 }
 
-// readMessage reads one message into the connection's scratch buffer, failing with
-// ErrTooBig as soon as it exceeds MaxFrameSize. The result is valid until the next call.
-func (c *Conn) readMessage(r io.Reader) ([]byte, error) {
-	limit := c.hub.cfg.MaxFrameSize
-	buf := c.rbuf[:0]
-	if buf == nil {
-		buf = make([]byte, 0, initialReadBuffer)
+// allowMessage spends one of the client's message tokens. A client out of tokens is
+// closed with 1008, once, and false returned.
+func (c *Conn) allowMessage() bool {
+	if c.bucket.allow(monoNow(), c.hub.cfg.MaxMessageRate, c.hub.cfg.MaxMessageBurst) {
+		return true
 	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > limit {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrTooBig, limit)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if c.closeWith(ClosePolicy, "rate limit exceeded", ErrRateLimit, true) {
+		c.hub.count.rateLimited.Add(1)
+		c.logger().Warn("rate limit exceeded, connection closed", "reason", ErrRateLimit,
+			"rate", c.hub.cfg.MaxMessageRate, "burst", c.hub.cfg.MaxMessageBurst)
 	}
-	if cap(buf) <= maxKeptReadBuffer {
-		c.rbuf = buf
-	}
-	return buf, nil
+	return false
 }
 
 // reject closes the connection over a bad frame from the client, once, with a warning.
@@ -127,11 +132,11 @@ func (c *Conn) reject(code int, reason error) {
 
 // readFailed turns the reader's final error into the connection's close reason.
 func (c *Conn) readFailed(err error) {
-	var ce *websocket.CloseError
+	var ce *CloseError
 	switch {
 	case errors.As(err, &ce):
 		// Echo the client's close code, as RFC 6455 asks; no flush, it reads no more.
-		c.closeWith(ce.Code, "", &CloseError{Code: ce.Code, Text: ce.Text, Peer: true}, false)
+		c.closeWith(ce.Code, "", ce, false)
 	case errorIsTimeout(err):
 		if c.closeWith(CloseGoingAway, "idle timeout", ErrIdle, true) {
 			c.hub.count.idleClosed.Add(1)
@@ -143,10 +148,13 @@ func (c *Conn) readFailed(err error) {
 }
 
 // onPing answers a WebSocket ping through the queue, keeping the writer the only one to
-// write. (Phoenix clients use heartbeat messages instead; other clients may ping.)
-func (c *Conn) onPing(data string) error {
+// write. (Phoenix clients use heartbeat messages instead; other clients may ping.) Pings
+// count against the rate limit like messages.
+func (c *Conn) onPing(data []byte) {
+	if c.isClosing() || !c.allowMessage() {
+		return
+	}
 	_ = c.enqueue(pongFrame(data).buf)
-	return nil
 }
 
 // handle passes m to the Session. A panic there is contained to this connection: it is

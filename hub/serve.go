@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bufio"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -55,16 +56,48 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "connection refused", http.StatusForbidden)
 		return
 	}
-	ws, err := h.upgrader.Upgrade(w, r, nil) // answers the client itself on failure
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := h.upgrader.Upgrade(hw, r, nil) // answers the client itself on failure
 	if err != nil {
 		h.log.Debug("upgrade failed", "remote", r.RemoteAddr, "reason", err)
 		return
 	}
+	// From here on the hub reads and writes the socket itself; ws is dropped.
+	nc := ws.NetConn()
+	br := hw.br
+	if br == nil || br.Size() < minReuseReadBuffer {
+		br = bufio.NewReaderSize(nc, readBufferSize)
+	}
 	h.count.accepted.Add(1)
-	c := newConn(h, ws, ws.NetConn(), format, id, state, r.RemoteAddr)
+	c := newConn(h, nc, br, format, id, state, r.RemoteAddr)
 	h.addConn(c)
 	c.run()
 }
+
+// minReuseReadBuffer is the smallest net/http read buffer worth reading frames through.
+const minReuseReadBuffer = 256
+
+// hijackWriter records the buffered reader net/http hands over when the connection is
+// hijacked for the upgrade. net/http keeps that buffer (4 KiB) alive for as long as the
+// handler runs, which for a WebSocket is the connection's whole life, so the reader
+// reads frames through it rather than allocating another. (gorilla/websocket checks
+// that it holds no bytes yet: a client may not send frames before the handshake ends.)
+type hijackWriter struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+// Hijack hijacks the underlying connection and keeps its buffered reader.
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if brw != nil {
+		w.br = brw.Reader
+	}
+	return nc, brw, err
+}
+
+// Unwrap gives http.ResponseController access to the wrapped writer.
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // originAllowed reports whether a request from origin may connect. A request without
 // an Origin header (a non-browser client) is allowed, as in Phoenix's check_origin.

@@ -25,6 +25,8 @@ type Config struct {
 	MaxQueueBytes int
 	IdleTimeout   time.Duration
 	ScriptTimeout time.Duration
+	MessageRate   float64
+	MessageBurst  int
 }
 
 // errUsage marks a configuration error: the program exits with status 2.
@@ -99,6 +101,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	intFlag(&cfg.MaxFrameSize, "max-frame-size", "LUACHAN_MAX_FRAME_SIZE", 1<<20, "largest inbound frame in bytes; larger ones close the socket (1009)")
 	intFlag(&maxChannels, "max-channels", "LUACHAN_MAX_CHANNELS", 100, "topics one socket may join at once")
 	intFlag(&maxQueue, "max-queue", "LUACHAN_MAX_QUEUE", 4<<20, "bytes queued for one slow client before it is closed")
+	var rate, burst int64
+	intFlag(&rate, "max-rate", "LUACHAN_MAX_RATE", 100, "messages per second one socket may send on average; over it the socket is closed (1008); 0 turns the limit off")
+	intFlag(&burst, "max-burst", "LUACHAN_MAX_BURST", 1000, "messages one socket may send at once before -max-rate applies")
 	durFlag(&cfg.IdleTimeout, "idle-timeout", "LUACHAN_IDLE_TIMEOUT", 60*time.Second, "close a socket that sends nothing (not even a heartbeat) for this long")
 	durFlag(&cfg.ScriptTimeout, "script-timeout", "LUACHAN_SCRIPT_TIMEOUT", 250*time.Millisecond, "CPU budget of one script callback")
 
@@ -115,6 +120,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return cfg, usagef("luachan: unexpected argument %q (luachan -h lists the flags)", fs.Arg(0))
 	}
 	cfg.MaxChannels = int(maxChannels)
+	cfg.MessageRate, cfg.MessageBurst = float64(rate), int(burst)
+	if rate == 0 {
+		cfg.MessageRate = -1 // hub: a negative rate is no limit
+	}
 	cfg.MaxQueueBytes = int(maxQueue)
 
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
@@ -128,7 +137,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if cfg.PubSub != "memory" {
 		return cfg, usagef("luachan: -pubsub %q: only \"memory\" is available in this build", cfg.PubSub)
 	}
-	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 || cfg.ScriptTimeout <= 0 {
+	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 ||
+		cfg.ScriptTimeout <= 0 || rate < 0 || burst <= 0 {
 		return cfg, usagef("luachan: limits must be positive (luachan -h lists them)")
 	}
 	info, err := os.Stat(cfg.Scripts)

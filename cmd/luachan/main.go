@@ -54,12 +54,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// engine, the engine subscribes and broadcasts through the hub.
 	var handler handlerRef
 	h := hub.New(hub.Config{
-		Handler:       &handler,
-		Logger:        log,
-		MaxFrameSize:  cfg.MaxFrameSize,
-		IdleTimeout:   cfg.IdleTimeout,
-		MaxQueueBytes: cfg.MaxQueueBytes,
-		Origins:       cfg.Origins,
+		Handler:         &handler,
+		Logger:          log,
+		MaxFrameSize:    cfg.MaxFrameSize,
+		IdleTimeout:     cfg.IdleTimeout,
+		MaxQueueBytes:   cfg.MaxQueueBytes,
+		MaxMessageRate:  cfg.MessageRate,
+		MaxMessageBurst: cfg.MessageBurst,
+		Origins:         cfg.Origins,
 	})
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
@@ -79,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", h)
+	mux.Handle("/socket/longpoll", h.LongPollHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok")
 	})

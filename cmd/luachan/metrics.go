@@ -53,12 +53,8 @@ var metrics = []metric{
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.FramesIn) }),
 	newMetric("broadcasts_total", "Broadcasts delivered to local subscribers.", prometheus.CounterValue,
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Broadcasts) }),
-	newMetric("closed_bad_frame_total", "Connections closed over a bad or oversized frame.", prometheus.CounterValue,
-		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.BadFrames) }),
-	newMetric("closed_slow_total", "Connections closed because their outbound queue overflowed.", prometheus.CounterValue,
-		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.SlowClosed) }),
-	newMetric("closed_idle_total", "Connections closed for sending nothing for the idle timeout.", prometheus.CounterValue,
-		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.IdleClosed) }),
+	newMetric("longpoll_sessions_total", "LongPoll sessions opened.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.LongPolls) }),
 	newMetric("scripts", "Channel scripts routing topics.", prometheus.GaugeValue,
 		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Scripts) }),
 	newMetric("channels", "Channels joined.", prometheus.GaugeValue,
@@ -83,15 +79,24 @@ var metrics = []metric{
 		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.LoadErrors) }),
 }
 
+// closedDesc counts ended connections by why they ended: peer, idle, slow,
+// rate_limit, bad_frame, protocol, too_big, disconnect, shutdown, ...
+var closedDesc = prometheus.NewDesc("luachan_connections_closed_total",
+	"Connections ended, by reason.", []string{"reason"}, nil)
+
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range metrics {
 		ch <- m.desc
 	}
+	ch <- closedDesc
 }
 
 func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	hs, es := c.h.Stats(), c.e.Stats()
 	for _, m := range metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(hs, es))
+	}
+	for _, reason := range hub.CloseReasons() {
+		ch <- prometheus.MustNewConstMetric(closedDesc, prometheus.CounterValue, float64(hs.Closed[reason]), reason)
 	}
 }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Bounds on what one run may ask for: a run is bounded in count and time.
+const (
+	maxConns    = 200000
+	maxMsgs     = 1000000
+	maxSize     = 1 << 20
+	minSize     = 48 // the smallest bench payload: sequence, time and an empty pad
+	maxDuration = 10 * time.Minute
+	maxRate     = 1e6
+	maxProcs    = 64
+	maxSteps    = 20
+)
+
+// config is one run's command line.
+type config struct {
+	mode       string
+	targets    []string
+	server     string   // luachan binary to start
+	addr       string   // a running luachan instead
+	pid        int      // its process id, for CPU and memory; -1 unknown
+	serverArgs []string // extra flags for a started luachan
+	apiKey     string   // bearer key of luachan's HTTP API
+	scriptsDir string   // the bench scripts, written at run time
+
+	procs        int
+	localIPs     int
+	dialers      int
+	setupTimeout time.Duration
+	drain        time.Duration
+	heartbeat    time.Duration
+	duration     time.Duration
+
+	subs, msgs, size int // fanout
+	rate             float64
+	lead             int
+	stall            time.Duration
+	intercept        bool
+	publish          string
+
+	clients int // rpc
+	p99     time.Duration
+	search  bool
+	steps   int
+
+	conns int // idle
+	hold  time.Duration
+
+	joins       int // joins
+	concurrency int
+}
+
+// parseConfig reads mode's flags.
+func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) {
+	if _, ok := modes[mode]; !ok {
+		return nil, usageErr(fmt.Sprintf("unknown mode %q (want fanout, rpc, idle or joins; luachan-bench -h)", mode))
+	}
+	cfg := &config{mode: mode}
+	fs := flag.NewFlagSet("luachan-bench "+mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	targets := fs.String("targets", "ceiling,luachan", "servers to measure, in order: ceiling, luachan, intercept (fanout)")
+	fs.StringVar(&cfg.server, "server", "", "luachan binary to start for each luachan target (default: luachan beside this tool, or on PATH)")
+	fs.StringVar(&cfg.addr, "addr", "", "host:port of a running luachan (scripts: cmd/luachan-bench/scripts) instead of -server")
+	fs.IntVar(&cfg.pid, "pid", -1, "process id of the luachan at -addr, for its CPU and memory")
+	fs.StringVar(&cfg.apiKey, "api-key", apiKey, "bearer key of the HTTP API (-publish api); a started luachan gets this one")
+	serverArgs := fs.String("server-args", "", "extra flags for a started luachan, space-separated")
+	fs.IntVar(&cfg.procs, "procs", 0, "client processes (0: one per 18,000 connections; 1: in this process)")
+	fs.IntVar(&cfg.localIPs, "local-ips", 32, "source addresses 127.0.0.1..127.0.0.N to spread connections over")
+	fs.IntVar(&cfg.dialers, "dialers", 64, "connects in flight while setting up")
+	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 2*time.Minute, "longest time to connect and join the clients")
+	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "longest wait for outstanding messages after sending stops")
+	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "client heartbeat interval (Phoenix's default)")
+
+	switch mode {
+	case "fanout":
+		fs.IntVar(&cfg.subs, "subs", 1000, "subscribers on the topic")
+		fs.IntVar(&cfg.msgs, "msgs", 500, "broadcasts to publish")
+		fs.IntVar(&cfg.size, "size", 256, "payload bytes of each broadcast")
+		fs.Float64Var(&cfg.rate, "rate", 0, "broadcasts/s (0: as fast as the subscribers keep up, see -lead)")
+		fs.IntVar(&cfg.lead, "lead", 16, "most broadcasts published but not yet received by every subscriber (0: no limit)")
+		fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "longest publishing time")
+		fs.DurationVar(&cfg.stall, "stall", 5*time.Second, "give up when no broadcast completes for this long")
+		fs.BoolVar(&cfg.intercept, "intercept", false, "also measure the intercept target (handle_out per subscriber)")
+		fs.StringVar(&cfg.publish, "publish", "ws", `how to publish: "ws" (a client pushing an event whose handle_in broadcasts) or "api" (POST /api/broadcast)`)
+	case "rpc":
+		fs.IntVar(&cfg.clients, "clients", 1000, "clients, each pushing at its share of -rate")
+		fs.Float64Var(&cfg.rate, "rate", 20000, "pushes/s from all clients together")
+		fs.IntVar(&cfg.size, "size", 64, "payload bytes of each push")
+		fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measured phase")
+		fs.DurationVar(&cfg.p99, "p99", 5*time.Millisecond, "latency goal for -search")
+		fs.BoolVar(&cfg.search, "search", false, "step the rate (x1.25 up, /1.5 down) to the highest whose p99 meets -p99")
+		fs.IntVar(&cfg.steps, "steps", 8, "most phases of -search")
+	case "idle":
+		fs.IntVar(&cfg.conns, "conns", 1000, "joined connections to hold")
+		fs.DurationVar(&cfg.hold, "hold", 10*time.Second, "how long to hold them before reading the server's memory")
+	case "joins":
+		fs.IntVar(&cfg.joins, "joins", 5000, "connect-and-joins (connections stay open until the end)")
+		fs.IntVar(&cfg.concurrency, "concurrency", 100, "connect-and-joins in flight")
+		fs.DurationVar(&cfg.duration, "duration", 60*time.Second, "longest time for all of them")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, usageErr(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErr(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	for _, t := range strings.Split(*targets, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(cfg.targets, t) {
+			cfg.targets = append(cfg.targets, t)
+		}
+	}
+	if cfg.intercept && !slices.Contains(cfg.targets, "intercept") {
+		cfg.targets = append(cfg.targets, "intercept")
+	}
+	cfg.serverArgs = strings.Fields(*serverArgs)
+	if err := cfg.check(); err != nil {
+		return nil, usageErr(err.Error())
+	}
+	if needsLuachan(cfg) && cfg.addr == "" {
+		p, err := findServer(cfg.server)
+		if err != nil {
+			return nil, err
+		}
+		cfg.server = p
+	}
+	return cfg, nil
+}
+
+// check enforces the bounds.
+func (c *config) check() error {
+	if len(c.targets) == 0 {
+		return errors.New("-targets is empty")
+	}
+	for _, t := range c.targets {
+		if !slices.Contains(targetKinds, t) {
+			return fmt.Errorf("-targets: unknown target %q (want ceiling, luachan, intercept)", t)
+		}
+		if t == "intercept" && c.mode != "fanout" {
+			return errors.New("-targets: intercept is a fanout target")
+		}
+	}
+	if c.addr != "" {
+		if err := checkLoopback(wsURL(c.addr)); err != nil {
+			return err
+		}
+	}
+	count := map[string]int{"fanout": c.subs, "rpc": c.clients, "idle": c.conns, "joins": c.joins}[c.mode]
+	switch {
+	case count < 1 || count > maxConns:
+		return fmt.Errorf("connections must be 1..%d", maxConns)
+	case c.mode == "fanout" && (c.msgs < 1 || c.msgs > maxMsgs):
+		return fmt.Errorf("-msgs must be 1..%d", maxMsgs)
+	case (c.mode == "fanout" || c.mode == "rpc") && (c.size < minSize || c.size > maxSize):
+		return fmt.Errorf("-size must be %d..%d", minSize, maxSize)
+	case c.rate < 0 || c.rate > maxRate || c.mode == "rpc" && c.rate == 0:
+		return fmt.Errorf("-rate must be in 0..%g (rpc: above 0)", float64(maxRate))
+	case c.mode == "fanout" && c.publish != "ws" && c.publish != "api":
+		return errors.New(`-publish must be "ws" or "api"`)
+	case c.mode == "fanout" && c.stall <= 0:
+		return errors.New("-stall must be positive")
+	case c.lead < 0:
+		return errors.New("-lead must not be negative")
+	case c.procs < 0 || c.procs > maxProcs:
+		return fmt.Errorf("-procs must be 0..%d", maxProcs)
+	case c.localIPs < 1 || c.localIPs > maxLocalAddrs:
+		return fmt.Errorf("-local-ips must be 1..%d", maxLocalAddrs)
+	case c.dialers < 1 || c.concurrency < 0:
+		return errors.New("-dialers and -concurrency must be positive")
+	case c.steps < 0 || c.steps > maxSteps:
+		return fmt.Errorf("-steps must be 0..%d", maxSteps)
+	}
+	for name, d := range map[string]time.Duration{
+		"-duration": c.duration, "-hold": c.hold, "-drain": c.drain, "-setup-timeout": c.setupTimeout, "-stall": c.stall,
+	} {
+		if d < 0 || d > maxDuration {
+			return fmt.Errorf("%s must be 0..%v", name, maxDuration)
+		}
+	}
+	if c.mode == "rpc" && c.steps == 0 {
+		c.steps = 1
+	}
+	return nil
+}
+
+// params are the run's settings as the report shows them.
+func (c *config) params() map[string]any {
+	p := map[string]any{"targets": strings.Join(c.targets, ","), "procs": c.procs}
+	switch c.mode {
+	case "fanout":
+		p["subs"], p["msgs"], p["size"], p["rate"], p["lead"], p["publish"] = c.subs, c.msgs, c.size, c.rate, c.lead, c.publish
+	case "rpc":
+		p["clients"], p["rate"], p["size"], p["duration"], p["p99"], p["search"] = c.clients, c.rate, c.size, c.duration.String(), c.p99.String(), c.search
+	case "idle":
+		p["conns"], p["hold"], p["heartbeat"] = c.conns, c.hold.String(), c.heartbeat.String()
+	case "joins":
+		p["joins"], p["concurrency"] = c.joins, c.concurrency
+	}
+	return p
+}

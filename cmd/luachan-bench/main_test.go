@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// luachanBin is the luachan binary TestMain builds for the tests.
+var luachanBin string
+
+// TestMain builds luachan once, and doubles as the tool's child processes:
+// the tool starts its own executable (this test binary) as `worker` and
+// `ceiling-server`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && (os.Args[1] == "worker" || os.Args[1] == "ceiling-server") {
+		main()
+		return
+	}
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "luachan-bench-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// LUACHAN_BENCH_SERVER names a luachan binary to use instead of building one.
+	luachanBin = os.Getenv("LUACHAN_BENCH_SERVER")
+	if luachanBin == "" {
+		luachanBin = filepath.Join(dir, "luachan")
+		build := exec.Command("go", "build", "-o", luachanBin, "github.com/luachan/luachan/cmd/luachan")
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building luachan: %v\n%s", err, out)
+			return 1
+		}
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := checkGoroutines(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return code
+}
+
+// checkGoroutines fails when goroutines of this package outlive the tests
+// (the runtime's and the testing package's own are not counted).
+func checkGoroutines() error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "luachan-bench.") && !strings.Contains(g, "luachan-bench.checkGoroutines") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d leaked goroutines:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// bench runs the tool with args and returns its parsed JSON report.
+func bench(tb testing.TB, args ...string) report {
+	tb.Helper()
+	rep, out, err := benchErr(tb, args...)
+	if err != nil {
+		tb.Fatalf("luachan-bench %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return rep
+}
+
+func benchErr(tb testing.TB, args ...string) (report, string, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, args, nil, &stdout, &stderr)
+	out := stdout.String() + stderr.String()
+	var rep report
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if last := lines[len(lines)-1]; strings.HasPrefix(last, "{") {
+		if jerr := json.Unmarshal([]byte(last), &rep); jerr != nil {
+			tb.Fatalf("report line is not JSON: %v\n%s", jerr, last)
+		}
+	}
+	if testing.Verbose() {
+		tb.Log("\n" + stdout.String())
+	}
+	return rep, out, err
+}
+
+// checkRows asserts one row per target in order, each complete.
+func checkRows(tb testing.TB, rep report, targets []string, wantOps int64) {
+	tb.Helper()
+	if len(rep.Rows) != len(targets) {
+		tb.Fatalf("got %d rows, want %d (%v): %+v", len(rep.Rows), len(targets), targets, rep.Rows)
+	}
+	for i, r := range rep.Rows {
+		if r.Target != targets[i] {
+			tb.Errorf("row %d is %q, want %q", i, r.Target, targets[i])
+		}
+		if r.Err != "" {
+			tb.Errorf("%s: %s", r.Target, r.Err)
+		}
+		if r.Ops != wantOps || r.Expected != wantOps || r.Lost != 0 {
+			tb.Errorf("%s: ops %d expected %d lost %d, want %d, %d, 0", r.Target, r.Ops, r.Expected, r.Lost, wantOps, wantOps)
+		}
+		if r.Elapsed <= 0 || r.ServerCPU < 0 {
+			tb.Errorf("%s: elapsed %v s, server CPU %v µs/op: want both measured", r.Target, r.Elapsed, r.ServerCPU)
+		}
+	}
+}
+
+func TestModes(t *testing.T) {
+	srv := "-server=" + luachanBin
+	tests := []struct {
+		name    string
+		args    []string
+		targets []string
+		ops     int64
+		check   func(t *testing.T, rep report)
+	}{{
+		name:    "fanout",
+		args:    []string{"fanout", srv, "-subs", "20", "-msgs", "50", "-intercept"},
+		targets: []string{"ceiling", "luachan", "intercept"},
+		ops:     20 * 50,
+		check: func(t *testing.T, rep report) {
+			for _, r := range rep.Rows {
+				if r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 {
+					t.Errorf("%s: latencies p50 %v p99 %v max %v µs", r.Target, r.P50, r.P99, r.Max)
+				}
+				if r.Target != "ceiling" && r.VsCeiling == nil {
+					t.Errorf("%s: no ratio to the ceiling", r.Target)
+				}
+			}
+			if rep.Rows[2].VsLuachan == nil {
+				t.Error("intercept: no ratio to luachan")
+			}
+		},
+	}, {
+		name:    "fanout published through the HTTP API",
+		args:    []string{"fanout", srv, "-subs", "20", "-msgs", "30", "-publish", "api", "-intercept"},
+		targets: []string{"ceiling", "luachan", "intercept"},
+		ops:     20 * 30,
+	}, {
+		name:    "fanout over two worker processes",
+		args:    []string{"fanout", srv, "-subs", "30", "-msgs", "20", "-procs", "2", "-rate", "200"},
+		targets: []string{"ceiling", "luachan"},
+		ops:     30 * 20,
+	}, {
+		name:    "rpc",
+		args:    []string{"rpc", srv, "-clients", "10", "-rate", "200", "-duration", "1s"},
+		targets: []string{"ceiling", "luachan"},
+		ops:     200,
+		check: func(t *testing.T, rep report) {
+			for _, r := range rep.Rows {
+				if r.Rate != 200 || r.P50 <= 0 || r.Skipped != 0 {
+					t.Errorf("%s: rate %v p50 %v µs skipped %d", r.Target, r.Rate, r.P50, r.Skipped)
+				}
+			}
+		},
+	}, {
+		name:    "idle",
+		args:    []string{"idle", srv, "-conns", "30", "-hold", "300ms"},
+		targets: []string{"ceiling", "luachan"},
+		ops:     30,
+		check: func(t *testing.T, rep report) {
+			for _, r := range rep.Rows {
+				if _, ok := r.Extra["server_rss_held_kib"]; !ok {
+					t.Errorf("%s: no server memory in %v", r.Target, r.Extra)
+				}
+			}
+		},
+	}, {
+		name:    "joins",
+		args:    []string{"joins", srv, "-joins", "100", "-concurrency", "10"},
+		targets: []string{"ceiling", "luachan"},
+		ops:     100,
+		check: func(t *testing.T, rep report) {
+			for _, r := range rep.Rows {
+				if r.OpsPerSec <= 0 || r.P99 <= 0 {
+					t.Errorf("%s: %v joins/s, p99 %v µs", r.Target, r.OpsPerSec, r.P99)
+				}
+			}
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := bench(t, tc.args...)
+			if rep.Mode != tc.args[0] {
+				t.Fatalf("report mode %q, want %q", rep.Mode, tc.args[0])
+			}
+			checkRows(t, rep, tc.targets, tc.ops)
+			if tc.check != nil {
+				tc.check(t, rep)
+			}
+		})
+	}
+}
+
+// TestRPCSearch steps the rate; every step is a complete measurement.
+func TestRPCSearch(t *testing.T) {
+	rep := bench(t, "rpc", "-server="+luachanBin, "-targets", "luachan", "-clients", "5",
+		"-rate", "100", "-duration", "300ms", "-search", "-steps", "2", "-p99", "1s")
+	if len(rep.Rows) != 2 || rep.Rows[1].Rate != 125 {
+		t.Fatalf("want two steps, 100/s then 125/s: %+v", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		if r.Ops == 0 || r.Lost != 0 {
+			t.Errorf("rate %v: ops %d lost %d", r.Rate, r.Ops, r.Lost)
+		}
+	}
+	if rep.MaxRate["luachan"] != 125 {
+		t.Errorf("max_ok_rate %v, want luachan 125", rep.MaxRate)
+	}
+}
+
+// TestRunningServer measures a luachan the tool did not start, serving the
+// bench scripts from this folder, as the usage documents.
+func TestRunningServer(t *testing.T) {
+	cmd := exec.Command(luachanBin, "-addr", "127.0.0.1:0", "-scripts", "scripts")
+	srv, err := startServerCmd(t, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := bench(t, "fanout", "-targets", "luachan", "-addr", srv.addr,
+		"-pid", fmt.Sprint(srv.pid), "-subs", "10", "-msgs", "30")
+	checkRows(t, rep, []string{"luachan"}, 300)
+}
+
+func startServerCmd(tb testing.TB, cmd *exec.Cmd) (*server, error) {
+	tb.Helper()
+	srv, err := startServer(context.Background(), "luachan", cmd.Args)
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(func() {
+		if err := srv.stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return srv, nil
+}
+
+func TestBadCommandLines(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no mode", nil, "no mode"},
+		{"unknown mode", []string{"flood"}, "unknown mode"},
+		{"unknown flag", []string{"fanout", "-subz", "1"}, "flag provided but not defined"},
+		{"not loopback", []string{"fanout", "-targets", "luachan", "-addr", "10.0.0.1:4000"}, "127.0.0.0/8"},
+		{"unbounded", []string{"fanout", "-server", "x", "-msgs", "0"}, "-msgs"},
+		{"intercept outside fanout", []string{"rpc", "-server", "x", "-targets", "intercept"}, "fanout target"},
+		{"unknown target", []string{"idle", "-targets", "redis"}, "unknown target"},
+		{"unknown publisher", []string{"fanout", "-server", "x", "-publish", "carrier-pigeon"}, "-publish"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tc.args, nil, &out, &out)
+			if code := exitCode(err, &out); code != 2 {
+				t.Fatalf("exit %d, want 2 (err %v)", code, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}

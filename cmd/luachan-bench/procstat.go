@@ -1,0 +1,113 @@
+package main
+
+// Server and client cost, read from /proc: CPU time (user + system, all
+// threads) and resident memory of a process.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ, 100
+// on every Linux the tool runs on).
+const clockTick = 10 * time.Millisecond
+
+// procPath names /proc/PID/file, or /proc/self/file for pid 0.
+func procPath(pid int, file string) string {
+	if pid == 0 {
+		return "/proc/self/" + file
+	}
+	return "/proc/" + strconv.Itoa(pid) + "/" + file
+}
+
+// procCPU is the CPU time the process has used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(procPath(pid, "stat"))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; fields are counted after its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: %s: no command field", procPath(pid, "stat"))
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("bench: %s: short", procPath(pid, "stat"))
+	}
+	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("bench: %s: bad utime/stime", procPath(pid, "stat"))
+	}
+	return time.Duration(u+s) * clockTick, nil
+}
+
+// procRSS is the resident set size of the process in bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(procPath(pid, "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			f := bytes.Fields(rest)
+			if len(f) >= 1 {
+				kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+				if err == nil {
+					return kb << 10, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: %s: no VmRSS", procPath(pid, "status"))
+}
+
+// cpuMeter measures the CPU a process spends between start and stop; a pid
+// it cannot read (no /proc, or -addr without -pid) measures nothing.
+type cpuMeter struct {
+	pid   int
+	ok    bool
+	start time.Duration
+}
+
+func startCPU(pid int) cpuMeter {
+	if pid < 0 {
+		return cpuMeter{pid: pid}
+	}
+	c, err := procCPU(pid)
+	return cpuMeter{pid: pid, ok: err == nil, start: c}
+}
+
+// stop is the CPU used since startCPU, and whether it was measured.
+func (m cpuMeter) stop() (time.Duration, bool) {
+	if !m.ok {
+		return 0, false
+	}
+	c, err := procCPU(m.pid)
+	if err != nil {
+		return 0, false
+	}
+	return c - m.start, true
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: each
+// connection is a file, and a process holds at most that many.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, err
+		}
+	}
+	return lim.Cur, nil
+}

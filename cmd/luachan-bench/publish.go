@@ -1,0 +1,117 @@
+package main
+
+// The fan-out publisher, two ways: a WebSocket client pushing "pub" on the
+// topic, which the channel broadcasts to everyone else (a script call per
+// broadcast on luachan), or POST /api/broadcast (no script call, an HTTP
+// request per broadcast). The ceiling serves both the same way.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// apiKey is the bearer key of the luachan the tool starts, for -publish api.
+const apiKey = "luachan-bench"
+
+// publisher sends the broadcasts of a fan-out.
+type publisher struct {
+	ctx     context.Context // ends when the publisher can publish no more
+	stop    context.CancelFunc
+	acked   atomic.Int64
+	refused atomic.Int64
+	first   atomic.Value // string: the first refusal
+	send    func(seq int64, payload []byte) error
+	close   func()
+}
+
+func (p *publisher) refuse(why string) {
+	p.refused.Add(1)
+	p.first.CompareAndSwap(nil, why)
+}
+
+// newPublisher connects the publisher of -publish to srv.
+func newPublisher(ctx context.Context, cfg *config, srv *server, topic string) (*publisher, error) {
+	p := &publisher{}
+	p.ctx, p.stop = context.WithCancel(ctx)
+	if cfg.publish == "api" {
+		p.apiPublisher(cfg, srv, topic)
+		return p, nil
+	}
+	d, err := newDialer(wsURL(srv.addr), cfg.localIPs)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	c, err := d.dialJoin(ctx, cfg.subs, topic)
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("bench: publisher: %w", err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		c.readLoop(p.handle)
+	}()
+	p.send = func(seq int64, payload []byte) error { return c.push(seq+rpcRefBase, "pub", payload) }
+	p.close = func() {
+		p.stop()
+		c.abort()
+		<-read
+	}
+	return p, nil
+}
+
+// handle counts the publisher's replies and notices its channel's end.
+func (p *publisher) handle(_ *client, f frame, _ time.Time) {
+	switch string(f.event) {
+	case "phx_reply":
+		if replyOK(f.payload) {
+			p.acked.Add(1)
+		} else {
+			p.refuse("phx_reply " + string(f.payload))
+		}
+	case "phx_error", "phx_close":
+		// The channel is gone: what it would publish next could not arrive.
+		p.first.CompareAndSwap(nil, string(f.event)+" "+string(f.payload))
+		p.stop()
+	}
+}
+
+// apiPublisher publishes with POST /api/broadcast, one request at a time.
+func (p *publisher) apiPublisher(cfg *config, srv *server, topic string) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+	hc := &http.Client{Transport: tr, Timeout: writeWait}
+	url := "http://" + srv.addr + "/api/broadcast"
+	key := "Bearer " + cfg.apiKey
+	var body []byte
+	p.send = func(_ int64, payload []byte) error {
+		body = append(append(append(body[:0], `{"topic":"`+topic+`","event":"msg","payload":`...), payload...), '}')
+		req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusAccepted {
+			p.acked.Add(1)
+			return nil
+		}
+		p.refuse(fmt.Sprintf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg)))
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound {
+			p.stop() // the API is off or the key is wrong: nothing will get through
+		}
+		return nil
+	}
+	p.close = func() { p.stop(); tr.CloseIdleConnections() }
+}
