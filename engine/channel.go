@@ -75,14 +75,15 @@ type channel struct {
 	timers     map[*time.Timer]struct{}
 
 	// Owned by the goroutine running the mailbox.
-	joined    bool
-	ended     bool
-	deferring bool           // inside join: sends wait for the join reply
-	deferred  []deferredSend // what join sent, in order
+	joined bool
+	ended  bool
+	outbox []outgoingSend // what the running callback sent, in order
 }
 
-// deferredSend is a push or broadcast made inside join, sent after the reply.
-type deferredSend struct {
+// outgoingSend is a push or broadcast a callback made. They are sent when
+// the callback returns: the fan-out of a broadcast to many subscribers then
+// costs the script none of its CPU budget, and join's sends follow its reply.
+type outgoingSend struct {
 	event       string
 	p           luabind.Payload
 	broadcast   bool
@@ -236,25 +237,34 @@ func (c *channel) Topic() string   { return c.topic }
 func (c *channel) JoinRef() string { return c.joinRef }
 func (c *channel) ID() string      { return c.conn.ID() }
 
-// Push sends an event to this client only. Inside join it waits for the
-// join reply.
+// Push is socket:push: an event to this client only, sent when the
+// callback returns.
 func (c *channel) Push(event string, p luabind.Payload) error {
-	if c.deferring {
-		c.deferred = append(c.deferred, deferredSend{event: event, p: p})
-		return nil
-	}
-	c.send(event, p)
+	c.outbox = append(c.outbox, outgoingSend{event: event, p: p})
 	return nil
 }
 
-// Broadcast sends an event to every subscriber of the channel's topic, or
-// every one but this socket.
+// Broadcast is socket:broadcast and socket:broadcast_from: an event to
+// every subscriber of the channel's topic (or every one but this socket),
+// sent when the callback returns.
 func (c *channel) Broadcast(event string, p luabind.Payload, excludeSelf bool) error {
-	if c.deferring {
-		c.deferred = append(c.deferred, deferredSend{event: event, p: p, broadcast: true, excludeSelf: excludeSelf})
-		return nil
+	c.outbox = append(c.outbox, outgoingSend{event: event, p: p, broadcast: true, excludeSelf: excludeSelf})
+	return nil
+}
+
+// flush sends what the last callback pushed and broadcast, in order.
+func (c *channel) flush() {
+	out := c.outbox
+	c.outbox = nil
+	for _, o := range out {
+		if !o.broadcast {
+			c.send(o.event, o.p)
+			continue
+		}
+		if err := c.broadcast(o.event, o.p, o.excludeSelf); err != nil {
+			c.e.log.Warn("broadcast not published to other nodes", "topic", c.topic, "event", o.event, "err", err)
+		}
 	}
-	return c.broadcast(event, p, excludeSelf)
 }
 
 func (c *channel) send(event string, p luabind.Payload) {

@@ -25,9 +25,7 @@ func (c *channel) reply(m *hub.Message, status string, body *luabind.Payload, fa
 
 func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 	script := c.file.script()
-	c.deferring = true
 	ok, reply, err := script.Join(c.e.ctx, c, c.assigns, c.topic, payloadOf(m))
-	c.deferring = false
 
 	if err != nil || !ok {
 		if err != nil {
@@ -40,31 +38,21 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 			c.reply(m, "error", reply, replyUnauthorized)
 		}
 		c.closeReplaced(replaced)
-		c.deferred = nil
+		c.outbox = nil // a client that did not join gets nothing of the channel's
 		c.end()
 		return
 	}
 
 	c.file.add(c)
 	if !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
-		c.deferred = nil
+		c.outbox = nil
 		return // stopped while joining; the stop event follows
 	}
 	c.closeReplaced(replaced)
 	c.joined = true
 	c.e.count.joins.Add(1)
 	c.e.count.channels.Add(1)
-	deferred := c.deferred
-	c.deferred = nil
-	for _, d := range deferred {
-		if d.broadcast {
-			if err := c.broadcast(d.event, d.p, d.excludeSelf); err != nil {
-				c.e.log.Warn("broadcast not published", "topic", c.topic, "event", d.event, "err", err)
-			}
-		} else {
-			c.send(d.event, d.p)
-		}
-	}
+	c.flush() // what join sent follows its reply
 }
 
 // closeReplaced tells the client its earlier join of the topic is over. It
@@ -83,6 +71,7 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 	script := c.file.script()
 	status, reply, err := script.HandleIn(c.e.ctx, c, c.assigns, m.Event, payloadOf(m))
+	c.flush()
 	if err != nil {
 		c.logScriptError(script, "handle_in", err)
 		c.crash()
@@ -103,7 +92,9 @@ func (c *channel) handleOut(b *hub.Broadcast) {
 		c.e.log.Error("broadcast not delivered: payload unreadable", "topic", b.Topic, "event", b.Event, "err", err)
 		return
 	}
-	if err := script.HandleOut(c.e.ctx, c, c.assigns, b.Event, out); err != nil {
+	err = script.HandleOut(c.e.ctx, c, c.assigns, b.Event, out)
+	c.flush()
+	if err != nil {
 		c.logScriptError(script, "handle_out", err)
 		c.crash()
 	}
@@ -152,7 +143,9 @@ func (c *channel) runLeave(reason string) {
 		return
 	}
 	script := c.file.script()
-	if err := script.Leave(c.e.ctx, c, c.assigns, reason); err != nil {
+	err := script.Leave(c.e.ctx, c, c.assigns, reason)
+	c.flush()
+	if err != nil {
 		c.logScriptError(script, "leave", err)
 	}
 }

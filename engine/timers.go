@@ -60,7 +60,9 @@ func (c *channel) handleInfo(msg []byte) {
 		return
 	}
 	script := c.file.script()
-	if err := script.HandleInfo(c.e.ctx, c, c.assigns, msg); err != nil {
+	err := script.HandleInfo(c.e.ctx, c, c.assigns, msg)
+	c.flush()
+	if err != nil {
 		c.logScriptError(script, "handle_info", err)
 		c.crash()
 	}
