@@ -32,6 +32,7 @@ type config struct {
 	serverArgs []string // extra flags for a started luachan
 	apiKey     string   // bearer key of luachan's HTTP API
 	scriptsDir string   // the bench scripts, written at run time
+	cpuProfile string   // write the tool's own CPU profile here
 
 	procs        int
 	localIPs     int
@@ -81,6 +82,7 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 2*time.Minute, "longest time to connect and join the clients")
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "longest wait for outstanding messages after sending stops")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "client heartbeat interval (Phoenix's default)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile (clients in this process) to this file")
 
 	switch mode {
 	case "fanout":

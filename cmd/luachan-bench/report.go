@@ -42,9 +42,10 @@ type row struct {
 // ratios compare a luachan row with the ceiling's in the same run: above 1
 // is more throughput, more CPU per operation, more latency.
 type ratios struct {
-	OpsPerSec float64 `json:"ops_per_s"`
-	ServerCPU float64 `json:"server_cpu_per_op,omitempty"`
-	P99       float64 `json:"p99,omitempty"`
+	OpsPerSec  float64 `json:"ops_per_s,omitempty"`
+	ServerCPU  float64 `json:"server_cpu_per_op,omitempty"`
+	P99        float64 `json:"p99,omitempty"`
+	RSSPerConn float64 `json:"server_rss_per_conn,omitempty"`
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
@@ -88,9 +89,10 @@ func compare(rows []row) {
 		}
 		if c := find("ceiling", r.Rate); c != nil {
 			r.VsCeiling = &ratios{
-				OpsPerSec: div(r.OpsPerSec, c.OpsPerSec),
-				ServerCPU: div(r.ServerCPU, c.ServerCPU),
-				P99:       div(r.P99, c.P99),
+				OpsPerSec:  div(r.OpsPerSec, c.OpsPerSec),
+				ServerCPU:  div(r.ServerCPU, c.ServerCPU),
+				P99:        div(r.P99, c.P99),
+				RSSPerConn: div(r.RSSPerConn, c.RSSPerConn),
 			}
 		}
 		if l := find("luachan", r.Rate); r.Target == "intercept" && l != nil {
@@ -119,23 +121,24 @@ func (rep *report) print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	op := opName(rep.Mode)
 	ops := plural[op]
-	fmt.Fprintf(tw, "target\trate\t%s\tlost\t%s/s\tp50\tp99\tmax\tsrv µs/%s\tcli µs/%s\tKiB/conn\t×ceil rate\t×ceil cpu\t×ceil p99\t\n", ops, ops, op, op)
+	fmt.Fprintf(tw, "target\trate\t%s\tlost\t%s/s\tp50\tp99\tmax\tsrv µs/%s\tcli µs/%s\tKiB/conn\t×ceil rate\t×ceil cpu\t×ceil p99\t×ceil KiB\t\n", ops, ops, op, op)
 	for _, r := range rep.Rows {
 		if r.Err != "" {
-			fmt.Fprintf(tw, "%s\t\terror: %s\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Target, r.Err)
+			fmt.Fprintf(tw, "%s\t\terror: %s\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Target, r.Err)
 			continue
 		}
 		rate := "-"
 		if r.Rate > 0 {
 			rate = fmt.Sprintf("%.0f", r.Rate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Target, rate, r.Ops, r.Lost, fmtOpt(r.OpsPerSec, "%.0f"),
 			fmtUs(r.P50), fmtUs(r.P99), fmtUs(r.Max),
 			fmtCost(r.ServerCPU), fmtCost(r.ClientCPU), fmtOpt(r.RSSPerConn, "%.1f"),
 			fmtRatio(r.VsCeiling, func(x *ratios) float64 { return x.OpsPerSec }),
 			fmtRatio(r.VsCeiling, func(x *ratios) float64 { return x.ServerCPU }),
-			fmtRatio(r.VsCeiling, func(x *ratios) float64 { return x.P99 }))
+			fmtRatio(r.VsCeiling, func(x *ratios) float64 { return x.P99 }),
+			fmtRatio(r.VsCeiling, func(x *ratios) float64 { return x.RSSPerConn }))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -21,6 +21,9 @@ const rpcRing = 256
 // rpcRefBase keeps push refs clear of the join's ref "1".
 const rpcRefBase = 100
 
+// rpcSenders is how many goroutines of a worker send its clients' pushes.
+const rpcSenders = 4
+
 // rpcClient is one client and its pushes in flight.
 type rpcClient struct {
 	c     *client
@@ -102,12 +105,12 @@ func (w *rpcWorker) start(ctx context.Context, m ctlMsg) *workerResult {
 	var senders sync.WaitGroup
 	if m.Rate > 0 && len(clients) > 0 {
 		interval := time.Duration(float64(len(clients)) / m.Rate * float64(time.Second))
-		for i, rc := range clients {
-			offset := interval * time.Duration(i) / time.Duration(len(clients))
+		stride := min(rpcSenders, len(clients))
+		for g := range stride {
 			senders.Add(1)
 			go func() {
 				defer senders.Done()
-				w.send(ctx, rc, p, start.Add(offset), interval, end, m.Size)
+				w.sendShare(ctx, clients, g, stride, p, start, interval, end, m.Size)
 			}()
 		}
 	}
@@ -126,25 +129,37 @@ func (w *rpcWorker) start(ctx context.Context, m ctlMsg) *workerResult {
 	}
 }
 
-// send pushes on rc's schedule: at first, first+interval, ... before end.
-func (w *rpcWorker) send(ctx context.Context, rc *rpcClient, p *rpcPhase, first time.Time, interval time.Duration, end time.Time, size int) {
+// sendShare sends the pushes of clients g, g+stride, g+2*stride, ... on
+// their schedule: client i pushes at start + i*interval/n + k*interval, so
+// the n clients together push evenly at n/interval per second. One
+// goroutine walks the merged schedule of its share, so a push costs no
+// goroutine wake-up of its own.
+func (w *rpcWorker) sendShare(ctx context.Context, clients []*rpcClient, g, stride int, p *rpcPhase, start time.Time, interval time.Duration, end time.Time, size int) {
+	n := time.Duration(len(clients))
 	var buf []byte
-	for due := first; due.Before(end) && ctx.Err() == nil; due = due.Add(interval) {
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
+	for round := time.Duration(0); ; round++ {
+		for i := g; i < len(clients); i += stride {
+			due := start.Add(round*interval + interval*time.Duration(i)/n)
+			if !due.Before(end) || ctx.Err() != nil {
+				return
+			}
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+			rc := clients[i]
+			k := rc.nsent.Load()
+			if k-rc.nrecv.Load() >= rpcRing {
+				p.skipped.Add(1)
+				continue
+			}
+			rc.sent[k%rpcRing].Store(due.UnixNano())
+			rc.nsent.Add(1)
+			buf = benchPayload(buf[:0], k, due.UnixNano(), size)
+			if err := rc.c.push(k+rpcRefBase, "ping", buf); err != nil {
+				continue // the reader sees the connection end
+			}
+			p.sent.Add(1)
 		}
-		k := rc.nsent.Load()
-		if k-rc.nrecv.Load() >= rpcRing {
-			p.skipped.Add(1)
-			continue
-		}
-		rc.sent[k%rpcRing].Store(due.UnixNano())
-		rc.nsent.Add(1)
-		buf = benchPayload(buf[:0], k, due.UnixNano(), size)
-		if err := rc.c.push(k+rpcRefBase, "ping", buf); err != nil {
-			return
-		}
-		p.sent.Add(1)
 	}
 }
 
