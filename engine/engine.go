@@ -71,6 +71,9 @@ type Engine struct {
 
 	count counters
 
+	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
+	watching  atomic.Bool   // a Watch loop is running
+
 	// wg counts running channel goroutines; Close waits for them.
 	wg     sync.WaitGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
@@ -106,6 +109,8 @@ func New(cfg Config) (*Engine, error) {
 		files:    make(map[string]*scriptFile),
 		tried:    make(map[string]string),
 		loadErrs: make(map[string]error),
+
+		rescanNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.presence = newPresence(e)

@@ -34,9 +34,11 @@ func (e *Engine) Watch(ctx context.Context) error {
 		w.Close()
 		return err
 	}
+	e.watching.Store(true)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer e.watching.Store(false)
 		defer w.Close()
 		e.watchLoop(ctx, w)
 	}()
@@ -46,6 +48,10 @@ func (e *Engine) Watch(ctx context.Context) error {
 func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
+	// settling is true from an event until the quiet period passes: a rescan
+	// then could catch an editor between removing a file and writing it
+	// back, and close that script's channels for nothing.
+	settling := false
 	tick := time.NewTicker(rescanEvery)
 	defer tick.Stop()
 	rescan := func() {
@@ -67,22 +73,51 @@ func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 				return
 			}
 			e.log.Debug("scripts folder changed", "file", ev.Name, "op", ev.Op.String())
+			settling = true
 			quiet.Reset(quietPeriod)
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				// Events were lost: rescan once the folder is quiet.
 				e.log.Warn("file events overflowed; rescanning the scripts folder")
-				rescan()
+				settling = true
+				quiet.Reset(quietPeriod)
 				continue
 			}
 			e.log.Warn("watching scripts folder", "err", err)
 		case <-quiet.C:
+			settling = false
 			rescan()
 		case <-tick.C:
-			rescan()
+			if !settling {
+				rescan()
+			}
+		case <-e.rescanNow:
+			// SIGHUP: an operator asking; still let a save in progress finish.
+			if settling {
+				quiet.Reset(quietPeriod)
+			} else {
+				rescan()
+			}
 		}
+	}
+}
+
+// RequestRescan asks the watcher to rescan the folder (what SIGHUP does). It
+// never blocks; a rescan already requested covers this one. Without a running
+// Watch, it rescans at once.
+func (e *Engine) RequestRescan() {
+	if !e.watching.Load() {
+		if err := e.Reload(); err != nil {
+			e.log.Error("scripts folder rescan failed", "err", err)
+		}
+		return
+	}
+	select {
+	case e.rescanNow <- struct{}{}:
+	default:
 	}
 }
 

@@ -136,9 +136,7 @@ func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
 			return
 		case <-hup:
 			log.Info("SIGHUP: rescanning scripts folder")
-			if err := eng.Reload(); err != nil {
-				log.Error("rescan failed", "err", err)
-			}
+			eng.RequestRescan()
 		}
 	}
 }
