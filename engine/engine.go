@@ -48,6 +48,7 @@ type Config struct {
 	MaxChannels   int           // (DefaultMaxChannels) topics per socket
 	ScriptTimeout time.Duration // (DefaultScriptTimeout) CPU budget per callback
 	MaxPending    int           // (DefaultMaxPending) queued events per channel
+	Secret        []byte        // HS256 key for luachan.token (none: sign raises, verify refuses)
 }
 
 // Engine routes topics to scripts and runs channels. It implements
@@ -119,6 +120,7 @@ func New(cfg Config) (*Engine, error) {
 		Timeout: cfg.ScriptTimeout,
 		Logger:  cfg.Logger,
 		Host:    e,
+		Secret:  cfg.Secret,
 	}
 	e.routes.Store(&router{exact: map[string]*scriptFile{}})
 	if err := e.Reload(); err != nil {

@@ -25,6 +25,11 @@ const (
 	eventPresenceDiff  = "presence_diff"
 )
 
+// Presence backs luachan.presence.
+func (e *Engine) Presence() luabind.Presence { return e.presence }
+
+var _ luabind.PresenceHost = (*Engine)(nil)
+
 // errNotJoined is returned for presence calls on a channel that is over.
 var errNotJoined = errors.New("presence: the channel is not joined")
 

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:        log,
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
+		Secret:        []byte(cfg.Secret),
 	})
 	if err != nil {
 		return usagef("luachan: %v", err)
