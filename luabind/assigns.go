@@ -10,12 +10,15 @@ import (
 // share subtables many times over cannot make the walk explode.
 const maxAssignsValues = 1 << 16
 
-// Assigns is one channel's socket.assigns: a Lua table owned by Go (by the channel), not by any
-// VM, handed to whichever pooled VM runs the channel's next callback, so it survives VM reuse and
-// reloads. Only one callback uses a given Assigns at a time (the engine guarantees it).
-// After every callback, luabind checks assigns holds only data (strings, numbers, booleans,
-// luachan.null, tables of those; no functions/userdata/threads, which belong to one VM): a
-// violation is a script error ("assigns may hold only data").
+// Assigns is one channel's socket.assigns: a table of data owned by Go (by the channel), not by
+// any VM, so it survives VM reuse and reloads. No VM ever holds it: each callback that reads
+// socket.assigns gets its own deep copy, and when the callback succeeds its copy is checked to
+// hold only data (strings, numbers, booleans, luachan.null, tables of those; no functions,
+// userdata or threads, which belong to one VM; else the script error "assigns may hold only
+// data") and copied back. So a script that keeps socket.assigns in a file-level variable and
+// changes it from another channel's callback changes only a dead copy, never a table another
+// goroutine is using. A failed callback leaves the assigns as they were. Only one callback uses
+// a given Assigns at a time (the engine guarantees it).
 type Assigns struct {
 	t *lua.LTable
 }
@@ -47,27 +50,47 @@ func AssignsFromJSON(data []byte) (*Assigns, error) {
 
 // Clone deep-copies (so every channel of a socket starts from the socket's assigns).
 func (a *Assigns) Clone() *Assigns {
-	return &Assigns{t: copyTable(a.t)}
+	return &Assigns{t: a.copyIn()}
 }
 
 // JSON encodes assigns (for /api and debugging).
 func (a *Assigns) JSON() ([]byte, error) {
+	if a.t == nil {
+		return []byte("{}"), nil
+	}
 	return encodeValue(a.t, "assigns")
 }
 
-// table returns the Lua table, creating it for a zero Assigns.
-func (a *Assigns) table() *lua.LTable {
+// copyIn returns a callback's own copy of the assigns.
+func (a *Assigns) copyIn() *lua.LTable {
 	if a.t == nil {
-		a.t = newTable(0, 4)
+		return newTable(0, 4)
 	}
-	return a.t
+	return copyTable(a.t)
+}
+
+// copyOut takes a callback's copy back, if it holds only data. A copy the callback did not
+// change (the usual case: handle_out reading socket.assigns.user) costs a comparison only.
+func (a *Assigns) copyOut(t *lua.LTable) error {
+	if a.t != nil && sameData(t, a.t) {
+		return nil
+	}
+	if err := checkData(t); err != nil {
+		return err
+	}
+	a.t = copyTable(t)
+	return nil
 }
 
 // copyTable deep-copies a table of data, keeping key types and order. Assigns hold no cycles
-// (checkData rejects them by depth), so plain recursion ends.
+// (checkData rejects them by depth), so plain recursion ends. The copy's parts are sized
+// exactly: a table's first string key otherwise costs a 32-entry map.
 func copyTable(t *lua.LTable) *lua.LTable {
-	n := t.Len()
-	c := newTable(n, 0)
+	n, fields := t.Len(), 0
+	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
+		fields++
+	}
+	c := newTable(n, fields-min(n, fields))
 	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
 		if sub, ok := v.(*lua.LTable); ok {
 			v = copyTable(sub)
@@ -75,6 +98,32 @@ func copyTable(t *lua.LTable) *lua.LTable {
 		c.RawSet(k, v)
 	}
 	return c
+}
+
+// sameData reports whether t holds the same data as owned, a table of data: the same keys,
+// equal strings, numbers and booleans, and subtables holding the same data. It allocates
+// nothing. owned is finite and acyclic, so the walk ends whatever t is.
+func sameData(t, owned *lua.LTable) bool {
+	if t.Metatable != lua.LNil {
+		return false
+	}
+	n := 0
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		n++
+		w := owned.RawGet(k)
+		if v == w {
+			continue
+		}
+		sub, ok1 := v.(*lua.LTable)
+		osub, ok2 := w.(*lua.LTable)
+		if !ok1 || !ok2 || !sameData(sub, osub) {
+			return false
+		}
+	}
+	for k, _ := owned.Next(lua.LNil); k != lua.LNil; k, _ = owned.Next(k) {
+		n--
+	}
+	return n == 0
 }
 
 // errNotData is the message of the script error for assigns holding more than data.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
 )
 
 // benchPayload returns a JSON object of about n values of mixed kinds, like a chat message
@@ -112,6 +113,18 @@ func BenchmarkContextCheck(b *testing.B) {
 		defer L.RemoveContext()
 		run(b)
 	})
+	b.Run("loop=1000/budget", func(b *testing.B) { // the deadline and the heap watchdog
+		bud := newBudget()
+		defer bud.close()
+		bud.maxHeap = DefaultMaxHeap
+		if err := bud.arm(context.Background(), time.Hour); err != nil {
+			b.Fatal(err)
+		}
+		defer bud.disarm()
+		L.SetContext(bud)
+		defer L.RemoveContext()
+		run(b)
+	})
 	b.Run("arm/context.WithTimeout", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -136,4 +149,51 @@ func BenchmarkContextCheck(b *testing.B) {
 			bud.disarm()
 		}
 	})
+}
+
+// BenchmarkConcat is what the size cap on `..` costs: the same loop compiled as gopher-lua
+// does (OP_CONCAT) and as luabind does (a call of the capped concat).
+func BenchmarkConcat(b *testing.B) {
+	const src = `local n = 0 for i = 1, 100 do local s = "user:" .. i .. ":" .. "x" n = n + #s end return n`
+	v, err := (&chunk{opts: Options{}.withDefaults(), name: "bench.lua", returns: "a number",
+		bind: func(*vm) error { return nil }}).newVMForBench()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.close()
+	guarded, err := compile("bench.lua", []byte(src))
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk, err := parse.Parse(strings.NewReader(src), "bench.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	native, err := lua.Compile(chunk, "bench.lua")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		proto *lua.FunctionProto
+	}{{"native", native}, {"guarded", guarded}} {
+		b.Run(tc.name, func(b *testing.B) {
+			fn := v.L.NewFunctionFromProto(tc.proto)
+			fn.Env = v.env
+			for b.Loop() {
+				if err := v.L.CallByParam(lua.P{Fn: fn, NRet: 1, Protect: true}); err != nil {
+					b.Fatal(err)
+				}
+				v.L.SetTop(0)
+			}
+		})
+	}
+}
+
+// newVMForBench builds a bare sandboxed VM, without running a chunk.
+func (c *chunk) newVMForBench() (*vm, error) {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true})
+	v := &vm{L: L, chunk: c, modules: make(map[string]lua.LValue), budget: newBudget()}
+	v.openSandbox()
+	return v, nil
 }

@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -12,8 +13,10 @@ import (
 // lock. A budget is armed with a timer Reset instead, and needs a new channel only after it
 // fired, and keeps watching the same parent from call to call. It is used by the goroutine
 // holding its VM; only the timer and the parent's cancellation reach it from elsewhere,
-// through mu.
+// through mu. A budget also ends its call when the heap watchdog sees the process heap over
+// maxHeap (see heapWatch).
 type budget struct {
+	maxHeap   uint64          // the heap bound of its calls; set before the first call
 	timer     *time.Timer     // fires expire; stopped between calls
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
@@ -27,7 +30,7 @@ type budget struct {
 }
 
 func newBudget() *budget {
-	b := &budget{done: make(chan struct{})}
+	b := &budget{done: make(chan struct{}), maxHeap: math.MaxUint64}
 	b.timer = time.AfterFunc(time.Hour, b.expire)
 	b.timer.Stop()
 	return b
@@ -45,6 +48,7 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 		b.done, b.err = make(chan struct{}), nil
 	}
 	b.parent, b.armed = parent, true
+	heapEnter()
 	b.deadline = time.Now().Add(d)
 	if dl, ok := parent.Deadline(); ok && dl.Before(b.deadline) {
 		b.deadline = dl
@@ -67,6 +71,7 @@ func (b *budget) disarm() {
 	b.mu.Lock()
 	b.armed, b.parent = false, nil
 	b.mu.Unlock()
+	heapLeave()
 }
 
 // unwatch stops watching the last parent.
@@ -107,9 +112,24 @@ func (b *budget) endLocked(err error) {
 	close(b.done)
 }
 
+// overHeap ends the current call for the heap watchdog.
+func (b *budget) overHeap() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.armed && b.err == nil {
+		b.endLocked(ErrHeapLimit)
+	}
+}
+
 // Done is read before every Lua instruction, by the goroutine that armed b: done changes only
-// in arm, on that goroutine, so it is read without the lock.
-func (b *budget) Done() <-chan struct{} { return b.done }
+// in arm, on that goroutine, so it is read without the lock. It is also where the heap bound
+// is checked, as often as the deadline.
+func (b *budget) Done() <-chan struct{} {
+	if heapOver(b.maxHeap) {
+		b.overHeap()
+	}
+	return b.done
+}
 
 // Err reports why the current call was ended, or nil.
 func (b *budget) Err() error {

@@ -2,8 +2,6 @@ package luabind
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -15,19 +13,24 @@ import (
 
 // Join runs join(topic, payload, socket). ok=true/false as returned; reply is the second return
 // value encoded (nil when absent; a Lua string as the reply -> Binary payload). A first return
-// value that is not a boolean is a *ScriptError ("join must return true or false, got ...").
+// value that is not a boolean, a reply that is neither a table nor a string, or more than two
+// values is a *ScriptError naming the line join is defined at.
 func (s *Script) Join(ctx context.Context, sock Socket, a *Assigns, topic string, p Payload) (ok bool, reply *Payload, err error) {
 	arg, err := decodePayload(p)
 	if err != nil {
 		return false, nil, err
 	}
-	err = s.run(ctx, cbJoin, sock, a, 2, func(L *lua.LState) (rerr error) {
-		res, isBool := L.Get(-2).(lua.LBool)
+	err = s.run(ctx, cbJoin, sock, a, func(v *vm) (rerr error) {
+		L := v.L
+		if n := L.GetTop(); n > 2 {
+			return s.fnErrorf(v, cbJoin, "join must return at most 2 values (ok, reply), got %d", n)
+		}
+		res, isBool := L.Get(1).(lua.LBool)
 		if !isBool {
-			return scriptErrorf(s.name, "join must return true or false, got %s", typeName(L.Get(-2)))
+			return s.fnErrorf(v, cbJoin, "join must return true or false, got %s", typeName(L.Get(1)))
 		}
 		ok = bool(res)
-		reply, rerr = s.replyValue("join", L.Get(-1), false)
+		reply, rerr = s.replyValue(v, cbJoin, L.Get(2), false)
 		return rerr
 	}, lua.LString(topic), arg)
 	if err != nil {
@@ -38,7 +41,8 @@ func (s *Script) Join(ctx context.Context, sock Socket, a *Assigns, topic string
 
 // HandleIn runs handle_in(event, payload, socket). status "" means the script returned nothing
 // (no reply). A status must be a string; the optional response is a table (or a string ->
-// Binary); a status without a response replies {}. With no handle_in defined: "", nil, nil.
+// Binary); a status without a response replies {}. Anything else, or more than two values, is
+// a *ScriptError naming the line handle_in is defined at. With no handle_in: "", nil, nil.
 func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event string, p Payload) (status string, reply *Payload, err error) {
 	if !s.has[cbHandleIn] {
 		return "", nil, nil
@@ -47,18 +51,24 @@ func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event st
 	if err != nil {
 		return "", nil, err
 	}
-	err = s.run(ctx, cbHandleIn, sock, a, 2, func(L *lua.LState) (rerr error) {
-		switch st := L.Get(-2).(type) {
+	err = s.run(ctx, cbHandleIn, sock, a, func(v *vm) (rerr error) {
+		L := v.L
+		if n := L.GetTop(); n > 2 {
+			return s.fnErrorf(v, cbHandleIn, "handle_in must return at most 2 values (status, response), got %d", n)
+		}
+		switch st := L.Get(1).(type) {
 		case *lua.LNilType:
-			return nil
+			if L.Get(2) == lua.LNil {
+				return nil
+			}
 		case lua.LString:
 			if st != "" {
 				status = string(st)
-				reply, rerr = s.replyValue("handle_in", L.Get(-1), true)
+				reply, rerr = s.replyValue(v, cbHandleIn, L.Get(2), true)
 				return rerr
 			}
 		}
-		return scriptErrorf(s.name, "handle_in must return nothing or a status string, got %s", typeName(L.Get(-2)))
+		return s.fnErrorf(v, cbHandleIn, "handle_in must return nothing or a status string, got %s", typeName(L.Get(1)))
 	}, lua.LString(event), arg)
 	if err != nil {
 		return "", nil, err
@@ -76,7 +86,7 @@ func (s *Script) HandleOut(ctx context.Context, sock Socket, a *Assigns, event s
 	if o != nil {
 		arg = o.value()
 	}
-	return s.run(ctx, cbHandleOut, sock, a, 0, nil, lua.LString(event), arg)
+	return s.run(ctx, cbHandleOut, sock, a, nil, lua.LString(event), arg)
 }
 
 // HandleInfo runs handle_info(msg, socket), msg any JSON-able value given as JSON text (empty
@@ -92,7 +102,7 @@ func (s *Script) HandleInfo(ctx context.Context, sock Socket, a *Assigns, msg []
 			return err
 		}
 	}
-	return s.run(ctx, cbHandleInfo, sock, a, 0, nil, arg)
+	return s.run(ctx, cbHandleInfo, sock, a, nil, arg)
 }
 
 // Leave runs leave(reason, socket) if defined.
@@ -100,12 +110,14 @@ func (s *Script) Leave(ctx context.Context, sock Socket, a *Assigns, reason stri
 	if !s.has[cbLeave] {
 		return nil
 	}
-	return s.run(ctx, cbLeave, sock, a, 0, nil, lua.LString(reason))
+	return s.run(ctx, cbLeave, sock, a, nil, lua.LString(reason))
 }
 
-// run calls callback cb with args and then the socket, reads its nret results with results
-// (while the VM is still held), and checks assigns still hold only data.
-func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, nret int, results func(*lua.LState) error, args ...lua.LValue) error {
+// run calls callback cb with args and then the socket, reads its results (on v's stack, 1 to
+// top) with results while the VM is still held, and, when the callback succeeded and used
+// socket.assigns, checks the assigns hold only data and copies them back into a. What
+// handle_out, handle_info and leave return is ignored.
+func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
 	v, err := s.pool.get(ctx)
 	if err != nil {
 		return err
@@ -121,75 +133,41 @@ func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, 
 		L.Push(arg)
 	}
 	L.Push(&so.ud)
-	err = s.pcall(ctx, v, len(args)+1, nret)
+	err = s.pcall(ctx, v, len(args)+1, lua.MultRet)
 	so.done = true
 	if err != nil {
 		return err
 	}
 	if results != nil {
-		if err := results(L); err != nil {
+		if err := results(v); err != nil {
 			return err
 		}
 	}
-	if a.t != nil {
-		if err := checkData(a.t); err != nil {
-			return scriptErrorf(s.name, "%s: %s", callbackNames[cb], err)
+	if so.t != nil {
+		if err := a.copyOut(so.t); err != nil {
+			return s.fnErrorf(v, cb, "%s: %s", callbackNames[cb], err)
 		}
 	}
 	return nil
 }
 
-// pcall calls the function below the nargs arguments on v's stack, protected and under the
-// CPU budget. Errors become *ScriptError; a timeout, a cancellation or a Go panic marks v
-// broken, since the call stopped at an arbitrary point.
-func (s *Script) pcall(ctx context.Context, v *vm, nargs, nret int) error {
-	if err := v.budget.arm(ctx, s.opts.Timeout); err != nil {
-		v.L.SetTop(0)
-		return fmt.Errorf("luabind: call not started: %w", err)
-	}
-	v.L.SetContext(v.budget)
-	err := v.L.PCall(nargs, nret, nil)
-	v.L.RemoveContext()
-	stopped := v.budget.Err()
-	v.budget.disarm()
-	if err == nil {
-		return nil
-	}
-	se := runtimeError(s.name, err)
-	if stopped != nil {
-		v.broken = true
-		se.cause = stopped
-		if errors.Is(stopped, context.DeadlineExceeded) {
-			se.Timeout = true
-			se.Msg = fmt.Sprintf("ran out of time (CPU budget %v)", s.opts.Timeout)
-		} else {
-			se.Msg = "canceled: " + stopped.Error()
-		}
-	}
-	var ae *lua.ApiError
-	if errors.As(err, &ae) && ae.Type == lua.ApiErrorPanic {
-		v.broken = true
-	}
-	return se
-}
-
 // replyValue encodes a callback's reply: nil is no reply (or {} when emptyIsObject), a string
 // a binary payload, a table JSON.
-func (s *Script) replyValue(fn string, v lua.LValue, emptyIsObject bool) (*Payload, error) {
-	switch v := v.(type) {
+func (s *Script) replyValue(v *vm, cb callback, reply lua.LValue, emptyIsObject bool) (*Payload, error) {
+	switch r := reply.(type) {
 	case *lua.LNilType:
 		if emptyIsObject {
 			return &Payload{Data: []byte("{}")}, nil
 		}
 		return nil, nil
 	case lua.LString:
-		return &Payload{Data: []byte(v), Binary: true}, nil
+		return &Payload{Data: []byte(r), Binary: true}, nil
 	case *lua.LTable:
-		data, err := encodeValue(v, "reply")
+		data, err := encodeValue(r, "reply")
 		if err != nil {
-			return nil, scriptErrorf(s.name, "%s: %s", fn, err.(*ScriptError).Msg)
+			return nil, s.fnErrorf(v, cb, "%s: %s", callbackNames[cb], err.(*ScriptError).Msg)
 		}
 		return &Payload{Data: data}, nil
 	}
-	return nil, scriptErrorf(s.name, "%s reply must be a table or a string, got %s", fn, typeName(v))
+	return nil, s.fnErrorf(v, cb, "%s reply must be a table or a string, got %s", callbackNames[cb], typeName(reply))
 }

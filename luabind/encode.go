@@ -16,7 +16,8 @@ const maxExactInt = 1 << 53
 
 // encoder writes Lua values as JSON. A table whose keys are exactly 1..n is an array, any other
 // table an object (number keys become their decimal text), the empty table {}. Functions,
-// userdata other than luachan.null, threads, cycles, NaN and infinities cannot be encoded.
+// userdata other than luachan.null, threads, cycles, NaN and infinities cannot be encoded, nor
+// can more than maxStringLen bytes of strings.
 // Encoders are pooled; their buffers are reused.
 type encoder struct {
 	buf   []byte
@@ -28,6 +29,9 @@ type encoder struct {
 const maxPooledBuffer = 64 << 10
 
 var encoderPool = sync.Pool{New: func() any { return &encoder{buf: make([]byte, 0, 512)} }}
+
+// errTooLongMsg is the message of encodeErrors for output over maxStringLen.
+var errTooLongMsg = "cannot encode more than " + strconv.Itoa(maxStringLen) + " bytes"
 
 // encodeError is a value that cannot be encoded. Its path is built while the error unwinds,
 // so encoding pays nothing for error paths until one happens.
@@ -83,7 +87,12 @@ func encodePayload(v lua.LValue) (Payload, error) {
 func (e *encoder) value(v lua.LValue) *encodeError {
 	switch v := v.(type) {
 	case lua.LString:
-		e.buf = appendString(e.buf, string(v))
+		if len(e.buf)+len(v) > maxStringLen { // checked first too: escapes only add
+			return &encodeError{msg: errTooLongMsg}
+		}
+		if e.buf = appendString(e.buf, string(v)); len(e.buf) > maxStringLen {
+			return &encodeError{msg: errTooLongMsg}
+		}
 	case lua.LNumber:
 		var ok bool
 		if e.buf, ok = appendNumber(e.buf, float64(v)); !ok {

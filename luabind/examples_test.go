@@ -10,8 +10,8 @@ import (
 // examplesDir is the repository's example scripts, loaded here as a compile check.
 const examplesDir = "../scripts/examples"
 
-// TestExampleScripts loads every channel script in scripts/examples (socket.lua decides who
-// connects and is no channel).
+// TestExampleScripts loads every channel script in scripts/examples, and socket.lua (which
+// decides who connects and is no channel) as a ConnectScript.
 func TestExampleScripts(t *testing.T) {
 	paths, err := filepath.Glob(filepath.Join(examplesDir, "*.lua"))
 	if err != nil {
@@ -22,6 +22,13 @@ func TestExampleScripts(t *testing.T) {
 	}
 	for _, path := range paths {
 		if filepath.Base(path) == "socket.lua" {
+			t.Run("socket.lua", func(t *testing.T) {
+				c, err := luabind.LoadConnect(luabind.Options{Dir: examplesDir}, path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+			})
 			continue
 		}
 		t.Run(filepath.Base(path), func(t *testing.T) {

@@ -1,13 +1,21 @@
-// Package luabind runs luachan's channel scripts. It holds everything about gopher-lua: the
-// sandbox, compiling scripts, converting payloads between JSON and Lua values, the luachan
-// module, the socket object scripts see, the VM pool and each callback's CPU budget.
+// Package luabind runs luachan's scripts. It holds everything about gopher-lua: the sandbox,
+// compiling scripts, converting payloads between JSON and Lua values, the luachan module, the
+// socket object scripts see, the VM pool, each callback's CPU budget and the heap watchdog.
 //
-// A Script is one compiled, validated version of a channel script file. It owns a pool of
-// Lua VMs, all built from one compiled chunk; callbacks borrow a VM, run, and hand it back.
-// Per-channel state lives in an Assigns, which Go owns and lends to whichever VM runs the
-// channel's next callback, so it survives VM reuse and hot reloads.
+// A Script is one compiled, validated version of a channel script file; a ConnectScript is
+// socket.lua, which decides who connects. Each owns a pool of Lua VMs, all built from one
+// compiled chunk; callbacks borrow a VM, run, and hand it back with its globals reset.
+// Per-channel state lives in an Assigns, which Go owns; each callback works on its own copy,
+// so the state survives VM reuse and hot reloads and no Lua value is ever used by two
+// goroutines at once.
 //
-// luabind imports nothing of luachan; the engine implements Host and Socket.
+// Scripts cannot stall or exhaust the process: Lua code runs under the CPU budget, the Go
+// builtins that gopher-lua cannot interrupt are replaced or capped (limits.go, format.go,
+// pattern.go), source is checked before compiling (source.go), and callbacks stop when the
+// process heap passes Options.MaxHeap (heap.go).
+//
+// luabind imports nothing of luachan; the engine implements Host and Socket, and optionally
+// SocketAfter, StoreHost and PresenceHost.
 package luabind
 
 import (
@@ -27,8 +35,13 @@ const (
 	callStackSize = 200
 	// registrySize is the initial Lua value stack of a VM, in values.
 	registrySize = 1024 * 4
-	// registryMaxSize is how far a VM's value stack may grow, in values.
+	// registryMaxSize is how far a VM's value stack may grow, in values; past it, a
+	// "registry overflow" error (unpack or string.byte of a million values).
 	registryMaxSize = 1024 * 80
+	// registryGrowStep is how many values the stack grows by at a time. gopher-lua's default
+	// of 32 copies the whole stack every 32 values, which made unpack({}, 1, 1e8) run for
+	// seconds before overflowing.
+	registryGrowStep = 1024 * 4
 )
 
 // Payload is a message body: JSON object text, or raw bytes for V2 binary (ArrayBuffer) messages.
@@ -63,6 +76,11 @@ type Options struct {
 	MaxVMs  int           // (4*GOMAXPROCS, at least 8) VMs alive at once per Script
 	Logger  *slog.Logger  // (slog.Default()); luachan.log and print go here, tagged "script"=file name
 	Host    Host          // required for luachan.broadcast
+	Secret  []byte        // (none) HS256 key of luachan.token; without it sign raises and verify refuses
+	// MaxHeap (DefaultMaxHeap, or 3/4 of the Go memory limit when one is set) is the heap
+	// watchdog's bound, in bytes: callbacks running while the process heap is over it are
+	// stopped (see ErrHeapLimit), before the machine runs out of memory.
+	MaxHeap uint64
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.
@@ -75,6 +93,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxHeap == 0 {
+		o.MaxHeap = defaultMaxHeap()
 	}
 	return o
 }

@@ -9,20 +9,23 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// openLuachan builds this VM's luachan module: broadcast, log, json, null and now.
-// (store, presence and token come later.)
+// openLuachan builds this VM's luachan module: broadcast, log, json, null, now, token, store
+// and presence, its subtables read-only (the caller makes the module itself read-only).
 func (v *vm) openLuachan() *lua.LTable {
 	L := v.L
 	json := newTable(0, 2)
 	json.RawSetString("encode", L.NewFunction(jsonEncode))
 	json.RawSetString("decode", L.NewFunction(jsonDecode))
 
-	m := newTable(0, 8)
+	m := newTable(0, 10)
 	m.RawSetString("broadcast", L.NewFunction(v.broadcast))
 	m.RawSetString("log", L.NewFunction(v.log))
-	m.RawSetString("json", json)
+	m.RawSetString("json", v.readOnly(json))
 	m.RawSetString("null", null)
 	m.RawSetString("now", L.NewFunction(now))
+	m.RawSetString("token", v.readOnly(v.openToken()))
+	m.RawSetString("store", v.readOnly(v.openStore()))
+	m.RawSetString("presence", v.readOnly(v.openPresence()))
 	return m
 }
 
@@ -30,7 +33,7 @@ func (v *vm) openLuachan() *lua.LTable {
 func (v *vm) broadcast(L *lua.LState) int {
 	topic, event := L.CheckString(1), L.CheckString(2)
 	p := payloadArg(L, 3)
-	host := v.script.opts.Host
+	host := v.chunk.opts.Host
 	if host == nil {
 		L.RaiseError("luachan.broadcast: no host to broadcast through")
 	}
@@ -58,7 +61,7 @@ func (v *vm) log(L *lua.LState) int {
 	}
 	msg := L.CheckString(2)
 	fields := L.OptTable(3, nil)
-	logger := v.script.logger
+	logger := v.chunk.logger
 	ctx := context.Background()
 	if !logger.Enabled(ctx, level) {
 		return 0

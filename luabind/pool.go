@@ -6,9 +6,10 @@ import (
 	"sync"
 )
 
-// pool keeps the VMs of one Script generation. At most max VMs exist at once (idle or in use);
-// a caller that finds none idle builds one while under the limit, else waits for one to come
-// back. VMs that timed out or panicked are closed instead of reused.
+// pool keeps the VMs of one chunk generation (a Script or a ConnectScript). At most max VMs
+// exist at once (idle or in use); a caller that finds none idle builds one while under the
+// limit, else waits for one to come back. VMs whose call was stopped (budget, heap, caller) or
+// panicked are closed, not reused; the others go back with their globals reset.
 type pool struct {
 	build func(context.Context) (*vm, error) // makes a VM ready to run callbacks
 	idle  chan *vm                           // VMs ready for use; capacity max
@@ -58,6 +59,7 @@ func (p *pool) adopt(v *vm) {
 func (p *pool) put(v *vm) {
 	if !v.broken {
 		v.L.SetTop(0)
+		v.resetEnv()
 		p.mu.Lock()
 		if !p.closed {
 			p.idle <- v // never blocks: at most cap(slots) VMs exist

@@ -2,12 +2,7 @@ package luabind
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -17,12 +12,23 @@ import (
 // folder, reach other functions' environments, or control the host's garbage collector.
 var removedGlobals = []string{
 	"load", "loadstring", "dofile", "loadfile", "getfenv", "setfenv",
-	"collectgarbage", "_printregs", "module", "newproxy",
+	"collectgarbage", "_printregs", "module", "newproxy", "_GOPHER_LUA_VERSION",
 }
+
+// lockedName is what getmetatable gives for what scripts may not change: the global
+// environment, the library tables and strings.
+const lockedName = "locked"
 
 // openSandbox opens what scripts may use: the base library without removedGlobals, string
 // (without dump), table and math, print to the log, require for lib/ and the luachan module.
-// There is no os, io, debug, coroutine, channel or package.
+// There is no os, io, debug, coroutine, channel or package. The builtins that run long or build
+// large values in one Go call are replaced by guarded ones (see limits.go, pattern.go).
+//
+// Every chunk and module runs in env, which is what _G is. Its reads fall through to the
+// globals the script defined while loading (see seal), and from there to base, the real global
+// table, which scripts never reach. base holds the libraries as read-only views: nothing a
+// script does changes them. A callback's own global assignments land in env, which is emptied
+// when the VM goes back to its pool (resetEnv), so no call sees another's globals.
 func (v *vm) openSandbox() {
 	L := v.L
 	for _, lib := range []struct {
@@ -38,22 +44,114 @@ func (v *vm) openSandbox() {
 		L.Push(lua.LString(lib.name))
 		L.Call(1, 0)
 	}
-	g := L.G.Global
+	base := L.G.Global
 	for _, name := range removedGlobals {
-		g.RawSetString(name, lua.LNil)
+		base.RawSetString(name, lua.LNil)
 	}
-	if str, ok := g.RawGetString(lua.StringLibName).(*lua.LTable); ok {
-		str.RawSetString("dump", lua.LNil)
+	str := base.RawGetString(lua.StringLibName).(*lua.LTable)
+	str.RawSetString("dump", lua.LNil)
+	str.RawSetString("__index", lua.LNil) // OpenString makes the library its own metatable
+	v.locked = make(map[*lua.LTable]struct{})
+	v.refuse = L.NewFunction(refuseWrite)
+	v.guardBuiltins(base, str, base.RawGetString(lua.TabLibName).(*lua.LTable))
+
+	// Strings index the real library; getmetatable("") does not give it away.
+	strMeta := newTable(0, 2)
+	strMeta.RawSetString("__index", str)
+	strMeta.RawSetString("__metatable", lua.LString(lockedName))
+	L.SetMetatable(lua.LString(""), strMeta)
+
+	for _, name := range []string{lua.StringLibName, lua.TabLibName, lua.MathLibName} {
+		base.RawSetString(name, v.readOnly(base.RawGetString(name).(*lua.LTable)))
 	}
-	v.luachan = v.openLuachan()
-	g.RawSetString("luachan", v.luachan)
-	g.RawSetString("print", L.NewFunction(v.print))
-	g.RawSetString("require", L.NewFunction(v.require))
+	v.luachan = v.readOnly(v.openLuachan())
+	base.RawSetString("luachan", v.luachan)
+	base.RawSetString("print", L.NewFunction(v.print))
+	base.RawSetString("require", L.NewFunction(v.require))
+
+	v.env = newTable(0, 0)
+	v.envMeta = lockedMeta(base)
+	v.env.Metatable = v.envMeta
+	base.RawSetString("_G", v.env)
+}
+
+// lockedMeta is a metatable reading through to index whose owner's metatable cannot be read or
+// replaced.
+func lockedMeta(index *lua.LTable) *lua.LTable {
+	mt := newTable(0, 2)
+	mt.RawSetString("__index", index)
+	mt.RawSetString("__metatable", lua.LString(lockedName))
+	return mt
+}
+
+// readOnly returns a view of t that scripts can read but not change: an empty table whose
+// locked metatable reads through to t and refuses assignments. rawset and table.insert refuse
+// views too (see isLocked), so nothing can be stored in one.
+func (v *vm) readOnly(t *lua.LTable) *lua.LTable {
+	mt := lockedMeta(t)
+	mt.RawSetString("__newindex", v.refuse)
+	view := newTable(0, 0)
+	view.Metatable = mt
+	v.locked[view] = struct{}{}
+	return view
+}
+
+// isLocked reports whether t is a read-only view.
+func (v *vm) isLocked(t *lua.LTable) bool {
+	if t.Metatable == lua.LNil {
+		return false
+	}
+	_, ok := v.locked[t]
+	return ok
+}
+
+// refuseWrite is the __newindex of read-only views.
+func refuseWrite(L *lua.LState) int {
+	L.RaiseError("cannot set field %s of a read-only table", L.ToStringMeta(L.Get(2)))
+	return 0
+}
+
+// seal ends loading: the globals the chunk defined while loading move out of env into a table
+// of their own behind it, so later calls read them but their assignments only shadow them.
+func (v *vm) seal() {
+	defined := newTable(0, 0)
+	for k, val := v.env.Next(lua.LNil); k != lua.LNil; k, val = v.env.Next(k) {
+		defined.RawSet(k, val)
+	}
+	defined.Metatable = v.envMeta // reads on through to base
+	v.envMeta = lockedMeta(defined)
+	v.resetEnv()
+}
+
+// resetEnv empties env, dropping every global the last call assigned. It replaces the table's
+// contents, not the table: every function of the script holds env as its environment.
+func (v *vm) resetEnv() {
+	*v.env = lua.LTable{Metatable: v.envMeta}
+}
+
+// rawset is the base rawset(t, k, v), refusing read-only views; it returns t as in Lua 5.1.
+func (v *vm) rawset(L *lua.LState) int {
+	t := L.CheckTable(1)
+	if v.isLocked(t) {
+		L.RaiseError("cannot change a read-only table")
+	}
+	L.RawSet(t, L.CheckAny(2), L.CheckAny(3))
+	L.SetTop(1)
+	return 1
+}
+
+// setmetatable is the base setmetatable for tables only, as in Lua 5.1: gopher-lua's would
+// also set the metatable shared by every number, boolean or function of the VM.
+func setmetatable(setmeta lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		L.CheckTable(1)
+		return setmeta(L)
+	}
 }
 
 // print writes its arguments, tab-separated, to the log at info.
 func (v *vm) print(L *lua.LState) int {
-	if !v.script.logger.Enabled(context.Background(), slog.LevelInfo) {
+	if !v.chunk.logger.Enabled(context.Background(), slog.LevelInfo) {
 		return 0
 	}
 	var b strings.Builder
@@ -63,101 +161,6 @@ func (v *vm) print(L *lua.LState) int {
 		}
 		b.WriteString(L.ToStringMeta(L.Get(i)).String())
 	}
-	v.script.logger.Info(b.String())
+	v.chunk.logger.Info(b.String())
 	return 0
-}
-
-// requireLoading marks a module whose chunk is running, to catch require loops.
-var requireLoading = &lua.LUserData{Metatable: lua.LNil}
-
-// require is the scripts' require: "luachan", or a module under lib/ ("lib.a.b" is
-// Dir/lib/a/b.lua), compiled once per Script and run once per VM.
-func (v *vm) require(L *lua.LState) int {
-	name := L.CheckString(1)
-	if name == "luachan" {
-		L.Push(v.luachan)
-		return 1
-	}
-	if ret, ok := v.modules[name]; ok {
-		if ret == requireLoading {
-			L.RaiseError("loop or previous error loading module '%s'", name)
-		}
-		L.Push(ret)
-		return 1
-	}
-	mod, err := v.script.lib(name)
-	if err != nil {
-		var se *ScriptError
-		if errors.As(err, &se) {
-			L.Error(lua.LString(se.Error()), 0) // already names the module's file and line
-		}
-		L.RaiseError("%s", err)
-	}
-	v.modules[name] = requireLoading
-	L.Push(L.NewFunctionFromProto(mod.proto))
-	L.Push(lua.LString(name))
-	L.Call(1, 1)
-	ret := L.Get(-1)
-	if ret == lua.LNil {
-		ret = lua.LTrue
-	}
-	v.modules[name] = ret
-	L.Push(ret)
-	return 1
-}
-
-// libModule is a compiled module from lib/.
-type libModule struct {
-	file  string // relative path, e.g. "lib/util.lua"
-	src   []byte
-	proto *lua.FunctionProto
-}
-
-// libPath maps a module name to its file relative to Dir: "lib.a.b" -> "lib/a/b.lua". It
-// reports false for names outside lib/ or that could escape the folder.
-func libPath(name string) (string, bool) {
-	parts := strings.Split(name, ".")
-	if len(parts) < 2 || parts[0] != "lib" {
-		return "", false
-	}
-	for _, p := range parts[1:] {
-		if p == "" {
-			return "", false
-		}
-		for _, c := range p {
-			if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-				return "", false
-			}
-		}
-	}
-	return strings.Join(parts, "/") + ".lua", true
-}
-
-// lib returns the compiled module name, compiling it on first use. Modules first required while
-// the script loads are recorded in load order for Modules and Hash.
-func (s *Script) lib(name string) (*libModule, error) {
-	s.libMu.Lock()
-	defer s.libMu.Unlock()
-	if m, ok := s.libs[name]; ok {
-		return m, nil
-	}
-	file, ok := libPath(name)
-	if !ok {
-		return nil, fmt.Errorf("module '%s' not found", name)
-	}
-	src, err := os.ReadFile(filepath.Join(s.opts.Dir, filepath.FromSlash(file)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("module '%s' not found", name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("module '%s': %w", name, err)
-	}
-	proto, err := compile(file, src)
-	if err != nil {
-		return nil, err
-	}
-	m := &libModule{file: file, src: src, proto: proto}
-	s.libs[name] = m
-	s.libOrder = append(s.libOrder, name)
-	return m, nil
 }

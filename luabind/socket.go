@@ -6,13 +6,18 @@ import (
 
 // luaSocket is the `socket` argument of one callback: a userdata whose per-VM metatable serves
 // the fields (topic, join_ref, id, assigns) and methods (push, reply, broadcast,
-// broadcast_from). It lives for one call; using it after the call returned raises an error
+// broadcast_from, after). It lives for one call; using it after the call returned raises an error
 // rather than reaching a channel that may be gone.
+//
+// socket.assigns is this call's own copy of the channel's Assigns, made when first read; after
+// a successful call the copy is checked and copied back (see Script.run). A script that keeps
+// the table past the call keeps a dead copy, which no other goroutine ever touches.
 type luaSocket struct {
 	ud   lua.LUserData // what the script holds; ud.Value points back here
 	sock Socket
 	a    *Assigns
-	done bool // the callback returned
+	t    *lua.LTable // this call's socket.assigns; nil until read or set
+	done bool        // the callback returned
 }
 
 // socketName is what tostring and getmetatable give for a socket.
@@ -27,6 +32,7 @@ func (v *vm) openSocket() {
 		"reply":          push,
 		"broadcast":      L.NewFunction(socketBroadcast),
 		"broadcast_from": L.NewFunction(socketBroadcastFrom),
+		"after":          L.NewFunction(socketAfter),
 	}
 	mt := newTable(0, 4)
 	mt.RawSetString("__index", L.NewFunction(v.socketIndex))
@@ -83,7 +89,10 @@ func (v *vm) socketIndex(L *lua.LState) int {
 	case "id":
 		L.Push(optString(s.sock.ID()))
 	case "assigns":
-		L.Push(s.a.table())
+		if s.t == nil {
+			s.t = s.a.copyIn()
+		}
+		L.Push(s.t)
 	default:
 		if fn, ok := v.sockFns[key]; ok {
 			L.Push(fn)
@@ -102,7 +111,7 @@ func socketNewIndex(L *lua.LState) int {
 	if key != "assigns" {
 		L.RaiseError("socket.%s is read-only", key)
 	}
-	s.a.t = L.CheckTable(3)
+	s.t = L.CheckTable(3)
 	return 0
 }
 

@@ -6,7 +6,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// callback names one of a channel table's functions.
+// callback names one of the functions a script's table holds.
 type callback int
 
 const (
@@ -15,44 +15,55 @@ const (
 	cbHandleOut
 	cbHandleInfo
 	cbLeave
-	numCallbacks
+	numCallbacks // the channel callbacks are the ones above
+
+	cbConnect = numCallbacks // socket.lua's connect
+	numFns    = cbConnect + 1
 )
 
-// callbackNames are the channel table's field names, by callback.
-var callbackNames = [numCallbacks]string{"join", "handle_in", "handle_out", "handle_info", "leave"}
+// callbackNames are the table's field names, by callback.
+var callbackNames = [numFns]string{"join", "handle_in", "handle_out", "handle_info", "leave", "connect"}
 
-// vm is one Lua state running one Script generation: the sandboxed globals, the channel table
-// its chunk returned, and the per-VM values callbacks reuse. A vm is used by one goroutine at a
-// time; the pool hands it over.
+// vm is one Lua state running one chunk generation: the sandboxed globals, the table its chunk
+// returned, and the per-VM values callbacks reuse. A vm is used by one goroutine at a time;
+// the pool hands it over.
 type vm struct {
-	L       *lua.LState
-	script  *Script
-	channel *lua.LTable                  // what the chunk returned
-	fns     [numCallbacks]*lua.LFunction // the channel's callbacks; nil when not defined
+	L     *lua.LState
+	chunk *chunk
+	table *lua.LTable            // what the chunk returned
+	fns   [numFns]*lua.LFunction // the table's callbacks; nil when not defined
 
-	luachan  *lua.LTable           // the luachan module
-	modules  map[string]lua.LValue // require cache: module name to what it returned
-	sockMeta *lua.LTable           // metatable of socket objects
-	sockFns  map[string]lua.LValue // socket methods by name
+	env      *lua.LTable              // the environment every chunk runs in: _G (see openSandbox)
+	envMeta  *lua.LTable              // env's metatable
+	locked   map[*lua.LTable]struct{} // the read-only views of libraries (see readOnly)
+	refuse   *lua.LFunction           // __newindex of the read-only views
+	luachan  *lua.LTable              // the luachan module, read-only
+	modules  map[string]lua.LValue    // require cache: module name to what it returned
+	sockMeta *lua.LTable              // metatable of socket objects
+	sockFns  map[string]lua.LValue    // socket methods by name
 
 	budget *budget // the CPU budget of the running call
-	broken bool    // the last call timed out or panicked: close instead of reusing
+	broken bool    // the last call was stopped or panicked: close instead of reusing
 }
 
-// newVM builds a sandboxed VM and runs the script's chunk in it, under the CPU budget.
-func (s *Script) newVM(ctx context.Context) (*vm, error) {
+// newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
+func (c *chunk) newVM(ctx context.Context) (*vm, error) {
 	L := lua.NewState(lua.Options{
-		SkipOpenLibs:    true,
-		CallStackSize:   callStackSize,
-		RegistrySize:    registrySize,
-		RegistryMaxSize: registryMaxSize,
+		SkipOpenLibs:     true,
+		CallStackSize:    callStackSize,
+		RegistrySize:     registrySize,
+		RegistryMaxSize:  registryMaxSize,
+		RegistryGrowStep: registryGrowStep,
 	})
-	v := &vm{L: L, script: s, modules: make(map[string]lua.LValue), budget: newBudget()}
+	v := &vm{L: L, chunk: c, modules: make(map[string]lua.LValue), budget: newBudget()}
+	v.budget.maxHeap = c.opts.MaxHeap
 	v.openSandbox()
 	v.openSocket()
 
-	L.Push(L.NewFunctionFromProto(s.proto))
-	if err := s.pcall(ctx, v, 0, 1); err != nil {
+	fn := L.NewFunctionFromProto(c.proto)
+	fn.Env = v.env
+	L.Push(fn)
+	if err := c.pcall(ctx, v, 0, 1); err != nil {
 		v.close()
 		return nil, err
 	}
@@ -61,16 +72,14 @@ func (s *Script) newVM(ctx context.Context) (*vm, error) {
 	t, ok := ret.(*lua.LTable)
 	if !ok {
 		v.close()
-		return nil, scriptErrorf(s.name, "the script must return a channel table, got %s", typeName(ret))
+		return nil, scriptErrorf(c.name, "the script must return %s, got %s", c.returns, typeName(ret))
 	}
-	v.channel = t
-	for cb := range numCallbacks {
-		v.fns[cb], _ = t.RawGetString(callbackNames[cb]).(*lua.LFunction)
-	}
-	if v.fns[cbJoin] == nil {
+	v.table = t
+	if err := c.bind(v); err != nil {
 		v.close()
-		return nil, scriptErrorf(s.name, "join must be a function, got %s", typeName(t.RawGetString("join")))
+		return nil, err
 	}
+	v.seal()
 	return v, nil
 }
 
