@@ -49,6 +49,7 @@ type Config struct {
 	ScriptTimeout time.Duration // (DefaultScriptTimeout) CPU budget per callback
 	MaxPending    int           // (DefaultMaxPending) queued events per channel
 	Secret        []byte        // HS256 key for luachan.token (none: sign raises, verify refuses)
+	Store         luabind.Store // (nil: luachan.store raises "no store") shared state behind luachan.store
 }
 
 // Engine routes topics to scripts and runs channels. It implements
@@ -82,8 +83,9 @@ type Engine struct {
 }
 
 var (
-	_ hub.Handler  = (*Engine)(nil)
-	_ luabind.Host = (*Engine)(nil)
+	_ hub.Handler            = (*Engine)(nil)
+	_ luabind.Host           = (*Engine)(nil)
+	_ luabind.DisconnectHost = (*Engine)(nil)
 )
 
 // New loads every channel script in cfg.Dir and returns an engine ready to
@@ -139,6 +141,13 @@ func (e *Engine) Broadcast(topic, event string, p luabind.Payload) error {
 	return e.cfg.Hub.Broadcast(&hub.Broadcast{
 		Topic: topic, Event: event, Payload: p.Data, Binary: p.Binary,
 	})
+}
+
+// Disconnect is luachan.disconnect(id): a "disconnect" broadcast on the
+// socket id, which the hub turns into closing every socket with that id, on
+// every node.
+func (e *Engine) Disconnect(id string) error {
+	return e.cfg.Hub.Broadcast(&hub.Broadcast{Topic: id, Event: "disconnect", Payload: replyEmpty})
 }
 
 // Close waits for every channel goroutine to finish (after a hub shutdown,

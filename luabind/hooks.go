@@ -50,6 +50,12 @@ type PresenceHost interface {
 	Presence() Presence
 }
 
+// DisconnectHost is implemented by a Host that backs luachan.disconnect(id): close every
+// socket whose id is id (on every node).
+type DisconnectHost interface {
+	Disconnect(id string) error
+}
+
 // socketAfter is socket:after(ms, msg).
 func socketAfter(L *lua.LState) int {
 	s := checkSocket(L, 1)

@@ -202,3 +202,39 @@ func TestHooks(t *testing.T) {
 		}
 	}
 }
+
+// disconnectHost is a Host with Disconnect.
+type disconnectHost struct {
+	fakeHost
+	ids []string
+}
+
+func (h *disconnectHost) Disconnect(id string) error {
+	h.ids = append(h.ids, id)
+	return nil
+}
+
+func TestDisconnectHook(t *testing.T) {
+	src := `return { topic = 't', join = function() return true end,
+		handle_in = function(event, p) luachan.disconnect(p.id) end }`
+	t.Run("reaches the host", func(t *testing.T) {
+		opts, _, _ := testOptions(t)
+		host := &disconnectHost{}
+		opts.Host = host
+		s := mustLoad(t, opts, src)
+		if _, _, err := s.HandleIn(testContext(t), newFakeSocket("t"), nil, "go", jsonPayload(`{"id":"user:7"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if len(host.ids) != 1 || host.ids[0] != "user:7" {
+			t.Fatalf("Disconnect got %q, want [user:7]", host.ids)
+		}
+	})
+	t.Run("without the hook it is a script error", func(t *testing.T) {
+		opts, _, _ := testOptions(t)
+		s := mustLoad(t, opts, src)
+		_, _, err := s.HandleIn(testContext(t), newFakeSocket("t"), nil, "go", jsonPayload(`{"id":"x"}`))
+		if err == nil || !strings.Contains(err.Error(), "luachan.disconnect is not available") {
+			t.Fatalf("err = %v, want 'luachan.disconnect is not available'", err)
+		}
+	})
+}

@@ -19,6 +19,7 @@ func (v *vm) openLuachan() *lua.LTable {
 
 	m := newTable(0, 10)
 	m.RawSetString("broadcast", L.NewFunction(v.broadcast))
+	m.RawSetString("disconnect", L.NewFunction(v.disconnect))
 	m.RawSetString("log", L.NewFunction(v.log))
 	m.RawSetString("json", v.readOnly(json))
 	m.RawSetString("null", null)
@@ -39,6 +40,19 @@ func (v *vm) broadcast(L *lua.LState) int {
 	}
 	if err := host.Broadcast(topic, event, p); err != nil {
 		L.RaiseError("luachan.broadcast: %s", err)
+	}
+	return 0
+}
+
+// disconnect is luachan.disconnect(id): closes every socket whose id is id.
+func (v *vm) disconnect(L *lua.LState) int {
+	id := L.CheckString(1)
+	host, ok := v.chunk.opts.Host.(DisconnectHost)
+	if !ok {
+		L.RaiseError("luachan.disconnect is not available on this server")
+	}
+	if err := host.Disconnect(id); err != nil {
+		L.RaiseError("luachan.disconnect: %s", err)
 	}
 	return 0
 }
