@@ -1,8 +1,14 @@
 package luachan_test
 
 // The official `phoenix` npm client against the real server: test/js/*.test.mjs run
-// under `node --test` with LUACHAN_URL pointing at a server on the example scripts
-// plus testLua.
+// under `node --test` against two servers on the example scripts:
+//
+//   - LUACHAN_URL: the examples plus testLua, without socket.lua, so every socket
+//     connects whatever authToken it brings (client.test.mjs checks how the token
+//     travels, not what it is worth).
+//   - LUACHAN_URL_SECRET: the examples as shipped, socket.lua included, plus whoamiLua,
+//     with -secret LUACHAN_SECRET, so the tests can mint tokens the example socket.lua
+//     accepts (connect.test.mjs).
 
 import (
 	"context"
@@ -20,6 +26,8 @@ const (
 	npmTimeout = 3 * time.Minute
 	// nodeTimeout bounds the whole node --test run.
 	nodeTimeout = 2 * time.Minute
+	// jsSecret is the -secret of the LUACHAN_URL_SECRET server.
+	jsSecret = "js-test-secret-0123456789"
 )
 
 func TestJSClient(t *testing.T) {
@@ -39,12 +47,21 @@ func TestJSClient(t *testing.T) {
 		args = append(args, filepath.Base(f))
 	}
 
-	s := startServer(t, examplesPlus(t, map[string]string{"test.lua": testLua}))
+	open := examplesPlus(t, map[string]string{"test.lua": testLua})
+	if err := os.Remove(filepath.Join(open, "socket.lua")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	s := startServer(t, open)
+	secret := startServer(t, examplesPlus(t, map[string]string{"whoami.lua": whoamiLua}), "-secret", jsSecret)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = jsDir
-	cmd.Env = append(os.Environ(), "LUACHAN_URL=ws://"+s.addr+"/socket")
+	cmd.Env = append(os.Environ(),
+		"LUACHAN_URL=ws://"+s.addr+"/socket",
+		"LUACHAN_URL_SECRET=ws://"+secret.addr+"/socket",
+		"LUACHAN_SECRET="+jsSecret,
+	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node %v in %s: %v\n%s", args, jsDir, err, out)

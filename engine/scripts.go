@@ -98,7 +98,7 @@ func (e *Engine) Reload() error {
 		e.loadLocked(name)
 	}
 	for name := range e.tried {
-		if !seen[name] {
+		if !seen[name] && name != connectScript { // socket.lua keeps its own entry
 			delete(e.tried, name)
 			delete(e.loadErrs, name)
 		}

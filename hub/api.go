@@ -16,7 +16,7 @@ import (
 // "Authorization: Bearer key":
 //
 //	POST /api/broadcast  {"topic","event","payload"}  202; payload must be an object ({} if absent)
-//	POST /api/disconnect {"id"}                       202 {"closed":n}
+//	POST /api/disconnect {"id"}                       202 {"closed":n} (n on this node; every node closes its own)
 //
 // A missing or wrong key gets 401, a bad body 400. key "" disables the API: every
 // request gets 404. Errors have a {"error":"..."} body.
@@ -90,6 +90,13 @@ func (h *Hub) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := h.Disconnect(body.ID)
+	// The other nodes close theirs when the same "disconnect" broadcast reaches them.
+	if h.cfg.PubSub != nil {
+		b := &Broadcast{Topic: body.ID, Event: disconnectEvent, Payload: emptyObject}
+		if err := h.cfg.PubSub.Publish(b); err != nil {
+			h.log.Warn("api disconnect not published to other nodes", "id", body.ID, "reason", err)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(struct {

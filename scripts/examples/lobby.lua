@@ -10,7 +10,8 @@ local lobby = {
 }
 
 function lobby.join(topic, payload, socket)
-  socket.assigns.user = payload.user   -- may be nil: anonymous visitors are welcome
+  -- anonymous visitors are welcome; a user named here (or by socket.lua) is remembered
+  if payload.user ~= nil then socket.assigns.user = payload.user end
   return true
 end
 
