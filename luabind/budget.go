@@ -20,6 +20,7 @@ type budget struct {
 	timer     *time.Timer     // fires expire; stopped between calls
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
+	started   time.Time       // when the current call was armed; the calling goroutine's
 
 	mu       sync.Mutex      // guards the fields below against the timer and parent callbacks
 	parent   context.Context // the caller's context of the current call
@@ -48,6 +49,7 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 		b.done, b.err = make(chan struct{}), nil
 	}
 	b.parent, b.armed = parent, true
+	b.started = time.Now()
 	heapEnter()
 	b.deadline = time.Now().Add(d)
 	if dl, ok := parent.Deadline(); ok && dl.Before(b.deadline) {
@@ -125,7 +127,10 @@ func (b *budget) overHeap() {
 // in arm, on that goroutine, so it is read without the lock. It is also where the heap bound
 // is checked, as often as the deadline.
 func (b *budget) Done() <-chan struct{} {
-	if heapOver(b.maxHeap) {
+	// The watchdog cannot tell which callback allocated; the ones that have run for less
+	// than heapGrace are the short, healthy ones, and stopping them would punish everyone
+	// for one runaway. heapOver is one atomic load while the heap is under its bound.
+	if heapOver(b.maxHeap) && time.Since(b.started) >= heapGrace {
 		b.overHeap()
 	}
 	return b.done

@@ -29,7 +29,7 @@ func TestJoin(t *testing.T) {
 		{"reply a number", "return true, 42", false, "", false, "join reply must be a table or a string, got number"},
 		{"reply a function", "return true, { f = print }", false, "", false, "cannot encode function at reply.f"},
 		{"raises", "error('nope')", false, "", false, "test.lua:1: nope"},
-		{"raises a table", "error({ code = 7 })", false, "", false, `test.lua: {"code":7}`},
+		{"raises a table", "error({ code = 7 })", false, "", false, `test.lua:1: {"code":7}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -66,7 +66,7 @@ func TestConnect(t *testing.T) {
 		{name: "id not a string", body: "return true, {}, 42", wantErr: "connect's socket id must be a string, got number", wantLine: 2},
 		{name: "too many values", body: "return true, {}, 'id', 'extra'", wantErr: "at most 3 values", wantLine: 2},
 		{name: "raises", body: "error('denied')", wantErr: "denied", wantLine: 3},
-		{name: "raises a table", body: "error({ code = 4 })", wantErr: `{"code":4}`},
+		{name: "raises a table", body: "error({ code = 4 })", wantErr: `{"code":4}`, wantLine: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,12 +72,31 @@ func runtimeError(defaultFile string, err error) *ScriptError {
 	if s, ok := ae.Object.(lua.LString); ok {
 		return parsePosition(defaultFile, string(s))
 	}
-	// error({...}) or error(42): the value itself is the message.
-	msg, encErr := encodeValue(ae.Object, "error")
-	if encErr != nil {
-		return &ScriptError{File: defaultFile, Msg: ae.Object.String()}
+	// error({...}) or error(42): the value itself is the message, and Lua adds no
+	// position to it, so the line is the first Lua frame of the traceback.
+	se := &ScriptError{File: defaultFile, Msg: ae.Object.String()}
+	if msg, encErr := encodeValue(ae.Object, "error"); encErr == nil {
+		se.Msg = string(msg)
 	}
-	return &ScriptError{File: defaultFile, Msg: string(msg)}
+	if file, line := tracebackPosition(ae.StackTrace); line > 0 {
+		se.File, se.Line = file, line
+	}
+	return se
+}
+
+// tracebackPosition returns the file and line of the first Lua frame in a gopher-lua
+// stack traceback ("\thostile.lua:19: in function ..."), skipping Go frames ("[G]: ...").
+func tracebackPosition(trace string) (string, int) {
+	for _, l := range strings.Split(trace, "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.Contains(l, ".lua:") {
+			continue
+		}
+		if se := parsePosition("", l); se.Line > 0 {
+			return se.File, se.Line
+		}
+	}
+	return "", 0
 }
 
 // parsePosition splits "file.lua:12: msg" (or "file.lua: msg", a module's error without a

@@ -17,6 +17,11 @@ import (
 // server itself and the garbage collector's headroom.
 const DefaultMaxHeap = 1 << 30
 
+// heapGrace is how long a callback must have run before the heap watchdog may stop it:
+// growing the heap past its bound takes a runaway far longer, and healthy callbacks end
+// far sooner.
+const heapGrace = 50 * time.Millisecond
+
 // heapPollInterval is how often the heap is sampled while callbacks run.
 const heapPollInterval = 10 * time.Millisecond
 
@@ -38,8 +43,8 @@ func defaultMaxHeap() uint64 {
 // again as the live heap, with GOGC=100), so a budget that sees a sample over its bound asks
 // the sampler to confirm it: the sampler forces a collection and publishes what is left as the
 // live heap, and only a live heap over the bound stops the call. The watchdog cannot tell which
-// callback allocated, so every callback running while the live heap is over its bound is
-// stopped; after a stop the sampler collects and samples again at once, so the server recovers
+// callback allocated, so every callback that has run for heapGrace or longer while the live
+// heap is over its bound is stopped (short ones, the healthy ones, finish); after a stop the sampler collects and samples again at once, so the server recovers
 // as soon as the runaway's memory is garbage. The sampler exits when no callback runs and is
 // started again by the next one: it needs no owner to stop it.
 var heapWatch struct {

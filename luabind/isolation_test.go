@@ -111,7 +111,8 @@ func TestSandboxEscapes(t *testing.T) {
 	}
 }
 
-// TestErrorTable is error({...}): the message is the table's JSON, in every callback.
+// TestErrorTable is error({...}): the message is the table's JSON, with the line of the
+// error call, in every callback.
 func TestErrorTable(t *testing.T) {
 	opts, _, _ := testOptions(t)
 	s := mustLoad(t, opts, `return { topic = 'a', join = function() error({ code = 1, why = "join" }) end,
@@ -131,11 +132,11 @@ func TestErrorTable(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"join", joinErr, `test.lua: {"code":1,"why":"join"}`},
-		{"handle_in", inErr, `test.lua: {"code":2}`},
-		{"handle_out", s.HandleOut(ctx, sock, a, "e", o), `test.lua: {"code":3,"list":[1,2]}`},
-		{"handle_info", s.HandleInfo(ctx, sock, a, []byte(`1`)), `test.lua: table:`},
-		{"leave", s.Leave(ctx, sock, a, "closed"), `test.lua: {"code":5}`},
+		{"join", joinErr, `test.lua:1: {"code":1,"why":"join"}`},
+		{"handle_in", inErr, `test.lua:2: {"code":2}`},
+		{"handle_out", s.HandleOut(ctx, sock, a, "e", o), `test.lua:3: {"code":3,"list":[1,2]}`},
+		{"handle_info", s.HandleInfo(ctx, sock, a, []byte(`1`)), `test.lua:4: table:`},
+		{"leave", s.Leave(ctx, sock, a, "closed"), `test.lua:5: {"code":5}`},
 	} {
 		if se := asScriptError(t, tc.err); !strings.HasPrefix(se.Error(), tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.name, se.Error(), tc.want)

@@ -16,16 +16,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/luabind"
 )
 
 // shutdownGrace bounds the drain after SIGINT/SIGTERM; the process exits
 // within it even if a script hangs.
-const shutdownGrace = 9 * time.Second
+const shutdownGrace = 8 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +52,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
+	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
+	redisPS, err := dialPubSub(ctx, cfg.PubSub, log)
+	if err != nil {
+		return err
+	}
+	var pubsub hub.PubSub                          // nil: this process only
+	var store luabind.Store = hub.NewMemoryStore() // luachan.store
+	if redisPS != nil {
+		defer redisPS.Close()
+		pubsub, store = redisPS, redisPS.Store()
+	}
+
 	// The hub and the engine need each other: the hub hands frames to the
 	// engine, the engine subscribes and broadcasts through the hub.
 	var handler handlerRef
@@ -62,13 +76,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxMessageRate:  cfg.MessageRate,
 		MaxMessageBurst: cfg.MessageBurst,
 		Origins:         cfg.Origins,
+		PubSub:          pubsub,
 	})
+	if redisPS != nil {
+		redisPS.Start(h) // broadcasts from other nodes go to h's subscribers
+	}
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
 		Hub:           h,
 		Logger:        log,
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
+		Store:         store,
 		Secret:        []byte(cfg.Secret),
 	})
 	if err != nil {
@@ -140,6 +159,19 @@ func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
 			eng.RequestRescan()
 		}
 	}
+}
+
+// dialPubSub connects to the Redis of a redis:// -pubsub URL; nil for memory. An
+// unreachable Redis is a usage error: the node would silently serve alone.
+func dialPubSub(ctx context.Context, url string, log *slog.Logger) (*hub.RedisPubSub, error) {
+	if url == "memory" {
+		return nil, nil
+	}
+	ps, err := hub.DialRedis(ctx, hub.RedisConfig{URL: url, Logger: log})
+	if err != nil {
+		return nil, usagef("luachan: -pubsub%s: %s", redactURL(url), strings.TrimPrefix(err.Error(), "hub: "))
+	}
+	return ps, nil
 }
 
 // handlerRef lets the hub be built before the engine it hands sockets to.
