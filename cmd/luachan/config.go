@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/luachan/luachan/hub"
 )
 
 // Config is everything the command line and the environment can set.
@@ -70,7 +73,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	str(&cfg.Addr, "addr", "LUACHAN_ADDR", ":4000", "listen address")
 	str(&cfg.Scripts, "scripts", "LUACHAN_SCRIPTS", "scripts/examples", "folder of channel scripts, watched for changes")
-	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "broadcast engine: memory (this process only)")
+	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "where broadcasts and luachan.store live: memory (this process only), or\n"+
+		"redis://[user:password@]host:port/db (rediss:// for TLS) to share them between nodes")
 	str(&cfg.APIKey, "api-key", "LUACHAN_API_KEY", "", "bearer key for the HTTP API under /api (empty: API off)")
 	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
 	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
@@ -135,7 +139,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	if cfg.PubSub != "memory" {
-		return cfg, usagef("luachan: -pubsub %q: only \"memory\" is available in this build", cfg.PubSub)
+		if err := hub.CheckRedisURL(cfg.PubSub); err != nil {
+			return cfg, usagef("luachan: -pubsub%s: %s; want memory, or redis://[user:password@]host:port/db (rediss:// for TLS)",
+				redactURL(cfg.PubSub), strings.TrimPrefix(err.Error(), "hub: "))
+		}
 	}
 	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 ||
 		cfg.ScriptTimeout <= 0 || rate < 0 || burst <= 0 {
@@ -152,4 +159,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return cfg, usagef("luachan: scripts folder %q cannot be read: %v", cfg.Scripts, err)
 	}
 	return cfg, nil
+}
+
+// redactURL returns " " and s quoted with its password hidden, for messages; "" if s
+// does not parse (and so might show a password).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf(" %q", u.Redacted())
 }

@@ -1,0 +1,496 @@
+package hub
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults for the zero values of RedisConfig.
+const (
+	DefaultRedisPrefix     = "luachan:" // of every Redis channel and key luachan uses
+	DefaultRedisQueueLen   = 16384      // broadcasts waiting to be published
+	DefaultRedisQueueBytes = 64 << 20   // their payload bytes (64 MiB)
+)
+
+// Timeouts and sizes of the Redis adapter.
+const (
+	redisDialTimeout    = 2 * time.Second        // one connection attempt
+	redisIOTimeout      = 3 * time.Second        // one command's write or reply
+	redisPingEvery      = time.Second            // keep-alive on the subscriber connection
+	redisSilenceLimit   = 3 * redisPingEvery     // no reply for this long: the connection is lost
+	redisSubscribeWait  = time.Second            // how long a topic's first Subscribe waits for Redis to confirm
+	redisBackoffMin     = 100 * time.Millisecond // first reconnect delay
+	redisBackoffMax     = 3 * time.Second        // longest reconnect delay
+	redisMaxBatch       = 512                    // broadcasts per PUBLISH pipeline
+	redisMaxBatchBytes  = 1 << 20                // payload bytes per PUBLISH pipeline, once reached
+	redisSubscribeChunk = 1024                   // channels per SUBSCRIBE command
+	redisLogEvery       = 10 * time.Second       // repeated failures are logged at most this often
+	redisCloseFlush     = time.Second            // how long Close tries to publish what is queued
+	redisMsgVersion     = 1                      // first byte of every message luachan publishes
+	redisSyncPing       = "sync:"                // PING payload marking the end of a subscription batch
+)
+
+// ErrRedisURL is returned for a URL that is not a usable redis:// or rediss:// URL.
+var ErrRedisURL = errors.New("hub: bad Redis URL")
+
+// RedisConfig configures a RedisPubSub. Zero values take the defaults in parentheses.
+type RedisConfig struct {
+	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS. Required.
+	URL        string
+	Prefix     string       // (DefaultRedisPrefix) of every Redis channel and key, so clusters can share a Redis
+	Logger     *slog.Logger // (slog.Default())
+	QueueLen   int          // (DefaultRedisQueueLen) broadcasts waiting to be published; beyond it they are dropped
+	QueueBytes int64        // (DefaultRedisQueueBytes) payload bytes waiting to be published; likewise
+}
+
+// RedisPubSub is the PubSub for several nodes on one Redis, and the owner of the Redis
+// client that RedisStore shares.
+//
+// Each topic is one Redis channel, Prefix+"topic:"+topic. A node subscribes to it while
+// the topic has local subscribers, so Redis sends a node only the topics it serves.
+// Every message carries the id of the node that published it, and a node skips its own:
+// the Hub has served local subscribers already.
+//
+// Publish only queues: one publisher goroutine sends the queue in order, pipelined, on
+// one connection at a time, so broadcasts from one sender reach every node in the order
+// they were made. A full queue or a failed pipeline loses broadcasts for the other nodes
+// only; they are counted and logged, never retried (a retry could deliver twice).
+//
+// Subscriptions live on one dedicated connection, owned by the subscriber goroutine.
+// When it is lost, the node logs it, keeps delivering locally, reconnects with backoff
+// and subscribes again to every topic it then has.
+//
+// Goroutines: the publisher and the subscriber, started by Start, plus one sync goroutine
+// per subscriber connection; Close stops and waits for all of them. Locks: the Hub calls
+// Subscribe and Unsubscribe holding a registry shard's subMu, so RedisPubSub.mu comes
+// after shard.subMu; nothing holding RedisPubSub.mu calls into the Hub or Redis, and the
+// logLimiter locks are leaves.
+type RedisPubSub struct {
+	cfg     RedisConfig
+	log     *slog.Logger
+	client  *redis.Client
+	node    uint64           // this node's id, in every message it publishes
+	deliver func(*Broadcast) // Hub.DeliverLocal, set by Start
+
+	queue      chan *Broadcast // broadcasts waiting for the publisher
+	queueBytes atomic.Int64    // their payload bytes
+	closing    atomic.Bool     // Close started: Publish drops
+	kick       chan struct{}   // (cap 1) tells the subscriber that want changed
+
+	mu        sync.Mutex          // guards the fields below
+	want      map[string]struct{} // topics with local subscribers
+	changed   map[string]struct{} // topics whose want changed since the subscriber last looked
+	taken     uint64              // subscription batches the subscriber has taken
+	confirmed uint64              // the last batch Redis has answered
+	up        bool                // the subscriber connection is up and subscribed
+	stalled   bool                // a Subscribe timed out waiting for Redis; no other waits until Redis answers
+	notify    chan struct{}       // closed (and replaced) when confirmed or up changes
+	started   bool
+
+	count redisCounters
+	lost  bool // a subscriber connection failed and none is up since; the subscriber goroutine's own
+
+	pubLog, dropLog, downLog, junkLog logLimiter
+
+	stop      chan struct{}   // closed by Close: the publisher flushes the queue and returns
+	ctx       context.Context // cancelled by Close: the subscriber returns
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // the publisher and subscriber goroutines
+	closeOnce sync.Once
+}
+
+var _ PubSub = (*RedisPubSub)(nil)
+
+// redisCounters are the adapter's totals since start.
+type redisCounters struct {
+	published  atomic.Uint64
+	dropped    atomic.Uint64
+	received   atomic.Uint64
+	own        atomic.Uint64
+	reconnects atomic.Uint64
+}
+
+// RedisStats is a snapshot of a RedisPubSub's counters.
+type RedisStats struct {
+	Published  uint64 // broadcasts published to Redis
+	Dropped    uint64 // broadcasts the other nodes did not get: queue full, or Redis failed
+	Received   uint64 // broadcasts from other nodes delivered here
+	Own        uint64 // this node's broadcasts coming back, skipped
+	Reconnects uint64 // times the subscriber connection came back after a loss
+	Topics     int    // topics this node is subscribed to (or wants to be)
+	Connected  bool   // the subscriber connection is up and subscribed
+}
+
+// CheckRedisURL reports whether s is a usable redis:// or rediss:// URL. Its errors never
+// contain the password.
+func CheckRedisURL(s string) error {
+	_, err := redisOptions(s)
+	return err
+}
+
+// redisOptions parses a -pubsub URL into client options, with luachan's timeouts where
+// the URL sets none.
+func redisOptions(s string) (*redis.Options, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return nil, ErrRedisURL
+	}
+	opts, err := redis.ParseURL(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", ErrRedisURL, strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = redisDialTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = redisIOTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = redisIOTimeout
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = -1 // a retried PUBLISH or INCRBY could happen twice
+	}
+	if opts.DialerRetries == 0 {
+		opts.DialerRetries = 1 // the adapter has its own backoff
+	}
+	if opts.Protocol == 0 {
+		opts.Protocol = 2 // RESP2: what every Redis-compatible server speaks
+	}
+	opts.DisableIdentity = true       // no CLIENT SETINFO, which older servers refuse
+	opts.ContextTimeoutEnabled = true // Close's flush is bounded by its context
+	return opts, nil
+}
+
+// DialRedis connects to the Redis at cfg.URL and checks that it answers. The adapter
+// publishes and subscribes once Start has given it a Hub; Close releases it.
+func DialRedis(ctx context.Context, cfg RedisConfig) (*RedisPubSub, error) {
+	opts, err := redisOptions(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultRedisQueueLen
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultRedisQueueBytes
+	}
+	redis.SetLogger(redisClientLog{cfg.Logger}) // process-wide: go-redis has one logger
+	client := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+opts.ReadTimeout)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("hub: cannot reach Redis at %s: %w", opts.Addr, err)
+	}
+
+	var id [8]byte
+	_, _ = crand.Read(id[:])
+	r := &RedisPubSub{
+		cfg:     cfg,
+		log:     cfg.Logger.With("pubsub", "redis", "redis", opts.Addr),
+		client:  client,
+		node:    binary.BigEndian.Uint64(id[:]) | 1, // never 0
+		queue:   make(chan *Broadcast, cfg.QueueLen),
+		kick:    make(chan struct{}, 1),
+		want:    make(map[string]struct{}),
+		changed: make(map[string]struct{}),
+		notify:  make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// Start begins publishing and subscribing; broadcasts from other nodes go to
+// h.DeliverLocal. Topics subscribed to before Start are subscribed to now. It waits (up
+// to 5 s) for the subscriber connection, so that a node serves clients only once it
+// hears the others. Start must be called once, before Close.
+func (r *RedisPubSub) Start(h *Hub) {
+	r.mu.Lock()
+	started := r.started
+	r.started = true
+	r.mu.Unlock()
+	if started {
+		return
+	}
+	r.deliver = h.DeliverLocal // before the goroutines that read it start
+	r.wg.Add(2)
+	go r.publishLoop()
+	go r.subscribeLoop()
+	r.log.Info("sharing broadcasts and luachan.store through Redis", "node", fmt.Sprintf("%016x", r.node))
+	if !r.waitState(redisDialTimeout+redisIOTimeout, func() bool { return r.up }) {
+		r.log.Warn("not subscribed on Redis yet; serving, and retrying")
+	}
+}
+
+// Close publishes what is queued (for up to 1 s), stops the goroutines and closes the
+// Redis client; the RedisStore stops working too.
+func (r *RedisPubSub) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.closing.Store(true)
+		close(r.stop) // the publisher flushes the queue, then returns
+		r.cancel()    // the subscriber returns
+		r.wg.Wait()
+		err = r.client.Close()
+	})
+	return err
+}
+
+// Stats returns the adapter's counters.
+func (r *RedisPubSub) Stats() RedisStats {
+	r.mu.Lock()
+	topics, up := len(r.want), r.up
+	r.mu.Unlock()
+	return RedisStats{
+		Published:  r.count.published.Load(),
+		Dropped:    r.count.dropped.Load(),
+		Received:   r.count.received.Load(),
+		Own:        r.count.own.Load(),
+		Reconnects: r.count.reconnects.Load(),
+		Topics:     topics,
+		Connected:  up,
+	}
+}
+
+// Store returns luachan.store kept in this Redis, sharing the adapter's client.
+func (r *RedisPubSub) Store() *RedisStore {
+	return &RedisStore{client: r.client, prefix: r.cfg.Prefix + "store:"}
+}
+
+// channel returns topic's Redis channel.
+func (r *RedisPubSub) channel(topic string) string { return r.cfg.Prefix + "topic:" + topic }
+
+// Publish queues b for the other nodes and returns at once. It never fails: when the
+// queue is full (Redis slow or gone) b is dropped for the other nodes, counted and
+// logged; local subscribers have it already.
+func (r *RedisPubSub) Publish(b *Broadcast) error {
+	if r.closing.Load() {
+		r.dropped(1, "shutting down")
+		return nil
+	}
+	n := int64(len(b.Payload))
+	if r.queueBytes.Add(n) > r.cfg.QueueBytes {
+		r.queueBytes.Add(-n)
+		r.dropped(1, "publish queue full")
+		return nil
+	}
+	select {
+	case r.queue <- b:
+	default:
+		r.queueBytes.Add(-n)
+		r.dropped(1, "publish queue full")
+	}
+	return nil
+}
+
+// dropped counts n broadcasts lost for the other nodes and logs it, rate-limited.
+func (r *RedisPubSub) dropped(n int, why string) {
+	r.count.dropped.Add(uint64(n))
+	if ok, since := r.dropLog.allow(n); ok {
+		r.log.Warn("broadcasts not sent to other nodes", "reason", why, "dropped", since)
+	}
+}
+
+// Subscribe makes this node receive topic's broadcasts from the other nodes. It does not
+// fail: while Redis is unreachable the topic is subscribed to once it is back. When the
+// subscriber connection is up, it waits (up to 1 s) for Redis to confirm, so that a
+// broadcast published anywhere after a join reply reaches the new subscriber.
+func (r *RedisPubSub) Subscribe(topic string) error {
+	r.mu.Lock()
+	r.want[topic] = struct{}{}
+	r.changed[topic] = struct{}{}
+	ticket := r.taken + 1 // the batch that will carry this change
+	r.mu.Unlock()
+	r.wake()
+	r.await(ticket)
+	return nil
+}
+
+// Unsubscribe stops this node receiving topic's broadcasts; it does not wait for Redis.
+func (r *RedisPubSub) Unsubscribe(topic string) error {
+	r.mu.Lock()
+	delete(r.want, topic)
+	r.changed[topic] = struct{}{}
+	r.mu.Unlock()
+	r.wake()
+	return nil
+}
+
+// wake tells the subscriber goroutine that want changed.
+func (r *RedisPubSub) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// await waits until Redis has answered subscription batch ticket, the subscriber
+// connection is down, or redisSubscribeWait passes. It waits at most once per stall: while
+// Redis does not answer, the callers (holding a registry shard's subMu) must not queue up.
+func (r *RedisPubSub) await(ticket uint64) {
+	done := r.waitState(redisSubscribeWait, func() bool { return !r.up || r.stalled || r.confirmed >= ticket })
+	if !done {
+		// Redis is slow or the connection is dead but not yet known to be: the
+		// subscription applies when it can, and joins stop waiting until Redis answers.
+		r.mu.Lock()
+		r.stalled = true
+		r.mu.Unlock()
+		r.log.Warn("Redis did not confirm a subscription in time", "wait", redisSubscribeWait)
+	}
+}
+
+// waitState waits until cond holds (it is called with r.mu held), Close is called or
+// timeout passes (false).
+func (r *RedisPubSub) waitState(timeout time.Duration, cond func() bool) bool {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		ok := cond()
+		ch := r.notify
+		r.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		case <-r.ctx.Done():
+			return false
+		}
+	}
+}
+
+// setStateLocked records a confirmed batch and whether the connection is up, and wakes
+// the waiters. r.mu must be held.
+func (r *RedisPubSub) setStateLocked(confirmed uint64, up bool) {
+	r.confirmed = max(r.confirmed, confirmed)
+	r.up = up
+	r.stalled = false
+	close(r.notify)
+	r.notify = make(chan struct{})
+}
+
+// logLimiter lets a repeated log line through at most once per redisLogEvery, counting
+// what happened in between.
+type logLimiter struct {
+	mu    sync.Mutex // guards the fields below
+	next  time.Time
+	count int
+}
+
+// allow counts n events and reports whether to log now, with the events since the last line.
+func (l *logLimiter) allow(n int) (ok bool, since int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.count += n
+	now := time.Now()
+	if now.Before(l.next) {
+		return false, 0
+	}
+	l.next = now.Add(redisLogEvery)
+	since, l.count = l.count, 0
+	return true, since
+}
+
+// reset makes the next allow log at once.
+func (l *logLimiter) reset() {
+	l.mu.Lock()
+	l.next, l.count = time.Time{}, 0
+	l.mu.Unlock()
+}
+
+// redisClientLog turns go-redis's own log lines into debug lines: the adapter logs what
+// an operator needs (Redis lost, back, unreachable) itself.
+type redisClientLog struct{ log *slog.Logger }
+
+func (l redisClientLog) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// backoff is a capped exponential delay with jitter, for reconnecting.
+type backoff struct{ attempt int }
+
+func (b *backoff) next() time.Duration {
+	d := redisBackoffMax
+	if b.attempt < 16 {
+		d = min(redisBackoffMin<<b.attempt, redisBackoffMax)
+	}
+	b.attempt++
+	return d/2 + rand.N(d/2+1) // full delay spread over [d/2, d]
+}
+
+func (b *backoff) reset() { b.attempt = 0 }
+
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// appendRedisMessage appends b as published on its topic's channel: the version byte,
+// the node id (8 bytes, big endian), a flags byte (1: binary payload), the event's length
+// as a uvarint, the event, then the payload.
+func appendRedisMessage(dst []byte, node uint64, b *Broadcast) []byte {
+	dst = append(dst, redisMsgVersion)
+	dst = binary.BigEndian.AppendUint64(dst, node)
+	var flags byte
+	if b.Binary {
+		flags |= 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Event)))
+	dst = append(dst, b.Event...)
+	return append(dst, b.Payload...)
+}
+
+// errRedisMessage is a message on a luachan channel that luachan did not write.
+var errRedisMessage = errors.New("hub: malformed message from Redis")
+
+// parseRedisMessage reverses appendRedisMessage.
+func parseRedisMessage(data string) (node uint64, b *Broadcast, err error) {
+	if len(data) < 10 || data[0] != redisMsgVersion {
+		return 0, nil, errRedisMessage
+	}
+	node = binary.BigEndian.Uint64([]byte(data[1:9]))
+	flags := data[9]
+	rest := data[10:]
+	n, k := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return 0, nil, errRedisMessage
+	}
+	rest = rest[k:]
+	b = &Broadcast{Event: rest[:n], Payload: []byte(rest[n:]), Binary: flags&1 != 0}
+	return node, b, nil
+}
+
+// syncPing is the PING payload that marks the end of subscription batch n.
+func syncPing(n uint64) string { return redisSyncPing + strconv.FormatUint(n, 10) }

@@ -1,0 +1,130 @@
+package hub
+
+import (
+	"context"
+	"time"
+)
+
+// The publishing half of RedisPubSub: one goroutine sending the queue to Redis, in order.
+
+// publishLoop sends the queue to Redis in order, a pipeline of up to redisMaxBatch
+// broadcasts at a time. After a failure it waits (backoff) before the next attempt, and
+// the queue absorbs what arrives meanwhile. It returns once Close has stopped it and the
+// queue is flushed.
+func (r *RedisPubSub) publishLoop() {
+	defer r.wg.Done()
+	var (
+		batch  []*Broadcast
+		buf    []byte
+		bo     backoff
+		failed bool
+	)
+	for {
+		select {
+		case b := <-r.queue:
+			batch = append(batch[:0], b)
+		case <-r.stop:
+			r.flush(batch[:0], buf)
+			return
+		}
+		batch = r.fill(batch)
+		var err error
+		buf, err = r.publishBatch(context.Background(), batch, buf)
+		clear(batch)
+		switch {
+		case err == nil && failed:
+			failed = false
+			bo.reset()
+			r.pubLog.reset()
+			r.log.Info("publishing to Redis again")
+		case err != nil:
+			failed = true
+			if ok, since := r.pubLog.allow(1); ok {
+				r.log.Warn("publishing to Redis failed; other nodes miss these broadcasts, local delivery carries on",
+					"reason", err, "failures", since)
+			}
+			select {
+			case <-time.After(bo.next()):
+			case <-r.stop:
+			}
+		}
+	}
+}
+
+// fill adds queued broadcasts to batch, without waiting, up to redisMaxBatch of them or
+// redisMaxBatchBytes of payload.
+func (r *RedisPubSub) fill(batch []*Broadcast) []*Broadcast {
+	size := 0
+	for _, b := range batch {
+		size += len(b.Payload)
+	}
+	for len(batch) < redisMaxBatch && size < redisMaxBatchBytes {
+		select {
+		case b := <-r.queue:
+			batch = append(batch, b)
+			size += len(b.Payload)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// flush publishes what is left in the queue, for up to redisCloseFlush.
+func (r *RedisPubSub) flush(batch []*Broadcast, buf []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), redisCloseFlush)
+	defer cancel()
+	for {
+		batch = r.fill(batch[:0])
+		if len(batch) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			r.dropped(len(batch)+len(r.queue), "shutting down")
+			return
+		}
+		var err error
+		if buf, err = r.publishBatch(ctx, batch, buf); err != nil {
+			r.dropped(len(r.queue), "shutting down")
+			return
+		}
+	}
+}
+
+// publishBatch sends batch as one pipeline, encoding every message into buf (returned for
+// reuse). Broadcasts whose PUBLISH failed are counted as dropped.
+func (r *RedisPubSub) publishBatch(ctx context.Context, batch []*Broadcast, buf []byte) ([]byte, error) {
+	ends := make([]int, len(batch))
+	buf = buf[:0]
+	var bytes int64
+	for i, b := range batch {
+		buf = appendRedisMessage(buf, r.node, b)
+		ends[i] = len(buf)
+		bytes += int64(len(b.Payload))
+	}
+	r.queueBytes.Add(-bytes)
+	pipe := r.client.Pipeline()
+	start := 0
+	for i, b := range batch {
+		pipe.Publish(ctx, r.channel(b.Topic), buf[start:ends[i]])
+		start = ends[i]
+	}
+	cmds, err := pipe.Exec(ctx)
+	failed := 0
+	for _, c := range cmds {
+		if c.Err() != nil {
+			failed++
+		}
+	}
+	if err != nil && len(cmds) == 0 {
+		failed = len(batch)
+	}
+	r.count.published.Add(uint64(len(batch) - failed))
+	if failed > 0 {
+		r.count.dropped.Add(uint64(failed))
+	}
+	if cap(buf) > 2*redisMaxBatchBytes {
+		buf = nil // a batch of large payloads: do not keep its buffer
+	}
+	return buf, err
+}

@@ -1,0 +1,207 @@
+package hub
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The subscribing half of RedisPubSub: one connection at a time, subscribed to the
+// channels of the topics with local subscribers, read by the subscriber goroutine and
+// written by a sync goroutine of its own, and replaced with backoff when it is lost.
+
+// subscribeLoop keeps a subscriber connection, reconnecting with backoff when it is lost,
+// until Close.
+func (r *RedisPubSub) subscribeLoop() {
+	defer r.wg.Done()
+	var bo backoff
+	for {
+		wasUp, err := r.session()
+		r.mu.Lock()
+		r.setStateLocked(0, false)
+		r.mu.Unlock()
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.lost = true
+		if wasUp {
+			bo.reset()
+			r.downLog.reset()
+			r.downLog.allow(1) // the next line in redisLogEvery at the earliest
+			r.log.Warn("lost Redis: local delivery carries on; reconnecting", "reason", err)
+		} else if ok, n := r.downLog.allow(1); ok {
+			r.log.Warn("Redis unreachable; retrying", "reason", err, "attempts", n)
+		}
+		if !sleep(r.ctx, bo.next()) {
+			return
+		}
+	}
+}
+
+// session runs one subscriber connection: the sync goroutine writes the subscriptions
+// and keep-alive pings, this goroutine reads. It returns when either fails or Close is
+// called, with whether the connection was ever up (subscribed to every wanted topic).
+func (r *RedisPubSub) session() (wasUp bool, err error) {
+	ps := r.client.Subscribe(r.ctx)
+	ctx, cancel := context.WithCancel(r.ctx)
+	syncErr := make(chan error, 1)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		syncErr <- r.syncLoop(ctx, ps)
+	}()
+	wasUp, err = r.readLoop(ps)
+	cancel()
+	if serr := <-syncErr; serr != nil {
+		err = serr // the first failure: the reader then saw the connection closed
+	}
+	_ = ps.Close()
+	return wasUp, err
+}
+
+// readLoop delivers what arrives on ps until it fails. Any silence longer than
+// redisSilenceLimit fails it: the sync goroutine pings every redisPingEvery.
+func (r *RedisPubSub) readLoop(ps *redis.PubSub) (wasUp bool, err error) {
+	prefix := r.cfg.Prefix + "topic:"
+	for {
+		msg, err := ps.ReceiveTimeout(r.ctx, redisSilenceLimit)
+		if err != nil {
+			return wasUp, err
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			topic, ok := strings.CutPrefix(m.Channel, prefix)
+			if !ok {
+				continue
+			}
+			node, b, err := parseRedisMessage(m.Payload)
+			if err != nil {
+				if ok, n := r.junkLog.allow(1); ok {
+					r.log.Warn("ignoring messages luachan did not write", "channel", m.Channel, "ignored", n)
+				}
+				continue
+			}
+			if node == r.node {
+				r.count.own.Add(1)
+				continue
+			}
+			b.Topic = topic
+			r.count.received.Add(1)
+			r.deliver(b)
+		case *redis.Pong:
+			n, ok := strings.CutPrefix(m.Payload, redisSyncPing)
+			if !ok {
+				continue
+			}
+			batch, _ := strconv.ParseUint(n, 10, 64)
+			r.mu.Lock()
+			topics := len(r.want)
+			r.setStateLocked(batch, true)
+			r.mu.Unlock()
+			if !wasUp {
+				wasUp = true
+				if r.lost {
+					r.lost = false
+					r.count.reconnects.Add(1)
+					r.log.Info("Redis is back: resubscribed", "topics", topics)
+				} else {
+					r.log.Debug("subscribed on Redis", "topics", topics)
+				}
+			}
+		}
+	}
+}
+
+// syncLoop makes ps's subscriptions follow want: every wanted topic first, then each
+// change, each batch followed by a PING whose answer confirms it to Subscribe; and it
+// pings every redisPingEvery, so that the reader hears from Redis. It closes ps when it
+// returns, which ends the reader too.
+func (r *RedisPubSub) syncLoop(ctx context.Context, ps *redis.PubSub) error {
+	defer ps.Close()
+	applied := make(map[string]struct{}) // the topics ps is subscribed to
+	if err := r.syncBatch(ctx, ps, applied, true); err != nil {
+		return err
+	}
+	tick := time.NewTicker(redisPingEvery)
+	defer tick.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.kick:
+			err = r.syncBatch(ctx, ps, applied, false)
+		case <-tick.C:
+			err = ps.Ping(ctx, "keepalive")
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// syncBatch subscribes ps to every wanted topic (all) or applies the changed ones, then
+// sends the batch's PING.
+func (r *RedisPubSub) syncBatch(ctx context.Context, ps *redis.PubSub, applied map[string]struct{}, all bool) error {
+	var sub, unsub []string
+	r.mu.Lock()
+	if !all && len(r.changed) == 0 {
+		r.mu.Unlock()
+		return nil
+	}
+	r.taken++
+	n := r.taken
+	if all {
+		for t := range r.want {
+			sub = append(sub, t)
+		}
+	} else {
+		for t := range r.changed {
+			_, want := r.want[t]
+			_, have := applied[t]
+			switch {
+			case want && !have:
+				sub = append(sub, t)
+			case !want && have:
+				unsub = append(unsub, t)
+			}
+		}
+	}
+	clear(r.changed)
+	r.mu.Unlock()
+
+	if err := r.sendChunked(ctx, ps.Subscribe, sub); err != nil {
+		return err
+	}
+	if err := r.sendChunked(ctx, ps.Unsubscribe, unsub); err != nil {
+		return err
+	}
+	for _, t := range sub {
+		applied[t] = struct{}{}
+	}
+	for _, t := range unsub {
+		delete(applied, t)
+	}
+	return ps.Ping(ctx, syncPing(n))
+}
+
+// sendChunked calls cmd (SUBSCRIBE or UNSUBSCRIBE) with the channels of topics, at most
+// redisSubscribeChunk at a time, and not at all when there are none (UNSUBSCRIBE with no
+// channel would unsubscribe from all of them).
+func (r *RedisPubSub) sendChunked(ctx context.Context, cmd func(context.Context, ...string) error, topics []string) error {
+	for len(topics) > 0 {
+		n := min(len(topics), redisSubscribeChunk)
+		channels := make([]string, n)
+		for i, t := range topics[:n] {
+			channels[i] = r.channel(t)
+		}
+		if err := cmd(ctx, channels...); err != nil {
+			return err
+		}
+		topics = topics[n:]
+	}
+	return nil
+}

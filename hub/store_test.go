@@ -1,0 +1,158 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/luachan/luachan/hub"
+)
+
+// store is luabind.Store, which hub's stores implement (hub does not import luabind).
+type store interface {
+	Get(key string) (value []byte, ok bool, err error)
+	Set(key string, value []byte) error
+	Incr(key string, by int64) (int64, error)
+	Del(key string) error
+}
+
+var (
+	_ store = (*hub.MemoryStore)(nil)
+	_ store = (*hub.RedisStore)(nil)
+)
+
+// stores returns a fresh store of every kind, by name; the Redis ones are two nodes'
+// views of one Redis.
+func stores(t *testing.T) map[string][2]store {
+	t.Helper()
+	mem := hub.NewMemoryStore()
+	rs := startRedis(t)
+	a := dialStore(t, rs.url())
+	b := dialStore(t, rs.url())
+	return map[string][2]store{"memory": {mem, mem}, "redis": {a, b}}
+}
+
+func dialStore(t *testing.T, url string) *hub.RedisStore {
+	t.Helper()
+	ps, err := hub.DialRedis(context.Background(), hub.RedisConfig{URL: url, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	return ps.Store()
+}
+
+func TestStore(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			a, b := s[0], s[1]
+			if _, ok, err := a.Get("missing"); ok || err != nil {
+				t.Fatalf("Get(missing) = ok %v, err %v", ok, err)
+			}
+			if err := a.Set("k", []byte(`{"x":[1,"two"]}`)); err != nil {
+				t.Fatal(err)
+			}
+			if v, ok, err := b.Get("k"); !ok || err != nil || string(v) != `{"x":[1,"two"]}` {
+				t.Fatalf("Get(k) = %q, %v, %v", v, ok, err)
+			}
+			if err := b.Del("k"); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := a.Get("k"); ok {
+				t.Fatal("Get after Del found the key")
+			}
+			if err := a.Del("never-set"); err != nil {
+				t.Fatalf("Del(never-set): %v", err)
+			}
+
+			incr := []struct {
+				by   int64
+				want int64
+			}{{1, 1}, {5, 6}, {-10, -4}, {0, -4}}
+			for _, tc := range incr {
+				if n, err := a.Incr("n", tc.by); n != tc.want || err != nil {
+					t.Fatalf("Incr(n, %d) = %d, %v; want %d", tc.by, n, err, tc.want)
+				}
+			}
+			if v, _, _ := b.Get("n"); string(v) != "-4" {
+				t.Fatalf("Get(n) after Incr = %q, want -4 (JSON)", v)
+			}
+			if err := a.Set("n", []byte("41")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := b.Incr("n", 1); n != 42 || err != nil {
+				t.Fatalf("Incr after Set(41) = %d, %v", n, err)
+			}
+
+			for _, v := range []string{`"text"`, `1.5`, `{}`, `null`} {
+				a.Set("bad", []byte(v))
+				if _, err := a.Incr("bad", 1); !errors.Is(err, hub.ErrNotInteger) {
+					t.Errorf("Incr on %s: %v, want ErrNotInteger", v, err)
+				}
+			}
+			a.Set("big", []byte(fmt.Sprint(int64(math.MaxInt64))))
+			if _, err := a.Incr("big", 1); !errors.Is(err, hub.ErrNotInteger) {
+				t.Errorf("Incr past MaxInt64: %v, want ErrNotInteger", err)
+			}
+		})
+	}
+}
+
+// TestStoreIncrIsAtomic: 50 writers over two views of the store, 100 increments each,
+// lose nothing, and every sum is handed out exactly once.
+func TestStoreIncrIsAtomic(t *testing.T) {
+	const writers, each = 50, 100
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			var (
+				wg   sync.WaitGroup
+				mu   sync.Mutex
+				seen = make(map[int64]bool)
+				errs []error
+			)
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range each {
+						n, err := s[w%2].Incr("hits", 1)
+						mu.Lock()
+						if err != nil {
+							errs = append(errs, err)
+						} else if seen[n] {
+							errs = append(errs, fmt.Errorf("sum %d handed out twice", n))
+						}
+						seen[n] = true
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			if len(errs) > 0 {
+				t.Fatal(errors.Join(errs...))
+			}
+			if v, _, _ := s[0].Get("hits"); string(v) != fmt.Sprint(writers*each) {
+				t.Fatalf("hits = %s, want %d", v, writers*each)
+			}
+		})
+	}
+}
+
+func TestRedisStoreWithoutRedis(t *testing.T) {
+	rs := startRedis(t)
+	s := dialStore(t, rs.url())
+	rs.kill(t)
+	if _, err := s.Incr("n", 1); err == nil || errors.Is(err, hub.ErrNotInteger) {
+		t.Fatalf("Incr with Redis down: %v, want a Redis error", err)
+	}
+	if _, _, err := s.Get("n"); err == nil {
+		t.Fatal("Get with Redis down succeeded")
+	}
+	rs.start(t)
+	if n, err := s.Incr("n", 1); n != 1 || err != nil {
+		t.Fatalf("Incr once Redis is back = %d, %v", n, err)
+	}
+}
