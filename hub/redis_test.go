@@ -38,7 +38,7 @@ type redisServer struct {
 func startRedis(tb testing.TB) *redisServer {
 	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		tb.Skip("redis-server not installed (apt-get install redis-server); .ci/run installs it")
+		tb.Fatal("redis-server is not installed: the multi-node tests need a real one (apt-get install redis-server; .ci/run installs it)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
