@@ -632,48 +632,6 @@ func TestHeapWatchdog(t *testing.T) {
 	}
 }
 
-// startServerEnv is startServer with env added to the server's environment (startServer
-// gives it the test's own).
-func startServerEnv(tb testing.TB, env []string, scriptsDir string, extra ...string) *server {
-	tb.Helper()
-	inputsOnce.Do(func() {
-		if err := touchInputs("."); err != nil {
-			tb.Fatalf("reading the sources: %v", err)
-		}
-	})
-	args := append([]string{"-addr", "127.0.0.1:0", "-scripts", scriptsDir, "-log-level", "debug"}, extra...)
-	s := &server{log: newLogSink(), done: make(chan struct{})}
-	s.cmd = exec.Command(binPath, args...)
-	s.cmd.Env = append(os.Environ(), env...)
-	if raceEnabled && os.Getenv("GORACE") == "" {
-		s.cmd.Env = append(s.cmd.Env, "GORACE=atexit_sleep_ms=0")
-	}
-	s.cmd.Stdout = s.log
-	s.cmd.Stderr = s.log
-	if err := s.cmd.Start(); err != nil {
-		tb.Fatalf("start luachan: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	tb.Cleanup(func() {
-		s.stop(tb)
-		if tb.Failed() {
-			tb.Logf("luachan output:\n%s", s.log)
-		}
-	})
-	select {
-	case addr := <-s.log.listening:
-		s.addr = addr
-	case <-s.done:
-		tb.Fatalf("luachan exited before listening (%v); output:\n%s", s.err, s.log)
-	case <-time.After(startTimeout):
-		tb.Fatalf("luachan did not print its listening line within %v; output:\n%s", startTimeout, s.log)
-	}
-	return s
-}
-
 // TestSlowConsumer floods 100 reading clients and one that has stopped reading: the slow one
 // is closed once its outbound queue (-max-queue) is full, and every other client receives
 // every broadcast, in order.

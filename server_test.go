@@ -107,6 +107,13 @@ type server struct {
 // for its listening line, and stops it with SIGTERM when the test ends (expecting exit 0).
 func startServer(tb testing.TB, scriptsDir string, extra ...string) *server {
 	tb.Helper()
+	return startServerEnv(tb, nil, scriptsDir, extra...)
+}
+
+// startServerEnv is startServer with env added to the test's own environment for the
+// server (GOMEMLIMIT, LUACHAN_* variables).
+func startServerEnv(tb testing.TB, env []string, scriptsDir string, extra ...string) *server {
+	tb.Helper()
 	inputsOnce.Do(func() {
 		if err := touchInputs("."); err != nil {
 			tb.Fatalf("reading the sources: %v", err)
@@ -115,7 +122,7 @@ func startServer(tb testing.TB, scriptsDir string, extra ...string) *server {
 	args := append([]string{"-addr", "127.0.0.1:0", "-scripts", scriptsDir, "-log-level", "debug"}, extra...)
 	s := &server{log: newLogSink(), done: make(chan struct{})}
 	s.cmd = exec.Command(binPath, args...)
-	s.cmd.Env = os.Environ()
+	s.cmd.Env = append(os.Environ(), env...)
 	if raceEnabled && os.Getenv("GORACE") == "" {
 		// a race report still fails the test (exit status 66), without the race
 		// runtime's default 1 s pause at every exit
