@@ -299,6 +299,7 @@ func TestPubSubFlagRefused(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
+			var err error // this subtest's own: the subtests run in parallel
 			select {
 			case err = <-done:
 			case <-time.After(startTimeout):

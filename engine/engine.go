@@ -42,14 +42,15 @@ type Broadcaster interface {
 
 // Config configures an Engine. Zero values take the defaults.
 type Config struct {
-	Dir           string        // scripts folder
-	Hub           Broadcaster   // required
-	Logger        *slog.Logger  // (slog.Default())
-	MaxChannels   int           // (DefaultMaxChannels) topics per socket
-	ScriptTimeout time.Duration // (DefaultScriptTimeout) CPU budget per callback
-	MaxPending    int           // (DefaultMaxPending) queued events per channel
-	Secret        []byte        // HS256 key for luachan.token (none: sign raises, verify refuses)
-	Store         luabind.Store // (nil: luachan.store raises "no store") shared state behind luachan.store
+	Dir           string          // scripts folder
+	Hub           Broadcaster     // required
+	Logger        *slog.Logger    // (slog.Default())
+	MaxChannels   int             // (DefaultMaxChannels) topics per socket
+	ScriptTimeout time.Duration   // (DefaultScriptTimeout) CPU budget per callback
+	MaxPending    int             // (DefaultMaxPending) queued events per channel
+	Secret        []byte          // HS256 key for luachan.token (none: sign raises, verify refuses)
+	Store         luabind.Store   // (nil: luachan.store raises "no store") shared state behind luachan.store
+	Presence      PresenceReplica // (nil: presence is this node's only) the other nodes' presence entries
 }
 
 // Engine routes topics to scripts and runs channels. It implements

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/luachan/luachan/luabind"
 )
@@ -30,12 +31,30 @@ func (e *Engine) Presence() luabind.Presence { return e.presence }
 
 var _ luabind.PresenceHost = (*Engine)(nil)
 
+// PresenceReplica shares presence entries between nodes (hub.RedisPresence): this node
+// puts and deletes its own, and lists the other nodes'. Without one (Config.Presence nil)
+// presence is this node's only. Its errors are logged: presence then carries on with the
+// local entries.
+type PresenceReplica interface {
+	// Put stores this node's meta (JSON with phx_ref) ref under key on topic.
+	Put(topic, ref, key string, meta []byte) error
+	// Del removes this node's meta ref from topic.
+	Del(topic, ref string) error
+	// List returns the other nodes' metas on topic: key -> metas.
+	List(topic string) (map[string][][]byte, error)
+}
+
 // errNotJoined is returned for presence calls on a channel that is over.
 var errNotJoined = errors.New("presence: the channel is not joined")
 
 // presence tracks who is on each topic of this node: for every topic, the
 // metas of every key, each owned by the channel that tracked it. A channel
 // that ends is untracked by itself.
+//
+// With a replica (Redis), every change is also put there, outside p.mu, and
+// presence_state and List add the other nodes' entries; presence_diffs reach
+// the other nodes as every broadcast does. A node that dies has its entries
+// removed, and their leaves broadcast, by a survivor (hub.RedisPresence).
 type presence struct {
 	e *Engine
 
@@ -46,6 +65,23 @@ type presence struct {
 
 	node string        // this node's prefix for phx_ref, so refs stay unique across nodes
 	seq  atomic.Uint64 // numbers phx_refs
+
+	rep      PresenceReplica // the other nodes' entries; nil: this node only
+	repLogAt atomic.Int64    // unix nanos before which replica failures are not logged
+}
+
+// replicaLogEvery is how often replica failures are logged at most: while Redis is
+// down every track would fail, and the Redis adapter logs the outage itself.
+const replicaLogEvery = 10 * time.Second
+
+// replicaFailed logs a replica failure, at most once per replicaLogEvery.
+func (p *presence) replicaFailed(msg, topic string, err error) {
+	now := time.Now().UnixNano()
+	next := p.repLogAt.Load()
+	if now < next || !p.repLogAt.CompareAndSwap(next, now+int64(replicaLogEvery)) {
+		return
+	}
+	p.e.log.Warn(msg, "topic", topic, "err", err)
 }
 
 // presenceMeta is one tracked meta: a JSON object that includes its phx_ref.
@@ -63,6 +99,7 @@ func newPresence(e *Engine) *presence {
 		topics: make(map[string]map[string][]presenceMeta),
 		owned:  make(map[*channel]map[string]struct{}),
 		node:   base64.RawURLEncoding.EncodeToString(b[:]),
+		rep:    e.cfg.Presence,
 	}
 }
 
@@ -114,9 +151,11 @@ func (p *presence) Track(sock luabind.Socket, key string, meta []byte) error {
 		p.owned[ch] = make(map[string]struct{})
 	}
 	p.owned[ch][key] = struct{}{}
-	state := p.stateLocked(ch.topic)
+	local := p.localLocked(ch.topic)
 	p.mu.Unlock()
 
+	p.put(ch.topic, ref, key, m)
+	state := p.encodeState(ch.topic, local)
 	if err := ch.Push(eventPresenceState, luabind.Payload{Data: state}); err != nil {
 		return err
 	}
@@ -130,11 +169,13 @@ func (p *presence) Update(sock luabind.Socket, key string, meta []byte) error {
 	p.mu.Lock()
 	metas := p.topics[ch.topic][key]
 	var left [][]byte
+	var leftRefs []string
 	var kept []presenceMeta
 	prev := ""
 	for _, m := range metas {
 		if m.ch == ch {
 			left = append(left, m.json)
+			leftRefs = append(leftRefs, m.ref)
 			prev = m.ref
 		} else {
 			kept = append(kept, m)
@@ -152,6 +193,10 @@ func (p *presence) Update(sock luabind.Socket, key string, meta []byte) error {
 	}
 	p.topics[ch.topic][key] = append(kept, presenceMeta{ch: ch, ref: ref, json: m})
 	p.mu.Unlock()
+	p.put(ch.topic, ref, key, m)
+	for _, r := range leftRefs {
+		p.del(ch.topic, r)
+	}
 	return ch.Broadcast(eventPresenceDiff, luabind.Payload{Data: diff(key, [][]byte{m}, left)}, false)
 }
 
@@ -167,7 +212,7 @@ func (p *presence) Untrack(sock luabind.Socket, key string) error {
 	if len(left) == 0 {
 		return nil
 	}
-	return ch.Broadcast(eventPresenceDiff, luabind.Payload{Data: diff(key, nil, left)}, false)
+	return ch.Broadcast(eventPresenceDiff, luabind.Payload{Data: diff(key, nil, p.dropped(ch.topic, left))}, false)
 }
 
 // untrackAll removes everything the channel tracked, when it ends, and
@@ -178,7 +223,7 @@ func (p *presence) untrackAll(ch *channel) {
 	delete(p.owned, ch)
 	type leave struct {
 		key  string
-		left [][]byte
+		left []presenceMeta
 	}
 	var leaves []leave
 	for key := range keys {
@@ -188,20 +233,20 @@ func (p *presence) untrackAll(ch *channel) {
 	}
 	p.mu.Unlock()
 	for _, l := range leaves {
-		if err := ch.broadcast(eventPresenceDiff, luabind.Payload{Data: diff(l.key, nil, l.left)}, false); err != nil {
+		if err := ch.broadcast(eventPresenceDiff, luabind.Payload{Data: diff(l.key, nil, p.dropped(ch.topic, l.left))}, false); err != nil {
 			p.e.log.Warn("presence leave not published", "topic", ch.topic, "err", err)
 		}
 	}
 }
 
 // removeLocked drops ch's metas under key on its topic and returns them.
-func (p *presence) removeLocked(ch *channel, key string) [][]byte {
+func (p *presence) removeLocked(ch *channel, key string) []presenceMeta {
 	keys := p.topics[ch.topic]
-	var left [][]byte
+	var left []presenceMeta
 	var kept []presenceMeta
 	for _, m := range keys[key] {
 		if m.ch == ch {
-			left = append(left, m.json)
+			left = append(left, presenceMeta{ref: m.ref, json: m.json})
 		} else {
 			kept = append(kept, m)
 		}
@@ -217,18 +262,43 @@ func (p *presence) removeLocked(ch *channel, key string) [][]byte {
 	return left
 }
 
-// List returns topic's presence_state.
+// List returns topic's presence_state: this node's entries and, with a replica, the
+// other nodes'.
 func (p *presence) List(topic string) ([]byte, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stateLocked(topic), nil
+	local := p.localLocked(topic)
+	p.mu.Unlock()
+	return p.encodeState(topic, local), nil
 }
 
-// stateLocked encodes topic's presences as presence_state.
-func (p *presence) stateLocked(topic string) []byte {
+// localLocked returns this node's metas on topic, key -> metas, oldest first.
+func (p *presence) localLocked(topic string) map[string][][]byte {
 	keys := p.topics[topic]
-	names := make([]string, 0, len(keys))
-	for k := range keys {
+	out := make(map[string][][]byte, len(keys))
+	for k, ms := range keys {
+		metas := make([][]byte, len(ms))
+		for j, m := range ms {
+			metas[j] = m.json
+		}
+		out[k] = metas
+	}
+	return out
+}
+
+// encodeState encodes local, plus the other nodes' metas on topic when there is a
+// replica, as presence_state. It must not be called holding p.mu.
+func (p *presence) encodeState(topic string, local map[string][][]byte) []byte {
+	if p.rep != nil {
+		remote, err := p.rep.List(topic)
+		if err != nil {
+			p.replicaFailed("presence of other nodes not listed", topic, err)
+		}
+		for k, metas := range remote {
+			local[k] = append(local[k], metas...)
+		}
+	}
+	names := make([]string, 0, len(local))
+	for k := range local {
 		names = append(names, k)
 	}
 	sort.Strings(names)
@@ -238,14 +308,40 @@ func (p *presence) stateLocked(topic string) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		metas := make([][]byte, len(keys[k]))
-		for j, m := range keys[k] {
-			metas[j] = m.json
-		}
-		writeEntry(&b, k, metas)
+		writeEntry(&b, k, local[k])
 	}
 	b.WriteByte('}')
 	return b.Bytes()
+}
+
+// put stores a meta of this node in the replica, if any.
+func (p *presence) put(topic, ref, key string, meta []byte) {
+	if p.rep == nil {
+		return
+	}
+	if err := p.rep.Put(topic, ref, key, meta); err != nil {
+		p.replicaFailed("presence not shared with other nodes", topic, err)
+	}
+}
+
+// del removes a meta of this node from the replica, if any.
+func (p *presence) del(topic, ref string) {
+	if p.rep == nil {
+		return
+	}
+	if err := p.rep.Del(topic, ref); err != nil {
+		p.replicaFailed("presence leave not shared with other nodes", topic, err)
+	}
+}
+
+// dropped removes the metas left from the replica and returns their JSON.
+func (p *presence) dropped(topic string, left []presenceMeta) [][]byte {
+	out := make([][]byte, len(left))
+	for i, m := range left {
+		p.del(topic, m.ref)
+		out[i] = m.json
+	}
+	return out
 }
 
 // diff encodes a presence_diff with one key's joins and leaves.

@@ -30,6 +30,7 @@ type Config struct {
 	ScriptTimeout time.Duration
 	MessageRate   float64
 	MessageBurst  int
+	PresenceTTL   time.Duration
 }
 
 // errUsage marks a configuration error: the program exits with status 2.
@@ -109,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	intFlag(&rate, "max-rate", "LUACHAN_MAX_RATE", 100, "messages per second one socket may send on average; over it the socket is closed (1008); 0 turns the limit off")
 	intFlag(&burst, "max-burst", "LUACHAN_MAX_BURST", 1000, "messages one socket may send at once before -max-rate applies")
 	durFlag(&cfg.IdleTimeout, "idle-timeout", "LUACHAN_IDLE_TIMEOUT", 60*time.Second, "close a socket that sends nothing (not even a heartbeat) for this long")
+	durFlag(&cfg.PresenceTTL, "presence-ttl", "LUACHAN_PRESENCE_TTL", 20*time.Second, "with -pubsub redis://: a node silent this long is taken for dead and its presences leave (within the TTL and a quarter)")
 	durFlag(&cfg.ScriptTimeout, "script-timeout", "LUACHAN_SCRIPT_TIMEOUT", 250*time.Millisecond, "CPU budget of one script callback")
 
 	if err := fs.Parse(args); err != nil {
@@ -145,7 +147,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 ||
-		cfg.ScriptTimeout <= 0 || rate < 0 || burst <= 0 {
+		cfg.ScriptTimeout <= 0 || cfg.PresenceTTL <= 0 || rate < 0 || burst <= 0 {
 		return cfg, usagef("luachan: limits must be positive (luachan -h lists them)")
 	}
 	info, err := os.Stat(cfg.Scripts)

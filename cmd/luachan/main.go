@@ -78,8 +78,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Origins:         cfg.Origins,
 		PubSub:          pubsub,
 	})
+	var presence engine.PresenceReplica // nil: presence is this node's only
 	if redisPS != nil {
 		redisPS.Start(h) // broadcasts from other nodes go to h's subscribers
+		// Presence spans the nodes; a dead node's entries go within the TTL and a
+		// quarter.
+		rp := redisPS.Presence(cfg.PresenceTTL, h.Broadcast)
+		rp.Start()
+		defer rp.Close() // before redisPS.Close: removes the heartbeat
+		presence = rp
 	}
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
@@ -88,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
 		Store:         store,
+		Presence:      presence,
 		Secret:        []byte(cfg.Secret),
 	})
 	if err != nil {
