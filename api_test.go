@@ -168,13 +168,15 @@ func TestShutdownDrains(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	const idle = 300 * time.Millisecond
+	// wide enough that a loaded -race run cannot starve chatty's heartbeats of a
+	// whole idle period; short enough to keep the test quick
+	const idle = 1 * time.Second
 	s := startServer(t, testScripts(t), "-idle-timeout", idle.String())
 	quiet := s.dial(t, "vsn=2.0.0")
 	chatty := s.dial(t, "vsn=2.0.0")
 
-	// chatty heartbeats every idle/3 and outlives several idle periods
-	tick := time.NewTicker(idle / 3)
+	// chatty heartbeats every idle/4 and outlives several idle periods
+	tick := time.NewTicker(idle / 4)
 	defer tick.Stop()
 	for i := range 12 {
 		<-tick.C

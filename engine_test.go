@@ -222,6 +222,35 @@ func TestDuplicateJoin(t *testing.T) {
 	})
 }
 
+// TestBackToBackJoins sends a second join of a topic before the first is
+// answered, as a client rejoining quickly does: as in Phoenix, which joins one
+// at a time, the first join is answered first, and only a first join that
+// succeeded is closed after the second's reply.
+func TestBackToBackJoins(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testScripts(t))
+	for i := 0; i < 50; i++ {
+		t.Run(fmt.Sprint("refused then accepted ", i), func(t *testing.T) {
+			c := s.dial(t, "vsn=2.0.0")
+			c.send(`["1","1","test:b2b","phx_join",{"refuse":"no"}]`)
+			c.send(`["2","2","test:b2b","phx_join",{}]`)
+			c.expect(`["1","1","test:b2b","phx_reply",{"status":"error","response":{"reason":"refused","why":"no"}}]`)
+			c.expect(`["2","2","test:b2b","phx_reply",{"status":"ok","response":{"joined":"test:b2b"}}]`)
+			// no phx_close for the refused join: the next frame is the echo's reply
+			c.send(`["2","3","test:b2b","echo",{}]`)
+			c.expect(`["2","3","test:b2b","phx_reply",{"status":"ok","response":{}}]`)
+		})
+		t.Run(fmt.Sprint("accepted twice ", i), func(t *testing.T) {
+			c := s.dial(t, "vsn=2.0.0")
+			c.send(`["1","1","test:b2b","phx_join",{}]`)
+			c.send(`["2","2","test:b2b","phx_join",{}]`)
+			c.expect(`["1","1","test:b2b","phx_reply",{"status":"ok","response":{"joined":"test:b2b"}}]`)
+			c.expect(`["2","2","test:b2b","phx_reply",{"status":"ok","response":{"joined":"test:b2b"}}]`)
+			c.expect(`["1","1","test:b2b","phx_close",{}]`)
+		})
+	}
+}
+
 func TestLeave(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testScripts(t))

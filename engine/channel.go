@@ -22,12 +22,11 @@ const (
 
 // event is one entry of a channel's mailbox.
 type event struct {
-	kind     evKind
-	msg      *hub.Message   // evJoin, evIn, evLeave
-	out      *hub.Broadcast // evOut
-	replaced *channel       // evJoin: the earlier channel of the topic, if any
-	why      stopReason     // evStop
-	info     []byte         // evInfo: the timer's message, JSON
+	kind evKind
+	msg  *hub.Message   // evJoin, evIn, evLeave
+	out  *hub.Broadcast // evOut
+	why  stopReason     // evStop
+	info []byte         // evInfo: the timer's message, JSON
 }
 
 // stopReason says why the server ends a channel.
@@ -78,6 +77,14 @@ type channel struct {
 	joined bool
 	ended  bool
 	outbox []outgoingSend // what the running callback sent, in order
+
+	// A join of a topic the socket had already joined takes over from the
+	// earlier channel, but only once that channel's own join has settled, as
+	// in Phoenix, whose socket runs joins one at a time: the earlier join is
+	// answered first, and only a channel that did join gets a phx_close.
+	replaced *channel      // the earlier channel, until takeOver
+	settled  chan struct{} // closed when this channel's join has settled
+	joinOK   bool          // written before settled is closed: the join succeeded
 }
 
 // outgoingSend is a push or broadcast a callback made. They are sent when
@@ -95,16 +102,46 @@ var (
 	_ luabind.Socket = (*channel)(nil)
 )
 
-func newChannel(s *session, f *scriptFile, topic, joinRef string) *channel {
+func newChannel(s *session, f *scriptFile, topic, joinRef string, replaced *channel) *channel {
 	return &channel{
-		e:       s.e,
-		sess:    s,
-		conn:    s.conn,
-		file:    f,
-		topic:   topic,
-		joinRef: joinRef,
-		assigns: socketAssigns(s.conn),
+		e:        s.e,
+		sess:     s,
+		conn:     s.conn,
+		file:     f,
+		topic:    topic,
+		joinRef:  joinRef,
+		assigns:  socketAssigns(s.conn),
+		replaced: replaced,
+		settled:  make(chan struct{}),
 	}
+}
+
+// settle records the outcome of the channel's join for a channel that
+// replaces it. Only the mailbox goroutine calls it.
+func (c *channel) settle(ok bool) {
+	select {
+	case <-c.settled:
+	default:
+		c.joinOK = ok
+		close(c.settled)
+	}
+}
+
+// takeOver waits for the channel this one replaced to settle its join and
+// ends it if it had joined, returning its join ref for the phx_close the
+// client must then get ("" when it never joined).
+func (c *channel) takeOver() (closeRef string) {
+	old := c.replaced
+	if old == nil {
+		return ""
+	}
+	c.replaced = nil
+	<-old.settled // bounded: its join runs under the script budget
+	if !old.joinOK {
+		return ""
+	}
+	old.stop(stopReplaced)
+	return old.joinRef
 }
 
 // socketAssigns is where every channel of a socket starts: a copy of the
@@ -172,6 +209,13 @@ func (c *channel) unsubscribeLocked() {
 	}
 }
 
+// isStopping reports whether the channel is ending.
+func (c *channel) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
 // subscribe starts broadcasts to the channel, unless it is already
 // stopping, and runs first (the join reply) atomically with it: the client
 // sees its reply before any broadcast, and every broadcast after it.
@@ -201,24 +245,60 @@ func (c *channel) run() {
 		c.queue[0] = event{}
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
+		c.dispatch(ev)
+	}
+}
 
-		if c.ended {
-			continue
-		}
-		switch ev.kind {
-		case evJoin:
-			c.handleJoin(ev.msg, ev.replaced)
-		case evIn:
-			c.handleIn(ev.msg)
-		case evOut:
-			c.handleOut(ev.out)
-		case evLeave:
-			c.handleLeave(ev.msg)
-		case evStop:
-			c.handleStop(ev.why)
-		case evInfo:
-			c.handleInfo(ev.info)
-		}
+// runNow runs ev on the calling goroutine, the socket's reader, when the
+// mailbox is idle, instead of starting a goroutine for it; otherwise it posts
+// ev. The socket reads its next frame once the callback returns (within the
+// script budget), so the client's own events wait in the socket rather than
+// in the mailbox, and a request costs no goroutine start and no wake-up.
+// Only a socket with no other channel runs events so, whose frames it would
+// otherwise hold up.
+func (c *channel) runNow(ev event) {
+	c.mu.Lock()
+	if c.stopping || c.running {
+		c.mu.Unlock()
+		c.post(ev)
+		return
+	}
+	c.running = true
+	c.e.wg.Add(1)
+	c.mu.Unlock()
+
+	c.dispatch(ev)
+
+	c.mu.Lock()
+	if len(c.queue) > 0 { // posted meanwhile: they get a goroutine, as usual
+		c.mu.Unlock()
+		go c.run() // inherits running and the wg count
+		return
+	}
+	c.running = false
+	c.queue = nil
+	c.mu.Unlock()
+	c.e.wg.Done()
+}
+
+// dispatch runs one event of the mailbox.
+func (c *channel) dispatch(ev event) {
+	if c.ended {
+		return
+	}
+	switch ev.kind {
+	case evJoin:
+		c.handleJoin(ev.msg)
+	case evIn:
+		c.handleIn(ev.msg)
+	case evOut:
+		c.handleOut(ev.out)
+	case evLeave:
+		c.handleLeave(ev.msg)
+	case evStop:
+		c.handleStop(ev.why)
+	case evInfo:
+		c.handleInfo(ev.info)
 	}
 }
 

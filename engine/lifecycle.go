@@ -23,9 +23,20 @@ func (c *channel) reply(m *hub.Message, status string, body *luabind.Payload, fa
 	}
 }
 
-func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
+func (c *channel) handleJoin(m *hub.Message) {
+	closeRef := c.takeOver()
+	if c.isStopping() {
+		c.settle(false) // the socket went, or the topic was joined yet again
+		return
+	}
 	script := c.file.script()
 	ok, reply, err := script.Join(c.e.ctx, c, c.assigns, c.topic, payloadOf(m))
+	defer func() { c.settle(c.joined) }()
+
+	// The reply (queued under the hub's registry lock), a phx_close for the replaced
+	// join and what join pushed go out together, in one write after every lock.
+	c.conn.Cork()
+	defer c.conn.Uncork()
 
 	if err != nil || !ok {
 		if err != nil {
@@ -37,7 +48,7 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 			c.e.log.Debug("join refused by script", "script", script.Name(), "topic", c.topic, "conn", c.conn.Key())
 			c.reply(m, "error", reply, replyUnauthorized)
 		}
-		c.closeReplaced(replaced)
+		c.closeReplaced(closeRef)
 		c.outbox = nil // a client that did not join gets nothing of the channel's
 		c.end()
 		return
@@ -48,18 +59,19 @@ func (c *channel) handleJoin(m *hub.Message, replaced *channel) {
 		c.outbox = nil
 		return // stopped while joining; the stop event follows
 	}
-	c.closeReplaced(replaced)
+	c.closeReplaced(closeRef)
 	c.joined = true
 	c.e.count.joins.Add(1)
 	c.e.count.channels.Add(1)
 	c.flush() // what join sent follows its reply
 }
 
-// closeReplaced tells the client its earlier join of the topic is over. It
-// follows the new join's reply, so the client can match it to the old ref.
-func (c *channel) closeReplaced(replaced *channel) {
-	if replaced != nil {
-		c.sendControl(replaced.joinRef, eventClose, replyEmpty)
+// closeReplaced tells the client its earlier join of the topic (closeRef) is
+// over. It follows the new join's reply, so the client can match it to the
+// old ref.
+func (c *channel) closeReplaced(closeRef string) {
+	if closeRef != "" {
+		c.sendControl(closeRef, eventClose, replyEmpty)
 	}
 }
 
@@ -71,6 +83,8 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 	script := c.file.script()
 	status, reply, err := script.HandleIn(c.e.ctx, c, c.assigns, m.Event, payloadOf(m))
+	c.conn.Cork() // the pushes and the reply go out in one write
+	defer c.conn.Uncork()
 	c.flush()
 	if err != nil {
 		c.logScriptError(script, "handle_in", err)
@@ -93,6 +107,10 @@ func (c *channel) handleOut(b *hub.Broadcast) {
 		return
 	}
 	err = script.HandleOut(c.e.ctx, c, c.assigns, b.Event, out)
+	// What handle_out pushes is this client's copy of a broadcast: written like the
+	// fast lane's, by the hub's flushers, batched with the other copies waiting for it.
+	c.conn.Cork()
+	defer c.conn.UncorkLater()
 	c.flush()
 	if err != nil {
 		c.logScriptError(script, "handle_out", err)
@@ -122,6 +140,8 @@ func (c *channel) handleLeave(m *hub.Message) {
 	c.unsubscribeLocked()
 	c.mu.Unlock()
 
+	c.conn.Cork()
+	defer c.conn.Uncork()
 	c.reply(m, "ok", nil, replyEmpty)
 	c.sendControl(c.joinRef, eventClose, replyEmpty)
 	c.runLeave("leave")
@@ -129,6 +149,8 @@ func (c *channel) handleLeave(m *hub.Message) {
 }
 
 func (c *channel) handleStop(why stopReason) {
+	c.takeOver() // a join dropped by the stop still ends the channel it replaced
+	c.settle(c.joined)
 	if why == stopDeleted {
 		c.sess.forget(c)
 		c.sendControl(c.joinRef, eventClose, replyEmpty)

@@ -75,16 +75,13 @@ func (s *session) join(m *hub.Message) {
 		s.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyTooMany, false)
 		return
 	}
-	ch := newChannel(s, file, m.Topic, m.JoinRef)
+	// A second join of a topic replaces the first: the new channel ends the
+	// old one once the old join is answered, and the old phx_close follows the
+	// new reply (see channel.takeOver).
+	ch := newChannel(s, file, m.Topic, m.JoinRef, old)
 	s.chans[m.Topic] = ch
 	s.mu.Unlock()
-
-	if old != nil {
-		// A second join of a topic replaces the first: the old channel ends
-		// now (no more broadcasts), and its phx_close follows the new reply.
-		old.stop(stopReplaced)
-	}
-	ch.post(event{kind: evJoin, msg: m, replaced: old})
+	ch.post(event{kind: evJoin, msg: m})
 }
 
 func (s *session) leave(m *hub.Message) {
@@ -104,6 +101,7 @@ func (s *session) leave(m *hub.Message) {
 func (s *session) event(m *hub.Message) {
 	s.mu.Lock()
 	ch := s.chans[m.Topic]
+	alone := len(s.chans) == 1
 	s.mu.Unlock()
 	if ch == nil {
 		s.e.count.unmatched.Add(1)
@@ -114,6 +112,10 @@ func (s *session) event(m *hub.Message) {
 		s.e.count.stale.Add(1)
 		// A message for an earlier join of this topic: Phoenix drops it.
 		s.e.log.Debug("stale join_ref dropped", "conn", s.conn.Key(), "topic", m.Topic, "join_ref", m.JoinRef, "event", m.Event)
+		return
+	}
+	if alone {
+		ch.runNow(event{kind: evIn, msg: m})
 		return
 	}
 	ch.post(event{kind: evIn, msg: m})

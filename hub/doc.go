@@ -15,8 +15,9 @@
 //	shard.subMu  serialises Subscribe/Unsubscribe of one registry shard, and their PubSub calls
 //	shard.mu     the shard's topic map; Broadcast takes it for reading only
 //	Hub.mu       the connection set, the socket-id index, the LongPoll tokens and the shutdown flag
-//	Conn.mu      one connection's outbound queue and close state
+//	Conn.mu      one connection's outbound queue, close state, and who writes (writing, corked)
 //	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
+//	flushQueue.mu      the connections waiting for a flusher; never held with any other
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks
 // into the engine) runs while one is held, with one exception: shard.subMu is held
@@ -33,12 +34,18 @@
 //
 // # Goroutines
 //
-// Every WebSocket connection runs on the net/http handler goroutine that accepted it
-// (which becomes its reader) plus one writer goroutine that the reader starts and waits
-// for. A LongPoll session has one goroutine of its own (runLongPoll), which ends it when
-// it is closed or idle; its requests run on their net/http goroutines. The Hub counts
-// all of them, and every request it admits, in a WaitGroup, so Shutdown returns only
-// once every Session.Closed has returned and every connection goroutine has exited.
-// Rate limits and idle timeouts need no goroutine or timer of their own per WebSocket:
-// the token bucket refills lazily, and the idle timeout is the reader's read deadline.
+// Every WebSocket connection has one goroutine of its own, its reader (ServeHTTP
+// returns after the upgrade, so net/http's per-request state is not kept). It has no
+// writer goroutine while it has nothing to write: a reply or push is written by the
+// goroutine that sends it, with a write that never blocks; broadcasts are written by at
+// most GOMAXPROCS shared flushers, each writing every frame queued for a subscriber in
+// one writev; and only a socket whose kernel buffer is full, or one that is closing,
+// gets a writer goroutine (writeLoop) for as long as it has something to write. At most
+// one goroutine writes a connection at a time (Conn.writing). A LongPoll session has one
+// goroutine of its own (runLongPoll), which ends it when it is closed or idle; its
+// requests run on their net/http goroutines. The Hub counts all of them, and every
+// request it admits, in a WaitGroup, so Shutdown returns only once every Session.Closed
+// has returned and every connection goroutine has exited. Rate limits and idle timeouts
+// need no goroutine or timer of their own per WebSocket: the token bucket refills
+// lazily, and the idle timeout is the reader's read deadline.
 package hub

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"net"
@@ -19,14 +18,11 @@ func EncodeReply(f Format, joinRef, ref, topic, status string, response []byte, 
 	return wf.buf[wf.body:], nil
 }
 
-// NewWriterConn returns a Conn of h with a running writer that writes to nc and no
-// reader, so benchmarks can fan out to thousands of subscribers without thousands of
-// sockets. Close it with Conn.Close; h.Shutdown waits for its writer.
+// NewWriterConn returns a Conn of h that writes to nc and has no reader, so benchmarks
+// can fan out to thousands of subscribers without thousands of sockets. Its writers
+// start as frames are queued. Close it with Conn.Close; h.Shutdown waits for its writer.
 func NewWriterConn(h *Hub, f Format, nc net.Conn) *Conn {
-	c := newConn(h, nc, nil, f, "", nil, "pipe")
-	h.wg.Add(1)
-	go c.writeLoop()
-	return c
+	return newConn(h, nc, nil, f, "", nil, "pipe")
 }
 
 // TokenBucket runs a connection's rate limiter over message arrival times (offsets from
@@ -45,7 +41,8 @@ func TokenBucket(rate float64, burst int, arrivals []time.Duration) []bool {
 // would: past refusals that are not fatal (their close codes are in refused), until the
 // first other error, which it returns with the messages read.
 func ReadFrames(data []byte, limit int64) (msgs [][]byte, binary []bool, refused []int, err error) {
-	r := frameReader{br: bufio.NewReader(bytes.NewReader(data)), limit: limit, onPing: func([]byte) {}}
+	r := frameReader{limit: limit, onPing: func([]byte) {}}
+	r.in.src = bytes.NewReader(data)
 	for {
 		bin, m, err := r.next()
 		var we *wireError

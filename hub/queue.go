@@ -45,6 +45,10 @@ func (q *outQueue) take(spare [][]byte) (frames [][]byte) {
 // done uncounts the bytes of the last take, now written (or abandoned).
 func (q *outQueue) done() { q.writing = 0 }
 
+// wrote uncounts n bytes of the last take, now written; the rest stays counted until
+// written too.
+func (q *outQueue) wrote(n int) { q.writing -= n }
+
 // drop discards every queued frame: a connection closing without a flush has no use
 // for them.
 func (q *outQueue) drop() {

@@ -5,22 +5,22 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
 // Reader buffer sizes.
 const (
-	readBufferSize    = 4096     // a connection's buffered reader, when net/http's cannot be reused
-	initialReadBuffer = 512      // first allocation of a connection's message buffer
+	idleReadBuffer    = 256      // the buffer inside each connection that a quiet client's frames are read into
+	readBufferSize    = 4096     // the pooled buffer a connection borrows while its client's bytes keep coming
+	initialReadBuffer = 512      // first allocation of a message buffer (messages over readBufferSize)
 	maxKeptReadBuffer = 64 << 10 // largest message buffer a connection keeps between messages
 )
 
-// run serves the connection on the calling goroutine (its reader) until it is closed,
-// then cleans up and reports to the Session. The caller holds one count of Hub.wg.
+// run serves the connection on its own goroutine (its reader) until it is closed, then
+// cleans up and reports to the Session. The caller has counted it in Hub.wg.
 func (c *Conn) run() {
-	c.hub.wg.Add(1)
-	go c.writeLoop()
-
+	defer c.hub.wg.Done()
 	c.session = c.hub.cfg.Handler.Open(c)
 	if c.session == nil {
 		c.session = nopSession{}
@@ -29,6 +29,7 @@ func (c *Conn) run() {
 
 	<-c.writerDone
 	_ = c.nc.Close()
+	c.rd.in.release()
 	c.hub.removeConn(c)
 	c.ended()
 }
@@ -78,7 +79,7 @@ func (c *Conn) readLoop() {
 		}
 		c.hub.count.framesIn.Add(1)
 		if m.isHeartbeat() {
-			_ = c.Reply("", m.Ref, phoenixTopic, "ok", nil, false)
+			_ = c.Reply("", m.Ref, phoenixTopic, "ok", nil, false) // written inline
 			continue
 		}
 		c.handle(m)
@@ -95,7 +96,7 @@ func (c *Conn) drain() {
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}
-	_, _ = io.Copy(io.Discard, c.rd.br)
+	_, _ = io.Copy(io.Discard, &c.rd.in)
 }
 
 // armIdleDeadline gives the client IdleTimeout to send its next frame. A closing
@@ -154,7 +155,7 @@ func (c *Conn) onPing(data []byte) {
 	if c.isClosing() || !c.allowMessage() {
 		return
 	}
-	_ = c.enqueue(pongFrame(data).buf)
+	_ = c.queueFrame(pongFrame(data).buf, true)
 }
 
 // handle passes m to the Session. A panic there is contained to this connection: it is
@@ -175,3 +176,107 @@ type nopSession struct{}
 
 func (nopSession) Handle(*Message) {}
 func (nopSession) Closed(error)    {}
+
+// readBufPool holds the buffers connections borrow while their clients send.
+var readBufPool = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+// sockReader buffers a connection's reads. A quiet client costs it only idleReadBuffer
+// bytes inside the Conn: that is what the reader blocks on. When a read fills the
+// buffer, or a frame needs more room, it borrows a readBufferSize buffer from a pool
+// for as long as reads keep filling it, and gives it back at the first read that does
+// not. Used by the reader goroutine only.
+type sockReader struct {
+	src      io.Reader
+	buf      []byte                // small[:] or big[:]; nil until the first read
+	r, w     int                   // buf[r:w] is read and not yet consumed
+	lastFull bool                  // the last read filled buf: more is probably waiting
+	err      error                 // the error that ended reading, once buf[r:w] is consumed
+	big      *[readBufferSize]byte // borrowed from readBufPool; nil when not
+	small    [idleReadBuffer]byte
+}
+
+// more reads once from src, keeping the unconsumed bytes, with room for at least n
+// bytes in all (n <= readBufferSize).
+func (b *sockReader) more(n int) error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.buf == nil {
+		b.buf = b.small[:]
+	}
+	unread := b.w - b.r
+	switch wantBig := b.lastFull || n > len(b.small); {
+	case wantBig && b.big == nil:
+		b.big = readBufPool.Get().(*[readBufferSize]byte)
+		copy(b.big[:], b.buf[b.r:b.w])
+		b.buf = b.big[:]
+	case !wantBig && b.big != nil && unread <= len(b.small):
+		copy(b.small[:], b.buf[b.r:b.w])
+		b.releaseBig()
+	case b.r > 0:
+		copy(b.buf, b.buf[b.r:b.w])
+	}
+	b.r, b.w = 0, unread
+	m, err := b.src.Read(b.buf[b.w:])
+	b.w += m
+	b.lastFull = b.w == len(b.buf)
+	if err != nil {
+		b.err = err
+		if m == 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// releaseBig gives the borrowed buffer back; buf must not point into it any more.
+func (b *sockReader) releaseBig() {
+	readBufPool.Put(b.big)
+	b.big = nil
+	b.buf = b.small[:]
+}
+
+// release gives back what the reader borrowed, once it reads no more.
+func (b *sockReader) release() {
+	if b.big != nil {
+		b.r, b.w = 0, 0
+		b.releaseBig()
+	}
+}
+
+// next consumes the next n bytes (n <= readBufferSize) and returns them; they stay
+// valid until the next read. A stream ending on a frame boundary (at) is io.EOF,
+// anywhere else io.ErrUnexpectedEOF.
+func (b *sockReader) next(n int, at bool) ([]byte, error) {
+	for b.w-b.r < n {
+		if err := b.more(n); err != nil {
+			if !at || b.w > b.r {
+				return nil, noEOF(err)
+			}
+			return nil, err
+		}
+	}
+	p := b.buf[b.r : b.r+n]
+	b.r += n
+	return p, nil
+}
+
+// Read reads from the buffer, or for a large p with nothing buffered straight from src.
+func (b *sockReader) Read(p []byte) (int, error) {
+	if b.r == b.w {
+		if b.err != nil {
+			return 0, b.err
+		}
+		if len(p) >= readBufferSize {
+			n, err := b.src.Read(p)
+			b.lastFull = n == len(p)
+			return n, err
+		}
+		if err := b.more(0); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.r:b.w])
+	b.r += n
+	return n, nil
+}

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bufio"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -20,7 +19,7 @@ const (
 // ServeHTTP serves the Phoenix WebSocket transport; mount it at /socket/websocket. It
 // answers 400 to a request that is not a WebSocket upgrade, 403 to an unknown vsn, a
 // disallowed Origin or a refused Connect, and 503 while shutting down. An accepted
-// request runs the connection's reader on this goroutine until the socket closes.
+// request hands the socket to the connection's reader goroutine and returns.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		http.Error(w, "expected a WebSocket upgrade", http.StatusBadRequest)
@@ -56,48 +55,22 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "connection refused", http.StatusForbidden)
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
-	ws, err := h.upgrader.Upgrade(hw, r, nil) // answers the client itself on failure
+	ws, err := h.upgrader.Upgrade(w, r, nil) // answers the client itself on failure
 	if err != nil {
 		h.log.Debug("upgrade failed", "remote", r.RemoteAddr, "reason", err)
 		return
 	}
-	// From here on the hub reads and writes the socket itself; ws is dropped.
-	nc := ws.NetConn()
-	br := hw.br
-	if br == nil || br.Size() < minReuseReadBuffer {
-		br = bufio.NewReaderSize(nc, readBufferSize)
-	}
+	// From here on the hub reads and writes the socket itself; ws is dropped. So is
+	// net/http's state for the request, buffers included: the connection gets a
+	// goroutine of its own and this one returns. (gorilla/websocket has checked that
+	// net/http's reader holds no bytes yet: a client may not send frames before the
+	// handshake ends.)
 	h.count.accepted.Add(1)
-	c := newConn(h, nc, br, format, id, state, r.RemoteAddr)
+	c := newConn(h, ws.NetConn(), nil, format, id, state, r.RemoteAddr)
 	h.addConn(c)
-	c.run()
+	h.wg.Add(1) // within this admitted request, so never after Shutdown's Wait began
+	go c.run()
 }
-
-// minReuseReadBuffer is the smallest net/http read buffer worth reading frames through.
-const minReuseReadBuffer = 256
-
-// hijackWriter records the buffered reader net/http hands over when the connection is
-// hijacked for the upgrade. net/http keeps that buffer (4 KiB) alive for as long as the
-// handler runs, which for a WebSocket is the connection's whole life, so the reader
-// reads frames through it rather than allocating another. (gorilla/websocket checks
-// that it holds no bytes yet: a client may not send frames before the handshake ends.)
-type hijackWriter struct {
-	http.ResponseWriter
-	br *bufio.Reader
-}
-
-// Hijack hijacks the underlying connection and keeps its buffered reader.
-func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if brw != nil {
-		w.br = brw.Reader
-	}
-	return nc, brw, err
-}
-
-// Unwrap gives http.ResponseController access to the wrapped writer.
-func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // originAllowed reports whether a request from origin may connect. A request without
 // an Origin header (a non-browser client) is allowed, as in Phoenix's check_origin.

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -41,13 +40,11 @@ const maxSkip = 1 << 20
 // message size limit from the frame headers, before reading the payload. It is used by
 // the connection's reader goroutine only.
 type frameReader struct {
-	br     *bufio.Reader
+	in     sockReader
 	limit  int64             // longest message, in bytes (Config.MaxFrameSize)
 	onPing func(data []byte) // called for each ping; data is valid during the call only
 
-	buf     []byte                 // the message being assembled; reused (see maxKeptReadBuffer)
-	hdr     [8]byte                // scratch for header fields
-	control [maxControlLength]byte // scratch for a control frame's payload
+	buf []byte // a message that does not fit in in's buffer, being assembled (see maxKeptReadBuffer)
 
 	// State between frames of one fragmented message.
 	inMessage bool  // a data frame without FIN arrived: continuation frames follow
@@ -82,16 +79,17 @@ func violation(format string, args ...any) error {
 }
 
 // next returns the next complete data message: whether it is binary, and its payload,
-// which stays valid until the next call. Control frames between messages (or between
-// fragments) are handled on the way: pings go to onPing, pongs are ignored, and a close
-// frame ends reading with a peer *CloseError. Any other error is final, except a
+// which stays valid until the next call. A message of one frame that fits in the read
+// buffer is unmasked where it lies, not copied. Control frames between messages (or
+// between fragments) are handled on the way: pings go to onPing, pongs are ignored, and
+// a close frame ends reading with a peer *CloseError. Any other error is final, except a
 // *wireError that is not fatal: reading may then go on, skipping the refused message.
 func (r *frameReader) next() (binary bool, data []byte, err error) {
 	for {
 		if r.skip > 0 {
 			n := r.skip
 			r.skip = 0
-			if _, err := io.CopyN(io.Discard, r.br, n); err != nil {
+			if _, err := io.CopyN(io.Discard, &r.in, n); err != nil {
 				return false, nil, noEOF(err)
 			}
 		}
@@ -119,6 +117,9 @@ func (r *frameReader) next() (binary bool, data []byte, err error) {
 			r.refuse(h)
 			return false, nil, r.tooBig(h.length > maxSkip)
 		}
+		if !r.inMessage && len(r.buf) == 0 && h.length <= readBufferSize {
+			return r.wholeFrame(h)
+		}
 		if err := r.readPayload(h); err != nil {
 			return false, nil, err
 		}
@@ -138,8 +139,8 @@ func (r *frameReader) next() (binary bool, data []byte, err error) {
 // header reads and checks a frame header, reporting every RFC 6455 violation it shows.
 func (r *frameReader) header() (frameHeader, error) {
 	var h frameHeader
-	b := r.hdr[:2]
-	if _, err := io.ReadFull(r.br, b); err != nil {
+	b, err := r.in.next(2, true)
+	if err != nil {
 		return h, err
 	}
 	h.fin = b[0]&finBit != 0
@@ -166,18 +167,20 @@ func (r *frameReader) header() (frameHeader, error) {
 	}
 	switch short {
 	case length16:
-		if _, err := io.ReadFull(r.br, r.hdr[:2]); err != nil {
+		b, err := r.in.next(2, false)
+		if err != nil {
 			return h, err
 		}
-		h.length = int64(binary.BigEndian.Uint16(r.hdr[:2]))
+		h.length = int64(binary.BigEndian.Uint16(b))
 		if h.length <= maxShortLength {
 			return h, violation("length not in its shortest form")
 		}
 	case length64:
-		if _, err := io.ReadFull(r.br, r.hdr[:8]); err != nil {
+		b, err := r.in.next(8, false)
+		if err != nil {
 			return h, err
 		}
-		n := binary.BigEndian.Uint64(r.hdr[:8])
+		n := binary.BigEndian.Uint64(b)
 		if n>>63 != 0 {
 			return h, violation("length with its most significant bit set")
 		}
@@ -188,10 +191,28 @@ func (r *frameReader) header() (frameHeader, error) {
 	default:
 		h.length = short
 	}
-	if _, err := io.ReadFull(r.br, h.mask[:]); err != nil {
+	mask, err := r.in.next(4, false)
+	if err != nil {
 		return h, err
 	}
+	copy(h.mask[:], mask)
 	return h, nil
+}
+
+// wholeFrame reads a message of one frame h (at most readBufferSize long) into the read
+// buffer, and unmasks and checks it there.
+func (r *frameReader) wholeFrame(h frameHeader) (binary bool, data []byte, err error) {
+	data, err = r.in.next(int(h.length), false)
+	if err != nil {
+		return false, nil, err
+	}
+	unmask(h.mask, data)
+	if r.text && !utf8.Valid(data) {
+		r.refuse(h)
+		r.skip = 0 // this frame's payload is read already
+		return false, nil, &wireError{code: CloseInvalidUTF8, err: ErrBadUTF8, why: "text message is not UTF-8"}
+	}
+	return !r.text, data, nil
 }
 
 // startFrame checks that a data frame fits the fragmentation state, and updates it.
@@ -239,7 +260,7 @@ func (r *frameReader) readPayload(h frameHeader) error {
 			r.buf = slices.Grow(r.buf, int(min(remaining, initialReadBuffer)))
 		}
 		n := min(int64(cap(r.buf)-len(r.buf)), remaining)
-		got, err := io.ReadFull(r.br, r.buf[len(r.buf):len(r.buf)+int(n)])
+		got, err := io.ReadFull(&r.in, r.buf[len(r.buf):len(r.buf)+int(n)])
 		r.buf = r.buf[:len(r.buf)+got]
 		remaining -= int64(got)
 		if err != nil {
@@ -263,9 +284,9 @@ func (r *frameReader) checkUTF8(final bool) error {
 
 // controlFrame reads and handles a ping, pong or close frame.
 func (r *frameReader) controlFrame(h frameHeader) error {
-	p := r.control[:h.length]
-	if _, err := io.ReadFull(r.br, p); err != nil {
-		return noEOF(err)
+	p, err := r.in.next(int(h.length), false) // at most maxControlLength
+	if err != nil {
+		return err
 	}
 	unmask(h.mask, p)
 	switch h.opcode {

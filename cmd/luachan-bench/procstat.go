@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -94,20 +93,4 @@ func (m cpuMeter) stop() (time.Duration, bool) {
 		return 0, false
 	}
 	return c - m.start, true
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: each
-// connection is a file, and a process holds at most that many.
-func raiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return 0, err
-		}
-	}
-	return lim.Cur, nil
 }

@@ -18,3 +18,19 @@ func bindNoPort(c syscall.RawConn) error {
 	}
 	return serr
 }
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: each
+// connection is a file, and a process holds at most that many.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, err
+		}
+	}
+	return lim.Cur, nil
+}
