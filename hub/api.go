@@ -24,10 +24,17 @@ func (h *Hub) APIHandler(key string) http.Handler {
 	if key == "" {
 		return http.NotFoundHandler()
 	}
-	want := sha256.Sum256([]byte(key))
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/broadcast", h.apiBroadcast)
 	mux.HandleFunc("POST /api/disconnect", h.apiDisconnect)
+	return RequireKey(key, mux)
+}
+
+// RequireKey lets through requests bearing "Authorization: Bearer key" and answers the
+// others 401 with a {"error":"unauthorized"} body. Other parts of the API (the engine's
+// /api/scripts) are mounted behind it too, so there is one check.
+func RequireKey(key string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(key))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		// Hashing first makes the comparison constant-time in the key's length too.
@@ -37,7 +44,7 @@ func (h *Hub) APIHandler(key string) http.Handler {
 			apiError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
-		mux.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 

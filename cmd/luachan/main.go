@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mux.Handle("GET /metrics", metricsHandler(h, eng))
 	mux.Handle("/api/", h.APIHandler(cfg.APIKey))
 	if cfg.APIKey != "" {
-		mux.Handle("GET /api/scripts", requireKey(cfg.APIKey, eng.ScriptsHandler()))
+		mux.Handle("GET /api/scripts", hub.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
