@@ -187,31 +187,15 @@ func (c *Conn) Cork() {
 
 // Uncork undoes one Cork. The last one writes what was queued meanwhile, from the
 // calling goroutine and without blocking, unless a writer is already at work.
-func (c *Conn) Uncork() {
-	c.mu.Lock()
-	c.corked--
-	if c.corked > 0 || c.writing || c.q.queued == 0 || c.closing || c.lp != nil {
-		resident := c.corked == 0 && c.writing && c.raw == nil
-		c.mu.Unlock()
-		if resident {
-			c.wakeWriter()
-		}
-		return
-	}
-	c.writing = true
-	c.mu.Unlock()
-	if c.raw == nil {
-		c.startWriter()
-		return
-	}
-	c.writeSome()
-}
+func (c *Conn) Uncork() { c.uncork(false) }
 
 // UncorkLater undoes one Cork like Uncork, but the last one leaves the writing to the
 // hub's flushers, as for a broadcast, instead of writing from the calling goroutine:
 // for what a callback sends as its part of a fan-out (handle_out), so that a client
 // receiving many gets them in few writes, and the callbacks spend no time in the kernel.
-func (c *Conn) UncorkLater() {
+func (c *Conn) UncorkLater() { c.uncork(true) }
+
+func (c *Conn) uncork(later bool) {
 	c.mu.Lock()
 	c.corked--
 	if c.corked > 0 || c.writing || c.q.queued == 0 || c.closing || c.lp != nil {
@@ -224,11 +208,14 @@ func (c *Conn) UncorkLater() {
 	}
 	c.writing = true
 	c.mu.Unlock()
-	if c.raw == nil {
+	switch {
+	case c.raw == nil:
 		c.startWriter()
-		return
+	case later:
+		scheduleFlush(c)
+	default:
+		c.writeSome()
 	}
-	scheduleFlush(c)
 }
 
 // enqueue queues a complete frame for the flushers, as a broadcast to thousands of
