@@ -3,59 +3,15 @@
 // sets LUACHAN_URL (ws://host:port/socket).
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { Socket } from "phoenix"
-import WebSocket from "ws" // Node 20 has no global WebSocket
+import { env, connect as connectTo, waitFor, reply, joined } from "./helpers.mjs"
 
-const URL = process.env.LUACHAN_URL
-if (!URL) throw new Error("LUACHAN_URL is not set; run these tests through `go test -run TestJSClient`")
-
-// WAIT_MS bounds every wait on the server.
-const WAIT_MS = 5000
+const URL = env("LUACHAN_URL")
 // NO_REPLY_MS is the push timeout for events the server never replies to, so their
 // timers do not keep node alive after the test.
 const NO_REPLY_MS = 100
 
-// connect opens a socket that the test disconnects when it ends. Rejoins and reconnects
-// are quick so the rejoin test does not wait the client's default second.
-function connect(t, opts = {}) {
-  const socket = new Socket(URL, {
-    transport: WebSocket,
-    rejoinAfterMs: () => 20,
-    reconnectAfterMs: () => 20,
-    ...opts,
-  })
-  socket.connect()
-  t.after(() => socket.disconnect())
-  return socket
-}
-
-// waitFor resolves with what start passes to its resolve callback, or rejects after WAIT_MS.
-function waitFor(what, start) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS)
-    start(
-      (value) => { clearTimeout(timer); resolve(value) },
-      (err) => { clearTimeout(timer); reject(err) },
-    )
-  })
-}
-
-// reply resolves with {status, response} for a push (a join or any event).
-function reply(what, push) {
-  return waitFor(what, (resolve) => {
-    push
-      .receive("ok", (response) => resolve({ status: "ok", response }))
-      .receive("error", (response) => resolve({ status: "error", response }))
-      .receive("timeout", () => resolve({ status: "timeout" }))
-  })
-}
-
-// joined joins channel and requires an ok reply.
-async function joined(channel) {
-  const r = await reply(`join ${channel.topic}`, channel.join())
-  assert.equal(r.status, "ok", `join ${channel.topic}: ${JSON.stringify(r)}`)
-  return r.response
-}
+// connect opens a socket to the server that the test disconnects when it ends.
+const connect = (t, opts = {}) => connectTo(t, URL, opts)
 
 // nextEvent resolves with the payload of the next `event` on channel.
 function nextEvent(channel, event) {

@@ -1,4 +1,4 @@
-// Helpers shared by connect.test.mjs and presence.test.mjs (client.test.mjs keeps its own).
+// Helpers shared by the test files.
 import assert from "node:assert/strict"
 import { createHmac } from "node:crypto"
 import { isDeepStrictEqual } from "node:util"

@@ -3,36 +3,15 @@
 // by the Go test TestJSClient, which sets LUACHAN_URL (ws://host:port/socket).
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { Socket, LongPoll } from "phoenix"
+import { LongPoll } from "phoenix"
 import WebSocket from "ws"
+import { env, connect as connectTo, waitFor, reply } from "./helpers.mjs"
 
-const URL = process.env.LUACHAN_URL
-if (!URL) throw new Error("LUACHAN_URL is not set; run these tests through `go test -run TestJSClient`")
-const WAIT_MS = 5000
+const URL = env("LUACHAN_URL")
 
-function waitFor(what, start) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`)), WAIT_MS)
-    start((value) => { clearTimeout(timer); resolve(value) })
-  })
-}
-
-function reply(what, push) {
-  return waitFor(what, (resolve) => {
-    push
-      .receive("ok", (response) => resolve({ status: "ok", response }))
-      .receive("error", (response) => resolve({ status: "error", response }))
-      .receive("timeout", () => resolve({ status: "timeout" }))
-  })
-}
-
-function connect(t, transport) {
-  // LongPoll derives its http:// endpoint from the socket's URL and transport.
-  const socket = new Socket(URL, { transport, reconnectAfterMs: () => 20 })
-  socket.connect()
-  t.after(() => socket.disconnect())
-  return socket
-}
+// connect opens a socket over transport; LongPoll derives its http:// endpoint from the
+// socket's URL.
+const connect = (t, transport) => connectTo(t, URL, { transport })
 
 test("LongPoll: join, push and reply, and broadcasts both ways with a WebSocket client", async (t) => {
   const topic = "rooms:js-longpoll"
