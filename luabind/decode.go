@@ -171,19 +171,13 @@ func (d *decoder) object() (lua.LValue, error) {
 		}
 		d.keys = append(d.keys, k)
 		d.vals = append(d.vals, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of input")
+		more, err := d.separator('}')
+		if err != nil {
+			return nil, err
 		}
-		if c := d.data[d.pos]; c == ',' {
-			d.pos++
-			d.skipSpace()
-			continue
-		} else if c != '}' {
-			return nil, d.errorf("expected ',' or '}'")
+		if !more {
+			break
 		}
-		d.pos++
-		break
 	}
 	n := len(d.vals) - base
 	kbase := len(d.keys) - n
@@ -196,6 +190,25 @@ func (d *decoder) object() (lua.LValue, error) {
 	d.vals, d.keys = d.vals[:base], d.keys[:kbase]
 	d.depth--
 	return t, nil
+}
+
+// separator reads what follows a member of an object or array: a ',' (more follow)
+// or close (the end of it), with the spaces around.
+func (d *decoder) separator(close byte) (more bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, d.errorf("unexpected end of input")
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		d.skipSpace()
+		return true, nil
+	case close:
+		d.pos++
+		return false, nil
+	}
+	return false, d.errorf("expected ',' or '%c'", close)
 }
 
 func (d *decoder) array() (lua.LValue, error) {
@@ -214,19 +227,13 @@ func (d *decoder) array() (lua.LValue, error) {
 			return nil, err
 		}
 		d.vals = append(d.vals, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.errorf("unexpected end of input")
+		more, err := d.separator(']')
+		if err != nil {
+			return nil, err
 		}
-		if c := d.data[d.pos]; c == ',' {
-			d.pos++
-			d.skipSpace()
-			continue
-		} else if c != ']' {
-			return nil, d.errorf("expected ',' or ']'")
+		if !more {
+			break
 		}
-		d.pos++
-		break
 	}
 	items := d.vals[base:]
 	t := newTable(len(items), 0)
