@@ -1,7 +1,7 @@
 // Package hub owns luachan's client connections: the Phoenix wire codec (V1 JSON,
-// V2 JSON and V2 binary), WebSocket connections with one reader and one writer
-// goroutine each (the hub reads and writes RFC 6455 frames itself; gorilla/websocket
-// only performs the handshake), Phoenix's LongPoll transport for clients that cannot
+// V2 JSON and V2 binary), WebSocket connections with one reader goroutine each and at
+// most one writer at a time (the hub reads and writes RFC 6455 frames itself;
+// gorilla/websocket only performs the handshake; see Goroutines below), Phoenix's LongPoll transport for clients that cannot
 // use WebSockets, per-connection limits (frame size, inbound message rate, a
 // bytes-bounded outbound queue, idle timeout), the sharded topic registry, local PubSub
 // fan-out and the small HTTP API for broadcasting from outside.
