@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/luachan/luachan/hub"
@@ -72,6 +73,11 @@ type channel struct {
 	stopping   bool
 	subscribed bool
 	timers     map[*time.Timer]struct{}
+
+	// outPending counts the channel's broadcasts waiting for an intercept
+	// worker; outBatch is owned by that worker (see intercept.go).
+	outPending atomic.Int32
+	outBatch   uint64
 
 	// Owned by the goroutine running the mailbox.
 	joined bool
@@ -164,15 +170,20 @@ func (c *channel) post(ev event) {
 	}
 	if len(c.queue) >= c.e.cfg.MaxPending {
 		c.mu.Unlock()
-		c.e.count.overflows.Add(1)
-		c.e.log.Warn("closing socket: channel cannot keep up",
-			"conn", c.conn.Key(), "topic", c.topic, "pending", c.e.cfg.MaxPending)
-		c.conn.Close(hub.ClosePolicy, "too many pending events")
+		c.overflow()
 		return
 	}
 	c.queue = append(c.queue, ev)
 	c.startLocked()
 	c.mu.Unlock()
+}
+
+// overflow closes the socket of a channel whose events pile up.
+func (c *channel) overflow() {
+	c.e.count.overflows.Add(1)
+	c.e.log.Warn("closing socket: channel cannot keep up",
+		"conn", c.conn.Key(), "topic", c.topic, "pending", c.e.cfg.MaxPending)
+	c.conn.Close(hub.ClosePolicy, "too many pending events")
 }
 
 // stop ends the channel for a server reason. It unsubscribes at once, so no
@@ -257,20 +268,32 @@ func (c *channel) run() {
 // Only a socket with no other channel runs events so, whose frames it would
 // otherwise hold up.
 func (c *channel) runNow(ev event) {
-	c.mu.Lock()
-	if c.stopping || c.running {
-		c.mu.Unlock()
+	if !c.claim() {
 		c.post(ev)
 		return
 	}
+	c.dispatch(ev)
+	c.release()
+}
+
+// claim makes the caller the mailbox's runner, as its goroutine would be,
+// when the mailbox is idle and the channel not stopping; the caller then
+// dispatches events itself and must release. Events posted meanwhile wait.
+func (c *channel) claim() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping || c.running {
+		return false
+	}
 	c.running = true
 	c.e.wg.Add(1)
-	c.mu.Unlock()
+	return true
+}
 
-	c.dispatch(ev)
-
+// release ends a claim: events posted meanwhile get a goroutine, as usual.
+func (c *channel) release() {
 	c.mu.Lock()
-	if len(c.queue) > 0 { // posted meanwhile: they get a goroutine, as usual
+	if len(c.queue) > 0 {
 		c.mu.Unlock()
 		go c.run() // inherits running and the wg count
 		return
@@ -309,8 +332,17 @@ func (c *channel) Conn() *hub.Conn { return c.conn }
 // handle_out; a reload changes the answer for the next broadcast.
 func (c *channel) Intercepts(event string) bool { return c.file.script().Intercepts(event) }
 
-// Deliver queues an intercepted broadcast for handle_out.
-func (c *channel) Deliver(b *hub.Broadcast) { c.post(event{kind: evOut, out: b}) }
+// Deliver queues an intercepted broadcast for handle_out, on the engine's
+// intercept workers (see intercept.go). Like the mailbox, at most MaxPending
+// may wait for one channel; beyond that its socket is closed.
+func (c *channel) Deliver(b *hub.Broadcast) {
+	if c.outPending.Add(1) > int32(c.e.cfg.MaxPending) {
+		c.outPending.Add(-1)
+		c.overflow()
+		return
+	}
+	c.e.outs.post(c, b)
+}
 
 // Topic, JoinRef and ID describe the channel to its script.
 func (c *channel) Topic() string   { return c.topic }

@@ -73,6 +73,7 @@ type Engine struct {
 	loadErrs map[string]error // files that never loaded, and why
 
 	count counters
+	outs  outRunner // handle_out's workers
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
 	watching  atomic.Bool   // a Watch loop is running
@@ -117,6 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		rescanNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.outs.e = e
 	e.presence = newPresence(e)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,

@@ -96,7 +96,10 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 }
 
-func (c *channel) handleOut(b *hub.Broadcast) {
+func (c *channel) handleOut(b *hub.Broadcast) { c.handleOutHeld(b, nil) }
+
+// handleOutHeld is handleOut on the VM h holds (see luabind.Holder).
+func (c *channel) handleOutHeld(b *hub.Broadcast, h *luabind.Holder) {
 	if !c.joined {
 		return
 	}
@@ -106,7 +109,7 @@ func (c *channel) handleOut(b *hub.Broadcast) {
 		c.e.log.Error("broadcast not delivered: payload unreadable", "topic", b.Topic, "event", b.Event, "err", err)
 		return
 	}
-	err = script.HandleOut(c.e.ctx, c, c.assigns, b.Event, out)
+	err = script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, out)
 	// What handle_out pushes is this client's copy of a broadcast: written like the
 	// fast lane's, by the hub's flushers, batched with the other copies waiting for it.
 	c.conn.Cork()

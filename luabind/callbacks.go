@@ -79,6 +79,12 @@ func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event st
 // HandleOut runs handle_out(event, payload, socket) with a fresh deep copy of o's table (binary
 // payloads are passed as a Lua string). With no handle_out defined it does nothing.
 func (s *Script) HandleOut(ctx context.Context, sock Socket, a *Assigns, event string, o *Outgoing) error {
+	return s.HandleOutHeld(ctx, nil, sock, a, event, o)
+}
+
+// HandleOutHeld is HandleOut on the VM h holds, taking one from the pool first if h holds none
+// of s's; h keeps it for the next call. A nil h takes and returns a VM per call like HandleOut.
+func (s *Script) HandleOutHeld(ctx context.Context, h *Holder, sock Socket, a *Assigns, event string, o *Outgoing) error {
 	if !s.has[cbHandleOut] {
 		return nil
 	}
@@ -86,7 +92,7 @@ func (s *Script) HandleOut(ctx context.Context, sock Socket, a *Assigns, event s
 	if o != nil {
 		arg = o.value()
 	}
-	return s.run(ctx, cbHandleOut, sock, a, nil, lua.LString(event), arg)
+	return s.runOn(ctx, h, cbHandleOut, sock, a, nil, lua.LString(event), arg)
 }
 
 // HandleInfo runs handle_info(msg, socket), msg any JSON-able value given as JSON text (empty
@@ -118,11 +124,16 @@ func (s *Script) Leave(ctx context.Context, sock Socket, a *Assigns, reason stri
 // socket.assigns, checks the assigns hold only data and copies them back into a. What
 // handle_out, handle_info and leave return is ignored.
 func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
-	v, err := s.pool.get(ctx)
+	return s.runOn(ctx, nil, cb, sock, a, results, args...)
+}
+
+// runOn is run on h's VM (nil h: one from the pool, given back after the call).
+func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
+	v, err := h.take(ctx, &s.chunk)
 	if err != nil {
 		return err
 	}
-	defer s.pool.put(v)
+	defer h.give(v)
 	if a == nil {
 		a = NewAssigns()
 	}
@@ -170,4 +181,54 @@ func (s *Script) replyValue(v *vm, cb callback, reply lua.LValue, emptyIsObject 
 		return &Payload{Data: data}, nil
 	}
 	return nil, s.fnErrorf(v, cb, "%s reply must be a table or a string, got %s", callbackNames[cb], typeName(reply))
+}
+
+// Holder keeps one VM between callbacks one goroutine makes one after another, so that a run of
+// many calls (handle_out for each subscriber of an intercepted broadcast) takes a VM from the
+// pool once rather than per call. Between calls the VM is reset as the pool resets it, so a
+// callback sees nothing another left behind. The zero value holds nothing; a holder must be
+// Released before it is dropped, or the VM it holds is lost to its pool. Not safe for
+// concurrent use.
+type Holder struct {
+	c *chunk
+	v *vm
+}
+
+// Release gives the held VM back to its pool.
+func (h *Holder) Release() {
+	if h.v != nil {
+		h.c.pool.put(h.v)
+		h.c, h.v = nil, nil
+	}
+}
+
+// take returns the VM for a call of c: h's own when it holds one of c, else one from c's pool
+// (kept by h, when h is not nil).
+func (h *Holder) take(ctx context.Context, c *chunk) (*vm, error) {
+	if h == nil {
+		return c.pool.get(ctx)
+	}
+	if h.v != nil && h.c == c {
+		return h.v, nil
+	}
+	h.Release()
+	v, err := c.pool.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.c, h.v = c, v
+	return v, nil
+}
+
+// give ends a call on v: back to the pool without a holder, or when the call broke v.
+func (h *Holder) give(v *vm) {
+	switch {
+	case h == nil:
+		v.chunk.pool.put(v)
+	case v.broken:
+		h.c, h.v = nil, nil
+		v.chunk.pool.put(v)
+	default:
+		v.reset()
+	}
 }

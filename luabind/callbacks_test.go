@@ -1,10 +1,12 @@
 package luabind_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/luachan/luachan/luabind"
 )
@@ -400,4 +402,56 @@ func TestConcurrentHandleOut(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A Holder keeps one VM across calls: globals a call writes are gone at the next, a call
+// that ran out of budget gives its broken VM up (the next call gets a fresh one), and the
+// pool sees the VM again only after Release.
+func TestHolder(t *testing.T) {
+	opts, _, _ := testOptions(t)
+	opts.MaxVMs = 1
+	opts.Timeout = 50 * time.Millisecond
+	s := mustLoad(t, opts, `return { topic = 'rooms:*', join = function() return true end,
+		handle_out = function(event, p, socket)
+			if event == "spin" then while true do end end
+			socket:push(event, { leftover = leftover ~= nil })
+			leftover = true
+		end }`)
+	ctx := testContext(t)
+	sock := newFakeSocket("rooms:1")
+	out, err := luabind.NewOutgoing(jsonPayload(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h luabind.Holder
+	for range 3 {
+		if err := s.HandleOutHeld(ctx, &h, sock, nil, "ev", out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The one VM is held: a call without the holder waits for it.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	err = s.HandleOut(short, sock, nil, "ev", out)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "waiting for a VM") {
+		t.Fatalf("HandleOut while the VM is held: got %v, want a wait for a VM", err)
+	}
+	err = s.HandleOutHeld(ctx, &h, sock, nil, "spin", out)
+	if se := asScriptError(t, err); !se.Timeout {
+		t.Fatalf("spin: got %v, want a timeout", err)
+	}
+	if err := s.HandleOutHeld(ctx, &h, sock, nil, "ev", out); err != nil {
+		t.Fatalf("after a timeout: %v", err)
+	}
+	h.Release()
+	if err := s.HandleOut(ctx, sock, nil, "ev", out); err != nil {
+		t.Fatalf("after Release: %v", err)
+	}
+	msgs := sock.messages()
+	if len(msgs) != 5 {
+		t.Fatalf("%d pushes, want 5", len(msgs))
+	}
+	for _, m := range msgs {
+		assertJSON(t, m.Payload.Data, `{"leftover":false}`)
+	}
 }

@@ -58,8 +58,7 @@ func (p *pool) adopt(v *vm) {
 // put gives a VM back: kept for reuse, or closed when it is broken or the pool is closed.
 func (p *pool) put(v *vm) {
 	if !v.broken {
-		v.L.SetTop(0)
-		v.resetEnv()
+		v.reset()
 		p.mu.Lock()
 		if !p.closed {
 			p.idle <- v // never blocks: at most cap(slots) VMs exist
@@ -87,4 +86,10 @@ func (p *pool) close() {
 			return
 		}
 	}
+}
+
+// reset readies v for its next call: an empty stack and fresh globals.
+func (v *vm) reset() {
+	v.L.SetTop(0)
+	v.resetEnv()
 }

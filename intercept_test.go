@@ -1,0 +1,143 @@
+package luachan_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// orderLua intercepts "n": handle_out stamps each copy with the subscriber's
+// count of copies seen so far and of pings answered, both kept in assigns,
+// which handle_in's "ping" also changes. Were handle_out ever run beside
+// handle_in (rather than in turn, as Phoenix runs a channel's callbacks), one
+// of them would write back stale assigns and a count would repeat.
+const orderLua = `local ord = { topic = "ord:*", intercept = { "n" } }
+
+function ord.join(topic, payload, socket)
+  socket.assigns.pings = 0
+  socket.assigns.seen = 0
+  return true
+end
+
+function ord.handle_in(event, payload, socket)
+  if event == "fire" then
+    socket:broadcast_from("n", payload)
+    return "ok"
+  end
+  socket.assigns.pings = socket.assigns.pings + 1
+  return "ok", { pings = socket.assigns.pings }
+end
+
+function ord.handle_out(event, payload, socket)
+  socket.assigns.seen = socket.assigns.seen + 1
+  payload.seen = socket.assigns.seen
+  payload.pings = socket.assigns.pings
+  socket:push(event, payload)
+end
+
+return ord
+`
+
+// TestInterceptedOrder sends many intercepted broadcasts to several
+// subscribers that push events of their own meanwhile: every subscriber gets
+// every copy once, in publish order, each from a handle_out that saw the
+// assigns every earlier callback of its channel left.
+func TestInterceptedOrder(t *testing.T) {
+	t.Parallel()
+	const (
+		subs      = 12
+		msgs      = 400
+		pingEvery = 7 // a subscriber pings after every 7th copy it reads
+	)
+	s := startServer(t, writeScripts(t, map[string]string{"ord.lua": orderLua}))
+	pub := s.dial(t, "vsn=2.0.0")
+	pub.join("ord:1", "1", `{}`, `{}`)
+	clients := make([]*wsClient, subs)
+	for i := range clients {
+		clients[i] = s.dial(t, "vsn=2.0.0")
+		clients[i].join("ord:1", "1", `{}`, `{}`)
+	}
+
+	errs := make(chan error, subs)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := readInOrder(c.conn, msgs, pingEvery); err != nil {
+				errs <- fmt.Errorf("subscriber %d: %w", i, err)
+			}
+		}()
+	}
+	for n := 1; n <= msgs; n++ {
+		pub.send(fmt.Sprintf(`["1","%d","ord:1","fire",{"n":%d}]`, n+1, n))
+	}
+	for n := 1; n <= msgs; n++ {
+		pub.expect(fmt.Sprintf(`["1","%d","ord:1","phx_reply",{"status":"ok","response":{}}]`, n+1))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// readInOrder reads msgs copies of "n" and the replies to the pings it sends
+// after every pingEvery-th copy, checking the order and counts of both.
+func readInOrder(conn *websocket.Conn, msgs, pingEvery int) error {
+	var (
+		next     = 1 // the n expected next
+		pings    = 0 // pings sent
+		answered = 0 // ping replies read
+	)
+	for next <= msgs || answered < pings {
+		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("after copy %d and %d of %d ping replies: %w", next-1, answered, pings, err)
+		}
+		var m [5]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			return fmt.Errorf("frame %s: %w", data, err)
+		}
+		var event string
+		_ = json.Unmarshal(m[3], &event)
+		switch event {
+		case "n":
+			var p struct{ N, Seen, Pings int }
+			if err := json.Unmarshal(m[4], &p); err != nil {
+				return fmt.Errorf("copy %s: %w", data, err)
+			}
+			if p.N != next || p.Seen != next {
+				return fmt.Errorf("got copy n=%d seen=%d, want n=seen=%d: %s", p.N, p.Seen, next, data)
+			}
+			// The pings answered before this copy was made: at least those whose
+			// reply came before it, at most those sent.
+			if p.Pings < answered || p.Pings > pings {
+				return fmt.Errorf("copy %d counted %d pings; %d answered before it, %d sent", next, p.Pings, answered, pings)
+			}
+			if next%pingEvery == 0 {
+				pings++
+				msg := fmt.Sprintf(`["1","p%d","ord:1","ping",{}]`, pings)
+				_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+					return err
+				}
+			}
+			next++
+		case "phx_reply":
+			answered++
+			want := fmt.Sprintf(`["1","p%d","ord:1","phx_reply",{"status":"ok","response":{"pings":%d}}]`, answered, answered)
+			if string(data) != want {
+				return fmt.Errorf("got %s, want %s", data, want)
+			}
+		default:
+			return fmt.Errorf("unexpected frame %s", data)
+		}
+	}
+	return nil
+}
