@@ -181,10 +181,7 @@ func (d *decoder) object() (lua.LValue, error) {
 	}
 	n := len(d.vals) - base
 	kbase := len(d.keys) - n
-	t := newTable(0, n)
-	for i := range n {
-		t.RawSetString(d.keys[kbase+i], d.vals[base+i])
-	}
+	t := newObject(d.keys[kbase:], d.vals[base:])
 	clear(d.vals[base:])
 	clear(d.keys[kbase:])
 	d.vals, d.keys = d.vals[:base], d.keys[:kbase]

@@ -26,11 +26,15 @@ func (o *Outgoing) value() lua.LValue {
 }
 
 // frozen is an immutable Lua value laid out for fast copying into new tables: scalars are kept
-// boxed (copying them costs nothing), tables as parallel slices of keys and values in order.
+// boxed (copying them costs nothing); a sequence as its items; an object as a built table, proto,
+// holding its scalar fields (and a placeholder for each table-valued one), which is copied
+// whole (see copyObject) before its table-valued fields are filled in.
 type frozen struct {
-	v     lua.LValue // the value itself when it is not a table, else nil
-	keys  []string   // field names of an object, parallel to items; nil for a sequence
-	items []frozen   // field values of an object, or the items of a sequence
+	v      lua.LValue  // the value itself when it is not a table, else nil
+	keys   []string    // field names of an object, parallel to items; nil for a sequence
+	items  []frozen    // field values of an object, or the items of a sequence
+	proto  *lua.LTable // an object's table; nil for a sequence or the empty object
+	nested []int       // indexes into keys and items of an object's table-valued fields
 }
 
 // freeze captures v, which holds only data (as decoded from JSON, or validated assigns).
@@ -46,13 +50,20 @@ func freeze(v lua.LValue) frozen {
 		}
 		return f
 	}
-	var f frozen
+	f := frozen{keys: []string{}} // an empty object, not a sequence, when it has no field
+	var vals []lua.LValue
 	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		item := freeze(v)
+		if item.v == nil {
+			f.nested = append(f.nested, len(f.items))
+			v = lua.LFalse // a placeholder, replaced in every copy
+		}
 		f.keys = append(f.keys, lua.LVAsString(k))
-		f.items = append(f.items, freeze(v))
+		f.items = append(f.items, item)
+		vals = append(vals, v)
 	}
-	if f.keys == nil {
-		f.keys = []string{} // an empty object, not a sequence
+	if len(f.keys) > 0 {
+		f.proto = newObject(f.keys, vals)
 	}
 	return f
 }
@@ -69,9 +80,12 @@ func (f *frozen) thaw() lua.LValue {
 		}
 		return t
 	}
-	t := newTable(0, len(f.keys))
-	for i, k := range f.keys {
-		t.RawSetString(k, f.items[i].thaw())
+	if f.proto == nil {
+		return newTable(0, 0)
+	}
+	t := copyObject(f.proto, f.keys)
+	for _, i := range f.nested {
+		setField(t, f.keys[i], f.items[i].thaw())
 	}
 	return t
 }

@@ -1,0 +1,116 @@
+package luabind
+
+import (
+	"maps"
+	"reflect"
+	"unsafe"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Building tables field by field is most of what converting a payload to Lua costs. For every
+// string key gopher-lua's RawSetString keeps three structures (strdict: key -> value; keys:
+// the insertion order, which next walks; k2i: key -> position in keys, a map keyed by
+// interface values), grows each from empty, and boxes the key anew. A converted payload's
+// table is built once and then copied for every subscriber of an intercepted broadcast, so
+// luabind builds objects with those structures sized up front, and copies a built one by
+// cloning its maps and sharing its keys slice.
+//
+// That needs LTable's unexported fields. tableLayout mirrors them; tablesByLayout is true
+// only when reflection finds lua.LTable laid out exactly so (same names, types and offsets),
+// and every function here falls back to the public API otherwise, so a gopher-lua release
+// that changes the struct costs speed, never correctness. TestTableLayout fails when it
+// happens, so that it does not go unnoticed.
+
+// tableLayout is lua.LTable's layout as of gopher-lua v1.1.2.
+type tableLayout struct {
+	Metatable lua.LValue
+	array     []lua.LValue
+	dict      map[lua.LValue]lua.LValue
+	strdict   map[string]lua.LValue
+	keys      []lua.LValue
+	k2i       map[lua.LValue]int
+}
+
+// tablesByLayout reports whether lua.LTable is laid out as tableLayout.
+var tablesByLayout = sameLayout(reflect.TypeFor[lua.LTable](), reflect.TypeFor[tableLayout]())
+
+func sameLayout(a, b reflect.Type) bool {
+	if a.Size() != b.Size() || a.NumField() != b.NumField() {
+		return false
+	}
+	for i := range a.NumField() {
+		fa, fb := a.Field(i), b.Field(i)
+		if fa.Name != fb.Name || fa.Type != fb.Type || fa.Offset != fb.Offset {
+			return false
+		}
+	}
+	return true
+}
+
+func layoutOf(t *lua.LTable) *tableLayout { return (*tableLayout)(unsafe.Pointer(t)) }
+
+// newObject returns a table with keys[i] set to vals[i] in order, exactly as RawSetString one
+// by one would leave it (a repeated key keeps its first place in next's order and takes its
+// last value), with its structures allocated once at their final size. vals holds no nil.
+func newObject(keys []string, vals []lua.LValue) *lua.LTable {
+	if !tablesByLayout || len(keys) == 0 {
+		return newObjectByAPI(keys, vals)
+	}
+	t := newTable(0, len(keys))
+	l := layoutOf(t)
+	l.keys = make([]lua.LValue, 0, len(keys))
+	l.k2i = make(map[lua.LValue]int, len(keys))
+	for i, k := range keys {
+		if _, seen := l.strdict[k]; !seen {
+			lk := lua.LValue(lua.LString(k))
+			l.k2i[lk] = len(l.keys)
+			l.keys = append(l.keys, lk)
+		}
+		l.strdict[k] = vals[i]
+	}
+	return t
+}
+
+// copyObject returns a new table with t's fields (t has string keys only, as newObject
+// builds), sharing t's values. The copy is independent of t: its maps are clones, and the
+// keys slice they share is full, so a field the copy adds goes to a slice of its own.
+func copyObject(t *lua.LTable, keys []string) *lua.LTable {
+	if !tablesByLayout {
+		return copyObjectByAPI(t, keys)
+	}
+	l := layoutOf(t)
+	c := &lua.LTable{Metatable: lua.LNil}
+	cl := layoutOf(c)
+	cl.strdict = maps.Clone(l.strdict)
+	cl.keys = l.keys[:len(l.keys):len(l.keys)]
+	cl.k2i = maps.Clone(l.k2i)
+	return c
+}
+
+// newObjectByAPI is newObject through gopher-lua's API.
+func newObjectByAPI(keys []string, vals []lua.LValue) *lua.LTable {
+	t := newTable(0, len(keys))
+	for i, k := range keys {
+		t.RawSetString(k, vals[i])
+	}
+	return t
+}
+
+// copyObjectByAPI is copyObject through gopher-lua's API.
+func copyObjectByAPI(t *lua.LTable, keys []string) *lua.LTable {
+	c := newTable(0, len(keys))
+	for _, k := range keys {
+		c.RawSetString(k, t.RawGetString(k))
+	}
+	return c
+}
+
+// setField sets t's field k, which t already has, to v.
+func setField(t *lua.LTable, k string, v lua.LValue) {
+	if tablesByLayout {
+		layoutOf(t).strdict[k] = v
+		return
+	}
+	t.RawSetString(k, v)
+}

@@ -1,0 +1,123 @@
+package luabind
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// A gopher-lua upgrade that changes LTable's fields turns the fast table building off (see
+// table.go); this says so, so that it is noticed and tableLayout updated.
+func TestTableLayout(t *testing.T) {
+	if !tablesByLayout {
+		t.Fatal("lua.LTable is no longer laid out as luabind.tableLayout: payloads are converted through the slow path; update tableLayout")
+	}
+}
+
+// tableTrace renders everything observable of t through gopher-lua's API: the fields in next's
+// order (nested tables likewise), the length, and raw lookups of each key.
+func tableTrace(t *lua.LTable) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "len=%d {", t.Len())
+	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+		if got := t.RawGet(k); got != v {
+			fmt.Fprintf(&b, "!RawGet(%v)=%v ", k, got)
+		}
+		if nt, ok := v.(*lua.LTable); ok {
+			fmt.Fprintf(&b, "%v=%s ", k, tableTrace(nt))
+		} else {
+			fmt.Fprintf(&b, "%v=%v ", k, v)
+		}
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// edit changes t as a script might: a new field, a changed one, a removed one, then another new
+// one (after a removal, next's order still has the removed key's slot).
+func edit(t *lua.LTable, keys []string) {
+	t.RawSetString("added", lua.LString("a"))
+	if len(keys) > 0 {
+		t.RawSetString(keys[0], lua.LString("changed"))
+		t.RawSetString(keys[len(keys)-1], lua.LNil)
+	}
+	t.RawSetString("added2", lua.LTrue)
+	t.RawSetInt(1, lua.LString("one"))
+}
+
+// newObject and copyObject build tables that behave exactly like the ones gopher-lua's API
+// builds, before and after scripts edit them, and copies are independent of the original and
+// of each other.
+func TestObjectsMatchTheAPI(t *testing.T) {
+	cases := [][]string{
+		{"a"},
+		{"seq", "t", "pad"},
+		{"a", "b", "a", "c", "b"}, // repeated keys: first place, last value
+		{"1", "2", "x"},
+		strings.Fields("k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15 k16 k17 k18"),
+	}
+	for _, keys := range cases {
+		t.Run(strings.Join(keys, ","), func(t *testing.T) {
+			vals := make([]lua.LValue, len(keys))
+			for i := range vals {
+				vals[i] = lua.LNumber(i)
+			}
+			fast, slow := newObject(keys, vals), newObjectByAPI(keys, vals)
+			if got, want := tableTrace(fast), tableTrace(slow); got != want {
+				t.Fatalf("newObject:\n got %s\nwant %s", got, want)
+			}
+			var uniq []string
+			for k, _ := fast.Next(lua.LNil); k != lua.LNil; k, _ = fast.Next(k) {
+				uniq = append(uniq, string(k.(lua.LString)))
+			}
+			before := tableTrace(fast)
+			c1, c2 := copyObject(fast, uniq), copyObjectByAPI(slow, uniq)
+			if got, want := tableTrace(c1), tableTrace(c2); got != want {
+				t.Fatalf("copyObject:\n got %s\nwant %s", got, want)
+			}
+			other := copyObject(fast, uniq)
+			edit(c1, uniq)
+			edit(c2, uniq)
+			if got, want := tableTrace(c1), tableTrace(c2); got != want {
+				t.Fatalf("copy after edits:\n got %s\nwant %s", got, want)
+			}
+			edit(fast, uniq)
+			edit(slow, uniq)
+			if got, want := tableTrace(fast), tableTrace(slow); got != want {
+				t.Fatalf("object after edits:\n got %s\nwant %s", got, want)
+			}
+			if got := tableTrace(other); got != before {
+				t.Fatalf("a copy changed when others were edited:\n got %s\nwant %s", got, before)
+			}
+			other.RawSetString("other", lua.LFalse)
+			other.RawSetString("other2", lua.LFalse)
+			if got, want := tableTrace(c1), tableTrace(c2); got != want {
+				t.Fatalf("a copy after another was edited:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// Thawed copies of a frozen payload are independent at every depth.
+func TestThawedCopiesAreIndependent(t *testing.T) {
+	v, err := decodeJSON([]byte(`{"a":1,"in":{"b":[1,{"c":2}],"d":"x"},"e":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := freeze(v)
+	want := tableTrace(f.thaw().(*lua.LTable))
+	c := f.thaw().(*lua.LTable)
+	c.RawSetString("a", lua.LString("changed"))
+	c.RawSetString("new", lua.LTrue)
+	in := c.RawGetString("in").(*lua.LTable)
+	in.RawSetString("d", lua.LNil)
+	in.RawGetString("b").(*lua.LTable).RawGetInt(2).(*lua.LTable).RawSetString("c", lua.LNumber(9))
+	if got := tableTrace(f.thaw().(*lua.LTable)); got != want {
+		t.Fatalf("a fresh copy after editing another:\n got %s\nwant %s", got, want)
+	}
+	if got := tableTrace(v.(*lua.LTable)); got != want {
+		t.Fatalf("the decoded original after editing a copy:\n got %s\nwant %s", got, want)
+	}
+}
