@@ -4,37 +4,70 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // budget is a VM's CPU-budget context, reused for every call on that VM. gopher-lua checks a
 // context's Done channel before each instruction; arming a fresh context.WithTimeout per call
 // costs four allocations and, under a shared cancelable parent, two trips through the parent's
-// lock. A budget is armed with a timer Reset instead, and needs a new channel only after it
-// fired, and keeps watching the same parent from call to call. It is used by the goroutine
-// holding its VM; only the timer and the parent's cancellation reach it from elsewhere,
-// through mu. A budget also ends its call when the heap watchdog sees the process heap over
-// maxHeap (see heapWatch).
+// lock, and even a reused timer costs a Reset and a Stop per call. A budget arms with two
+// stores instead: its deadline is enforced by the watchdog goroutine that already samples the
+// heap while callbacks run (see heapWatch), which every heapPollInterval ends the calls whose
+// deadline has passed; a call therefore ends up to that interval after its deadline. A budget
+// needs a new channel only after it ended a call, and keeps watching the same parent from
+// call to call. It is used by the goroutine holding its VM; only the watchdog and the
+// parent's cancellation reach it from elsewhere, through mu and due. A budget also ends its
+// call when the heap watchdog sees the process heap over maxHeap (see heapWatch).
 type budget struct {
 	maxHeap   uint64          // the heap bound of its calls; set before the first call
-	timer     *time.Timer     // fires expire; stopped between calls
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
 	started   time.Time       // when the current call was armed; the calling goroutine's
+	due       atomic.Int64    // the current call's deadline in Unix ns, for the watchdog; 0 when disarmed
 
-	mu       sync.Mutex      // guards the fields below against the timer and parent callbacks
+	mu       sync.Mutex      // guards the fields below against the watchdog and parent callbacks
 	parent   context.Context // the caller's context of the current call
 	done     chan struct{}   // closed when the budget ran out; replaced on arm after that
 	err      error           // why done was closed
-	armed    bool            // a call is running: firing now counts
+	armed    bool            // a call is running: ending it now counts
 	deadline time.Time
+}
+
+// budgets is every budget alive, for the watchdog. Weak pointers: a budget whose VM is
+// dropped leaves the list by itself.
+var budgets struct {
+	mu   sync.Mutex
+	list []weak.Pointer[budget]
 }
 
 func newBudget() *budget {
 	b := &budget{done: make(chan struct{}), maxHeap: math.MaxUint64}
-	b.timer = time.AfterFunc(time.Hour, b.expire)
-	b.timer.Stop()
+	budgets.mu.Lock()
+	budgets.list = append(budgets.list, weak.Make(b))
+	budgets.mu.Unlock()
 	return b
+}
+
+// expireBudgets ends the calls whose deadline is before now (Unix ns), and forgets the
+// budgets that are gone. The watchdog calls it every heapPollInterval while callbacks run.
+func expireBudgets(now int64) {
+	budgets.mu.Lock()
+	defer budgets.mu.Unlock()
+	live := budgets.list[:0]
+	for _, w := range budgets.list {
+		b := w.Value()
+		if b == nil {
+			continue
+		}
+		live = append(live, w)
+		if due := b.due.Load(); due != 0 && due <= now {
+			b.expire()
+		}
+	}
+	clear(budgets.list[len(live):])
+	budgets.list = live
 }
 
 // arm starts a call under min(parent, d); disarm ends it. An already ended parent is
@@ -44,19 +77,20 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 	if err := parent.Err(); err != nil {
 		return err
 	}
+	now := time.Now()
 	b.mu.Lock()
 	if b.err != nil {
 		b.done, b.err = make(chan struct{}), nil
 	}
 	b.parent, b.armed = parent, true
-	b.started = time.Now()
-	heapEnter()
-	b.deadline = time.Now().Add(d)
+	b.started = now
+	b.deadline = now.Add(d)
 	if dl, ok := parent.Deadline(); ok && dl.Before(b.deadline) {
 		b.deadline = dl
 	}
 	b.mu.Unlock()
-	b.timer.Reset(time.Until(b.deadline))
+	b.due.Store(b.deadline.UnixNano())
+	heapEnter()
 	if parent != b.watched { // contexts are pointers in practice, so this compares identity
 		b.unwatch()
 		if parent.Done() != nil {
@@ -69,7 +103,7 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 
 // disarm ends the call arm started.
 func (b *budget) disarm() {
-	b.timer.Stop()
+	b.due.Store(0)
 	b.mu.Lock()
 	b.armed, b.parent = false, nil
 	b.mu.Unlock()
@@ -86,12 +120,11 @@ func (b *budget) unwatch() {
 
 // close releases b for good: its VM is closed.
 func (b *budget) close() {
-	b.timer.Stop()
 	b.unwatch()
 }
 
-// expire ends the current call when its deadline has passed. A timer that fired for an
-// earlier call, too late to be stopped, finds a deadline still ahead and does nothing.
+// expire ends the current call when its deadline has passed. A watchdog that read the deadline
+// of an earlier call finds a deadline still ahead and does nothing.
 func (b *budget) expire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -98,7 +98,8 @@ func heapCollect() {
 	}
 }
 
-// sampleHeap publishes the heap size until no callback runs.
+// sampleHeap publishes the heap size, and ends the calls whose budget ran out (see budget),
+// until no callback runs.
 func sampleHeap() {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	read := func() uint64 {
@@ -109,8 +110,9 @@ func sampleHeap() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-tick.C:
+		case now := <-tick.C:
 			heapWatch.bytes.Store(read())
+			expireBudgets(now.UnixNano())
 		case <-heapWatch.collect:
 			runtime.GC()
 			h := read()
