@@ -20,8 +20,9 @@ const maxExactInt = 1 << 53
 // can more than maxStringLen bytes of strings.
 // Encoders are pooled; their buffers are reused.
 type encoder struct {
-	buf   []byte
-	stack []*lua.LTable // tables being encoded, outermost first: catches cycles, bounds depth
+	buf    []byte
+	stack  []*lua.LTable // tables being encoded, outermost first: catches cycles, bounds depth
+	viaAPI bool          // walk objects with next even when tablesByLayout (for tests)
 }
 
 // maxPooledBuffer is the largest buffer a pooled encoder keeps, so one huge payload does not
@@ -145,29 +146,56 @@ func (e *encoder) table(t *lua.LTable) *encodeError {
 	}
 
 	e.buf = append(e.buf, '{')
-	first := true
-	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
-		if !first {
-			e.buf = append(e.buf, ',')
+	if tablesByLayout && !e.viaAPI {
+		// next's order, walked directly: next looks each key up in k2i to find where it was.
+		l := layoutOf(t)
+		for i, v := range l.array {
+			if v != lua.LNil {
+				if err := e.field(numberValue(float64(i+1)), v); err != nil {
+					return err
+				}
+			}
 		}
-		first = false
-		switch k := k.(type) {
-		case lua.LString:
-			e.buf = appendString(e.buf, string(k))
-		case lua.LNumber:
-			e.buf = append(e.buf, '"')
-			e.buf, _ = appendNumber(e.buf, float64(k)) // keys are never NaN
-			e.buf = append(e.buf, '"')
-		default:
-			return &encodeError{msg: "cannot encode a " + k.Type().String() + " key"}
+		for _, k := range l.keys {
+			if v := t.RawGetH(k); v != lua.LNil {
+				if err := e.field(k, v); err != nil {
+					return err
+				}
+			}
 		}
-		e.buf = append(e.buf, ':')
-		if err := e.value(v); err != nil {
-			err.path = append(err.path, keyPath(k))
-			return err
+	} else {
+		for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
+			if err := e.field(k, v); err != nil {
+				return err
+			}
 		}
 	}
-	e.buf = append(e.buf, '}')
+	if e.buf[len(e.buf)-1] == ',' {
+		e.buf[len(e.buf)-1] = '}'
+	} else {
+		e.buf = append(e.buf, '}')
+	}
+	return nil
+}
+
+// field writes k:v and a comma.
+func (e *encoder) field(k, v lua.LValue) *encodeError {
+	switch k := k.(type) {
+	case lua.LString:
+		e.buf = appendString(e.buf, string(k))
+	case lua.LNumber:
+		e.buf = append(e.buf, '"')
+		e.buf, _ = appendNumber(e.buf, float64(k)) // keys are never NaN
+		e.buf = append(e.buf, '"')
+	default:
+		return &encodeError{msg: "cannot encode a " + k.Type().String() + " key"}
+	}
+	e.buf = append(e.buf, ':')
+	if err := e.value(v); err != nil {
+		err.path = append(err.path, keyPath(k))
+		return err
+	}
+	e.buf = append(e.buf, ',')
 	return nil
 }
 

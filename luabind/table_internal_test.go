@@ -121,3 +121,31 @@ func TestThawedCopiesAreIndependent(t *testing.T) {
 		t.Fatalf("the decoded original after editing a copy:\n got %s\nwant %s", got, want)
 	}
 }
+
+// The encoder walks objects in next's order, whatever was done to them.
+func TestEncoderWalksInNextOrder(t *testing.T) {
+	v, err := decodeJSON([]byte(`{"a":1,"b":{"c":[1,2],"d":null},"e":"x","f":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := v.(*lua.LTable)
+	o.RawSetString("b", lua.LNil) // removed: its slot stays in next's order
+	o.RawSetString("g", lua.LNumber(2.5))
+	o.RawSetInt(2, lua.LString("two")) // number keys: the array part, walked first
+	o.RawSetInt(1, lua.LString("one"))
+	o.RawSetInt(7, lua.LString("seven"))
+	o.RawSetString("a", lua.LNil)
+	o.RawSetString("a", lua.LFalse) // back, in its first place
+	for _, t0 := range []lua.LValue{v, newTable(0, 0), newObject([]string{"z"}, []lua.LValue{lua.LTrue})} {
+		fast, slow := &encoder{}, &encoder{viaAPI: true}
+		if err := fast.value(t0); err != nil {
+			t.Fatal(err.msg)
+		}
+		if err := slow.value(t0); err != nil {
+			t.Fatal(err.msg)
+		}
+		if string(fast.buf) != string(slow.buf) {
+			t.Errorf("encoded by layout %s, by next %s", fast.buf, slow.buf)
+		}
+	}
+}
