@@ -148,6 +148,17 @@ func TestEvents(t *testing.T) {
 			want: []any{`["1",null,"test:ev","pushed",{"x":1}]`},
 		},
 		{
+			name: "several pushes, a broadcast and a reply from one callback",
+			send: `["1","8","test:ev","push_many",{"w":4}]`,
+			want: []any{
+				`["1",null,"test:ev","pushed",{"i":1,"pad":"` + strings.Repeat("x", 100) + `"}]`,
+				`["1",null,"test:ev","pushed",{"i":2,"pad":"` + strings.Repeat("x", 200) + `"}]`,
+				`["1",null,"test:ev","pushed",{"i":3,"pad":"` + strings.Repeat("x", 300) + `"}]`,
+				`[null,null,"test:ev","shout",{"w":4}]`,
+				`["1","8","test:ev","phx_reply",{"status":"ok","response":{"done":true}}]`,
+			},
+		},
+		{
 			name: "broadcast reaches self, then the reply",
 			send: `["1","6","test:ev","broadcast",{"y":2}]`,
 			want: []any{

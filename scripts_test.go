@@ -33,6 +33,11 @@ function t.handle_in(event, payload, socket)
   if event == "crash" then error("handle_in asked to crash") end
   if event == "spin" then while true do end end
   if event == "push" then socket:push("pushed", payload) return end
+  if event == "push_many" then
+    for i = 1, 3 do socket:push("pushed", { i = i, pad = string.rep("x", 100 * i) }) end
+    socket:broadcast("shout", payload)
+    return "ok", { done = true }
+  end
   if event == "broadcast" then socket:broadcast("shout", payload) return "ok" end
   if event == "broadcast_from" then socket:broadcast_from("shout", payload) return "ok" end
   if event == "whoami" then

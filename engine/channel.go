@@ -368,16 +368,25 @@ func (c *channel) Broadcast(event string, p luabind.Payload, excludeSelf bool) e
 func (c *channel) flush() {
 	out := c.outbox
 	c.outbox = nil
-	for _, o := range out {
+	for i := range out {
+		o := &out[i]
 		if !o.broadcast {
 			c.send(o.event, o.p)
+			o.p.Release() // queued: send copied it
 			continue
 		}
 		if err := c.broadcast(o.event, o.p, o.excludeSelf); err != nil {
 			c.e.log.Warn("broadcast not published to other nodes", "topic", c.topic, "event", o.event, "err", err)
 		}
 	}
+	if cap(out) <= maxKeptOutbox { // kept for the next callback, unless one sent a lot
+		clear(out)
+		c.outbox = out[:0]
+	}
 }
+
+// maxKeptOutbox is the largest outbox a channel keeps between callbacks.
+const maxKeptOutbox = 8
 
 func (c *channel) send(event string, p luabind.Payload) {
 	err := c.conn.Send(&hub.Message{

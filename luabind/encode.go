@@ -54,22 +54,33 @@ func (e *encodeError) where(root string) string {
 // encodeValue encodes v as JSON into a fresh slice. root names v in errors ("payload").
 func encodeValue(v lua.LValue, root string) ([]byte, error) {
 	e := encoderPool.Get().(*encoder)
-	e.buf = e.buf[:0]
-	err := e.value(v)
+	err := e.encode(v, root)
 	var out []byte
 	if err == nil {
 		out = make([]byte, len(e.buf))
 		copy(out, e.buf)
 	}
+	e.release()
+	return out, err
+}
+
+// encode encodes v into e.buf.
+func (e *encoder) encode(v lua.LValue, root string) error {
+	e.buf = e.buf[:0]
+	err := e.value(v)
 	clear(e.stack)
 	e.stack = e.stack[:0]
+	if err != nil {
+		return &ScriptError{Msg: err.msg + " at " + err.where(root)}
+	}
+	return nil
+}
+
+// release puts e back in the pool, unless its buffer grew too large to keep.
+func (e *encoder) release() {
 	if cap(e.buf) <= maxPooledBuffer {
 		encoderPool.Put(e)
 	}
-	if err != nil {
-		return nil, &ScriptError{Msg: err.msg + " at " + err.where(root)}
-	}
-	return out, nil
 }
 
 // encodePayload encodes a value a script gave as a payload: nil is {}, a string is a binary
@@ -83,6 +94,20 @@ func encodePayload(v lua.LValue) (Payload, error) {
 	}
 	data, err := encodeValue(v, "payload")
 	return Payload{Data: data}, err
+}
+
+// encodePushPayload is encodePayload for socket:push: JSON is left in a pooled encoder's
+// buffer for Payload.Release to give back, since a push is copied as soon as it is queued.
+func encodePushPayload(v lua.LValue) (Payload, error) {
+	if _, ok := v.(*lua.LTable); !ok {
+		return encodePayload(v)
+	}
+	e := encoderPool.Get().(*encoder)
+	if err := e.encode(v, "payload"); err != nil {
+		e.release()
+		return Payload{}, err
+	}
+	return Payload{Data: e.buf, enc: e}, nil
 }
 
 func (e *encoder) value(v lua.LValue) *encodeError {

@@ -48,6 +48,18 @@ const (
 type Payload struct {
 	Data   []byte
 	Binary bool
+
+	enc *encoder // the pooled encoder whose buffer Data is (socket:push payloads); see Release
+}
+
+// Release lets the memory of a payload socket:push made be reused, once its Data will not be
+// read again (the engine releases a push once it is queued, which copies it). Releasing is
+// optional: a payload never released is collected as usual. Other payloads ignore it.
+func (p *Payload) Release() {
+	if p.enc != nil {
+		p.enc.release()
+		p.enc, p.Data = nil, nil
+	}
 }
 
 // Host is what scripts reach outside their VM (the luachan module). The engine implements it.
@@ -63,7 +75,8 @@ type Socket interface {
 	Topic() string
 	JoinRef() string
 	ID() string // "" means nil in Lua
-	// Push is socket:push(event, payload) and socket:reply(event, payload).
+	// Push is socket:push(event, payload) and socket:reply(event, payload). p may hold
+	// pooled memory, which p.Release gives back once p.Data is no longer needed.
 	Push(event string, p Payload) error
 	// Broadcast is socket:broadcast (excludeSelf=false) and socket:broadcast_from (excludeSelf=true).
 	Broadcast(event string, p Payload, excludeSelf bool) error

@@ -144,7 +144,12 @@ func now(L *lua.LState) int {
 
 // payloadArg encodes argument n as a payload; values that cannot be encoded raise an error.
 func payloadArg(L *lua.LState, n int) Payload {
-	p, err := encodePayload(L.Get(n))
+	return payloadArgWith(L, n, encodePayload)
+}
+
+// payloadArgWith is payloadArg encoding with encode.
+func payloadArgWith(L *lua.LState, n int, encode func(lua.LValue) (Payload, error)) Payload {
+	p, err := encode(L.Get(n))
 	if err != nil {
 		L.RaiseError("%s", err.(*ScriptError).Msg)
 	}

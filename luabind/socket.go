@@ -130,7 +130,7 @@ func socketToString(L *lua.LState) int {
 func socketPush(L *lua.LState) int {
 	s := checkSocket(L, 1)
 	event := L.CheckString(2)
-	if err := s.sock.Push(event, payloadArg(L, 3)); err != nil {
+	if err := s.sock.Push(event, payloadArgWith(L, 3, encodePushPayload)); err != nil {
 		L.RaiseError("socket:push: %s", err)
 	}
 	return 0
