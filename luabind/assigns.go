@@ -83,9 +83,30 @@ func (a *Assigns) copyOut(t *lua.LTable) error {
 }
 
 // copyTable deep-copies a table of data, keeping key types and order. Assigns hold no cycles
-// (checkData rejects them by depth), so plain recursion ends. The copy's parts are sized
-// exactly: a table's first string key otherwise costs a 32-entry map.
+// (checkData rejects them by depth), so plain recursion ends. With LTable's layout known (see
+// table.go) each table is cloned whole and its subtables replaced by copies; otherwise it is
+// rebuilt, its parts sized exactly: a table's first string key otherwise costs a 32-entry map.
 func copyTable(t *lua.LTable) *lua.LTable {
+	if tablesByLayout {
+		c := cloneTable(t)
+		l := layoutOf(c)
+		for i, v := range l.array {
+			if sub, ok := v.(*lua.LTable); ok {
+				l.array[i] = copyTable(sub)
+			}
+		}
+		for k, v := range l.strdict {
+			if sub, ok := v.(*lua.LTable); ok {
+				l.strdict[k] = copyTable(sub)
+			}
+		}
+		for k, v := range l.dict {
+			if sub, ok := v.(*lua.LTable); ok {
+				l.dict[k] = copyTable(sub)
+			}
+		}
+		return c
+	}
 	n, fields := t.Len(), 0
 	for k, _ := t.Next(lua.LNil); k != lua.LNil; k, _ = t.Next(k) {
 		fields++

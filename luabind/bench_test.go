@@ -24,13 +24,14 @@ func benchPayload(n int) luabind.Payload {
 	return luabind.Payload{Data: []byte(b.String())}
 }
 
-// discardSocket is a Socket that drops what it is sent, for benchmarks.
+// discardSocket is a Socket that drops what it is sent, for benchmarks. It releases pushes
+// as the engine does once it has queued them.
 type discardSocket struct{}
 
 func (discardSocket) Topic() string                                 { return "rooms:lobby" }
 func (discardSocket) JoinRef() string                               { return "1" }
 func (discardSocket) ID() string                                    { return "" }
-func (discardSocket) Push(string, luabind.Payload) error            { return nil }
+func (discardSocket) Push(_ string, p luabind.Payload) error        { p.Release(); return nil }
 func (discardSocket) Broadcast(string, luabind.Payload, bool) error { return nil }
 
 const benchScript = `return { topic = 'rooms:*', join = function() return true end,

@@ -106,6 +106,22 @@ func copyObjectByAPI(t *lua.LTable, keys []string) *lua.LTable {
 	return c
 }
 
+// cloneTable returns a new table with t's fields, sharing t's values, in next's order (what
+// removing fields left in that order stays in it). Like copyObject, for any table.
+func cloneTable(t *lua.LTable) *lua.LTable {
+	l := layoutOf(t)
+	c := &lua.LTable{Metatable: lua.LNil}
+	cl := layoutOf(c)
+	if l.array != nil {
+		cl.array = append(make([]lua.LValue, 0, len(l.array)), l.array...)
+	}
+	cl.dict = maps.Clone(l.dict)
+	cl.strdict = maps.Clone(l.strdict)
+	cl.keys = l.keys[:len(l.keys):len(l.keys)]
+	cl.k2i = maps.Clone(l.k2i)
+	return c
+}
+
 // setField sets t's field k, which t already has, to v.
 func setField(t *lua.LTable, k string, v lua.LValue) {
 	if tablesByLayout {

@@ -149,3 +149,47 @@ func TestEncoderWalksInNextOrder(t *testing.T) {
 		}
 	}
 }
+
+// copyTable (assigns) gives the same fields in the same order by cloning as by rebuilding,
+// and a copy is independent of the original at every depth.
+func TestCopyTableMatchesRebuild(t *testing.T) {
+	v, err := decodeJSON([]byte(`{"user":"ann","n":3,"tags":["a","b"],"prefs":{"x":{"y":true}},"gone":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := v.(*lua.LTable)
+	orig.RawSetString("gone", lua.LNil)
+	orig.RawSetInt(1, lua.LString("first"))  // the array part
+	orig.RawSetInt(10, lua.LString("tenth")) // the dict part
+	want := tableTrace(orig)
+
+	c := copyTable(orig)
+	if got := tableTrace(c); got != want {
+		t.Fatalf("copy:\n got %s\nwant %s", got, want)
+	}
+	// The rebuilding path, which copyTable takes without the layout, agrees.
+	n, fields := orig.Len(), 0
+	for k, _ := orig.Next(lua.LNil); k != lua.LNil; k, _ = orig.Next(k) {
+		fields++
+	}
+	r := newTable(n, fields)
+	for k, v := orig.Next(lua.LNil); k != lua.LNil; k, v = orig.Next(k) {
+		r.RawSet(k, v)
+	}
+	if got := tableTrace(r); got != want {
+		t.Fatalf("rebuilt:\n got %s\nwant %s", got, want)
+	}
+
+	c.RawSetString("user", lua.LString("bob"))
+	c.RawSetString("new", lua.LTrue)
+	c.RawSetInt(1, lua.LString("changed"))
+	c.RawSetInt(10, lua.LNil)
+	c.RawGetString("tags").(*lua.LTable).Append(lua.LString("c"))
+	c.RawGetString("prefs").(*lua.LTable).RawGetString("x").(*lua.LTable).RawSetString("y", lua.LFalse)
+	if got := tableTrace(orig); got != want {
+		t.Fatalf("the original after editing its copy:\n got %s\nwant %s", got, want)
+	}
+	if got := tableTrace(copyTable(orig)); got != want {
+		t.Fatalf("a second copy:\n got %s\nwant %s", got, want)
+	}
+}
