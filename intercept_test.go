@@ -141,3 +141,60 @@ func readInOrder(conn *websocket.Conn, msgs, pingEvery int) error {
 	}
 	return nil
 }
+
+// waitLua's handle_out waits on luachan.store (Redis, in the test): first a
+// few reads ("warm"), then at a barrier that opens only once every
+// subscriber's handle_out is running at the same time.
+const waitLua = `local wait = { topic = "wait:*", intercept = { "go" } }
+
+function wait.join(topic, payload, socket)
+  return true
+end
+
+function wait.handle_in(event, payload, socket)
+  socket:broadcast_from("go", payload)
+  return "ok"
+end
+
+function wait.handle_out(event, payload, socket)
+  if payload.warm then
+    for i = 1, 5 do luachan.store.get("warm") end
+  else
+    local key = "inside:" .. payload.round
+    luachan.store.incr(key)
+    while luachan.store.incr(key, 0) < payload.n do end
+  end
+  socket:push(event, payload)
+end
+
+return wait
+`
+
+// TestWaitingHandleOutRunsInParallel: once a script's handle_out is seen to
+// wait on the store, its calls for different channels run at the same time,
+// not one after another on the few intercept workers, where the barrier of
+// waitLua could never open (the budget would end the calls inside it).
+func TestWaitingHandleOutRunsInParallel(t *testing.T) {
+	t.Parallel()
+	const subs = 6 // more than the 2 workers GOMAXPROCS=2 gives
+	rs := startRedis(t)
+	s := startServerEnv(t, []string{"GOMAXPROCS=2"}, writeScripts(t, map[string]string{"wait.lua": waitLua}),
+		"-pubsub", rs.url(), "-script-timeout", "2s")
+	pub := s.dial(t, "vsn=2.0.0")
+	pub.join("wait:1", "1", `{}`, `{}`)
+	clients := make([]*wsClient, subs)
+	for i := range clients {
+		clients[i] = s.dial(t, "vsn=2.0.0")
+		clients[i].join("wait:1", "1", `{}`, `{}`)
+	}
+	pub.send(`["1","2","wait:1","fire",{"warm":true}]`)
+	pub.expect(`["1","2","wait:1","phx_reply",{"status":"ok","response":{}}]`)
+	for _, c := range clients {
+		c.expect(`["1",null,"wait:1","go",{"warm":true}]`)
+	}
+	pub.send(fmt.Sprintf(`["1","3","wait:1","fire",{"round":1,"n":%d}]`, subs))
+	pub.expect(`["1","3","wait:1","phx_reply",{"status":"ok","response":{}}]`)
+	for _, c := range clients {
+		c.expect(fmt.Sprintf(`["1",null,"wait:1","go",{"round":1,"n":%d}]`, subs))
+	}
+}

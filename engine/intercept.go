@@ -3,6 +3,7 @@ package engine
 import (
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -14,6 +15,15 @@ import (
 // the sooner the first of them are written.
 const outBatchMax = 1 << 16
 
+// waitOut is the average wait of a script's handle_out on luachan.store
+// above which its calls run on the channels' own goroutines rather than
+// inline on a worker: a call waiting on Redis would otherwise hold up every
+// channel behind it on that worker, while goroutines wait in parallel. (How
+// long a call runs is no guide: a garbage collection assist can make any
+// call slow now and then, and calls that only compute are best run on as
+// few goroutines as there are cores.)
+const waitOut = 20 * time.Microsecond
+
 // outRunner runs handle_out for intercepted broadcasts on a few worker
 // goroutines (GOMAXPROCS) instead of one goroutine per subscribing channel:
 // a broadcast to 10,000 subscribers then starts no goroutine, and a worker
@@ -22,7 +32,8 @@ const outBatchMax = 1 << 16
 // Order is kept per channel: a channel's broadcasts always go to the same
 // worker (chosen by its socket), which takes them in order and runs each on
 // the channel's behalf only when the mailbox is idle (claim), posting it to
-// the mailbox otherwise, where it queues behind the events before it.
+// the mailbox otherwise, where it queues behind the events before it. A
+// script whose handle_out waits (see waitOut) has every call posted.
 //
 // A worker holds back the writes of every socket it touches during a batch
 // (Cork) and releases them together at its end (UncorkLater), so that a
@@ -118,7 +129,7 @@ func (w *outWorker) run(items []outItem) {
 			c.conn.Cork()
 			w.corked = append(w.corked, c.conn)
 		}
-		if !c.claim() {
+		if c.file.script().HandleOutWait() > waitOut || !c.claim() {
 			c.post(event{kind: evOut, out: it.b})
 			continue
 		}

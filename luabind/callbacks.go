@@ -144,8 +144,12 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 		L.Push(arg)
 	}
 	L.Push(&so.ud)
+	v.waited = 0
 	err = s.pcall(ctx, v, len(args)+1, lua.MultRet)
 	so.done = true
+	if cb == cbHandleOut {
+		s.noteOutWait(v.waited)
+	}
 	if err != nil {
 		return err
 	}

@@ -455,3 +455,58 @@ func TestHolder(t *testing.T) {
 		assertJSON(t, m.Payload.Data, `{"leftover":false}`)
 	}
 }
+
+// waitStore is a store whose reads take a while, like Redis across a network.
+type waitStore struct {
+	*memStore
+	wait time.Duration
+}
+
+func (s waitStore) Get(key string) ([]byte, bool, error) {
+	time.Sleep(s.wait)
+	return s.memStore.Get(key)
+}
+
+// HandleOutWait follows how long handle_out waits on the store: up after calls that read a
+// slow store, back down after calls that do not use it; time spent computing does not count.
+func TestHandleOutWait(t *testing.T) {
+	opts, _, _ := testOptions(t)
+	opts.Host = &waitHost{
+		hookHost: &hookHost{presence: &recPresence{}},
+		store:    waitStore{&memStore{m: map[string][]byte{}}, 5 * time.Millisecond},
+	}
+	s := mustLoad(t, opts, `return { topic = 'rooms:*', join = function() return true end,
+		handle_out = function(event, p, socket)
+			if event == "read" then luachan.store.get("k") end
+			if event == "compute" then local t = luachan.now(); while luachan.now() - t < 10 do end end
+		end }`)
+	ctx := testContext(t)
+	sock := newFakeSocket("rooms:1")
+	call := func(event string, n int) time.Duration {
+		t.Helper()
+		for range n {
+			if err := s.HandleOut(ctx, sock, nil, event, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s.HandleOutWait()
+	}
+	if got := call("compute", 3); got != 0 {
+		t.Fatalf("wait after calls that only compute: %v, want 0", got)
+	}
+	waited := call("read", 4)
+	if waited < time.Millisecond { // 5 ms each, 1 - (7/8)^4 of it
+		t.Fatalf("wait after reading a 5 ms store 4 times: %v, want at least 1ms", waited)
+	}
+	if got := call("none", 100); got > waited/100 {
+		t.Fatalf("wait after 100 calls without the store: %v (it was %v)", got, waited)
+	}
+}
+
+// waitHost is a hookHost whose store is a waitStore.
+type waitHost struct {
+	*hookHost
+	store luabind.Store
+}
+
+func (h *waitHost) Store() luabind.Store { return h.store }

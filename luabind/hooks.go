@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"math"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -91,6 +92,10 @@ func (v *vm) openStore() *lua.LTable {
 	return t
 }
 
+// waitedSince adds the time since start to what the running call waited on the store (which
+// may be Redis, across the network).
+func (v *vm) waitedSince(start time.Time) { v.waited += time.Since(start) }
+
 // store returns the host's Store, or raises an error naming fn.
 func (v *vm) store(L *lua.LState, fn string) Store {
 	if h, ok := v.chunk.opts.Host.(StoreHost); ok {
@@ -104,6 +109,7 @@ func (v *vm) store(L *lua.LState, fn string) Store {
 
 // storeGet is luachan.store.get(key): the value, or nil.
 func (v *vm) storeGet(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	key := L.CheckString(1)
 	data, ok, err := v.store(L, "get").Get(key)
 	if err != nil {
@@ -123,6 +129,7 @@ func (v *vm) storeGet(L *lua.LState) int {
 
 // storeSet is luachan.store.set(key, value); a nil value deletes the key.
 func (v *vm) storeSet(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	key := L.CheckString(1)
 	val := L.Get(2)
 	if val == lua.LNil {
@@ -143,6 +150,7 @@ func (v *vm) storeSet(L *lua.LState) int {
 
 // storeIncr is luachan.store.incr(key, by?): adds by (default 1, an integer) and returns the sum.
 func (v *vm) storeIncr(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	key := L.CheckString(1)
 	by := float64(L.OptNumber(2, 1))
 	if by != math.Trunc(by) || math.Abs(by) > maxExactInt {
@@ -158,6 +166,7 @@ func (v *vm) storeIncr(L *lua.LState) int {
 
 // storeDel is luachan.store.del(key).
 func (v *vm) storeDel(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	key := L.CheckString(1)
 	if err := v.store(L, "del").Del(key); err != nil {
 		L.RaiseError("luachan.store.del: %s", err)

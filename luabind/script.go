@@ -4,6 +4,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -15,6 +17,21 @@ type Script struct {
 	topic     string
 	has       [numCallbacks]bool
 	intercept []string // events handle_out sees; nil means every event
+
+	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store, in ns
+}
+
+// HandleOutWait is a moving average (each call weighs 1/8; 0 before the first) of how long this
+// script's handle_out calls have waited on luachan.store, which may be Redis across the
+// network. The engine runs the handle_out of scripts that wait on goroutines of their own, one
+// per channel, so the waits overlap instead of holding up the channels queued behind them.
+func (s *Script) HandleOutWait() time.Duration { return time.Duration(s.outWait.Load()) }
+
+// noteOutWait adds a handle_out call that waited d to the average. Concurrent calls may lose
+// an update to each other; the average is a hint.
+func (s *Script) noteOutWait(d time.Duration) {
+	old := s.outWait.Load()
+	s.outWait.Store(old + (int64(d)-old)/8)
 }
 
 // Load reads, compiles and validates the script at path (a *.lua file directly in opts.Dir):

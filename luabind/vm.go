@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"context"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -42,8 +43,9 @@ type vm struct {
 	sockMeta *lua.LTable              // metatable of socket objects
 	sockFns  map[string]lua.LValue    // socket methods by name
 
-	budget *budget // the CPU budget of the running call
-	broken bool    // the last call was stopped or panicked: close instead of reusing
+	budget *budget       // the CPU budget of the running call
+	broken bool          // the last call was stopped or panicked: close instead of reusing
+	waited time.Duration // how long the running call has waited on luachan.store
 }
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
