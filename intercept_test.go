@@ -54,13 +54,7 @@ func TestInterceptedOrder(t *testing.T) {
 		pingEvery = 7 // a subscriber pings after every 7th copy it reads
 	)
 	s := startServer(t, writeScripts(t, map[string]string{"ord.lua": orderLua}))
-	pub := s.dial(t, "vsn=2.0.0")
-	pub.join("ord:1", "1", `{}`, `{}`)
-	clients := make([]*wsClient, subs)
-	for i := range clients {
-		clients[i] = s.dial(t, "vsn=2.0.0")
-		clients[i].join("ord:1", "1", `{}`, `{}`)
-	}
+	pub, clients := joinMany(t, s, "ord:1", subs)
 
 	errs := make(chan error, subs)
 	var wg sync.WaitGroup
@@ -180,13 +174,7 @@ func TestWaitingHandleOutRunsInParallel(t *testing.T) {
 	rs := startRedis(t)
 	s := startServerEnv(t, []string{"GOMAXPROCS=2"}, writeScripts(t, map[string]string{"wait.lua": waitLua}),
 		"-pubsub", rs.url(), "-script-timeout", "2s")
-	pub := s.dial(t, "vsn=2.0.0")
-	pub.join("wait:1", "1", `{}`, `{}`)
-	clients := make([]*wsClient, subs)
-	for i := range clients {
-		clients[i] = s.dial(t, "vsn=2.0.0")
-		clients[i].join("wait:1", "1", `{}`, `{}`)
-	}
+	pub, clients := joinMany(t, s, "wait:1", subs)
 	pub.send(`["1","2","wait:1","fire",{"warm":true}]`)
 	pub.expect(`["1","2","wait:1","phx_reply",{"status":"ok","response":{}}]`)
 	for _, c := range clients {
@@ -197,4 +185,18 @@ func TestWaitingHandleOutRunsInParallel(t *testing.T) {
 	for _, c := range clients {
 		c.expect(fmt.Sprintf(`["1",null,"wait:1","go",{"round":1,"n":%d}]`, subs))
 	}
+}
+
+// joinMany joins topic from a publisher and n subscribers, V2, join ref "1"; the
+// topic's join must answer {}.
+func joinMany(tb testing.TB, s *server, topic string, n int) (pub *wsClient, subs []*wsClient) {
+	tb.Helper()
+	pub = s.dial(tb, "vsn=2.0.0")
+	pub.join(topic, "1", `{}`, `{}`)
+	subs = make([]*wsClient, n)
+	for i := range subs {
+		subs[i] = s.dial(tb, "vsn=2.0.0")
+		subs[i].join(topic, "1", `{}`, `{}`)
+	}
+	return pub, subs
 }
