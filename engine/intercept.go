@@ -15,6 +15,10 @@ import (
 // the sooner the first of them are written.
 const outBatchMax = 1 << 16
 
+// maxSpareItems is the largest queue slice (16 bytes an item) a worker keeps
+// for its next batch.
+const maxSpareItems = 1 << 16
+
 // waitOut is the average wait of a script's handle_out on luachan.store
 // above which its calls run on the channels' own goroutines rather than
 // inline on a worker: a call waiting on Redis would otherwise hold up every
@@ -109,7 +113,9 @@ func (w *outWorker) loop(e *Engine) {
 				w.run(rest[:min(len(rest), outBatchMax)])
 			}
 			clear(items)
-			w.spare = items[:0]
+			if cap(items) <= maxSpareItems { // a burst's slice is not kept for good
+				w.spare = items[:0]
+			}
 			if len(items) == 0 {
 				break
 			}
