@@ -274,7 +274,9 @@ func runCeilingServer(ctx context.Context, args []string, stderr io.Writer) erro
 	}
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// ln is closed already; Shutdown closes it again and says so when Serve
+	// has not yet seen it go.
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	log.Info("stopped")

@@ -34,11 +34,12 @@ const (
 // errJoinRefused is a join answered with status "error".
 var errJoinRefused = errors.New("bench: join refused")
 
-// dialer opens client connections to one server, rotating the source address
-// over 127.0.0.1..127.0.0.n so that tens of thousands of connections fit in
-// the ephemeral port range (about 28,000 per source address).
+// dialer opens client connections to a server (or to the nodes of one, in
+// turn), rotating the source address over 127.0.0.1..127.0.0.n so that tens
+// of thousands of connections fit in the ephemeral port range (about 28,000
+// per source address).
 type dialer struct {
-	url    string
+	urls   []string
 	nAddrs int
 	ws     websocket.Dialer
 }
@@ -62,17 +63,29 @@ func checkLoopback(rawURL string) error {
 	return fmt.Errorf("bench: %s is not in 127.0.0.0/8; the tool only loads this machine", u.Host)
 }
 
-func newDialer(rawURL string, nAddrs int) (*dialer, error) {
-	if err := checkLoopback(rawURL); err != nil {
-		return nil, err
+// newDialer dials the endpoints urls, connection i the one urlFor picks.
+func newDialer(urls []string, nAddrs int) (*dialer, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("bench: no server URL to dial")
 	}
-	d := &dialer{url: rawURL, nAddrs: min(max(nAddrs, 1), maxLocalAddrs)}
+	for _, u := range urls {
+		if err := checkLoopback(u); err != nil {
+			return nil, err
+		}
+	}
+	d := &dialer{urls: urls, nAddrs: min(max(nAddrs, 1), maxLocalAddrs)}
 	d.ws = websocket.Dialer{
 		HandshakeTimeout: joinWait,
 		ReadBufferSize:   clientReadBuffer,
 		WriteBufferPool:  &sync.Pool{},
 	}
 	return d, nil
+}
+
+// urlFor is the endpoint of connection i: round-robin over the nodes, so
+// each gets an even share of any run's connections.
+func urlFor(urls []string, i int) string {
+	return urls[i%len(urls)]
 }
 
 // localAddr is the source address of connection i.
@@ -88,7 +101,7 @@ func (d *dialer) dial(ctx context.Context, i int) (*websocket.Conn, error) {
 	}
 	ws := d.ws
 	ws.NetDialContext = nd.DialContext
-	conn, resp, err := ws.DialContext(ctx, d.url, nil)
+	conn, resp, err := ws.DialContext(ctx, urlFor(d.urls, i), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

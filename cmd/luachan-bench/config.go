@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
+	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ const (
 	maxRate     = 1e6
 	maxProcs    = 64
 	maxSteps    = 20
+	maxNodes    = 16
 )
 
 // config is one run's command line.
@@ -33,6 +36,10 @@ type config struct {
 	apiKey     string   // bearer key of luachan's HTTP API
 	scriptsDir string   // the bench scripts, written at run time
 	cpuProfile string   // write the tool's own CPU profile here
+	nodes      int      // luachan processes per luachan target, joined by Redis
+	redis      string   // -redis: the Redis URL the nodes share; empty: start one
+	pubsub     string   // the -pubsub URL started nodes get, set at run time; empty: none
+	redisPID   int      // the Redis the tool started, for its CPU; -1 when none
 
 	procs        int
 	localIPs     int
@@ -66,7 +73,7 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	if _, ok := modes[mode]; !ok {
 		return nil, usageErr(fmt.Sprintf("unknown mode %q (want fanout, rpc, idle or joins; luachan-bench -h)", mode))
 	}
-	cfg := &config{mode: mode}
+	cfg := &config{mode: mode, nodes: 1, redisPID: -1}
 	fs := flag.NewFlagSet("luachan-bench "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
@@ -79,7 +86,7 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	fs.IntVar(&cfg.procs, "procs", 0, "client processes (0: one per 18,000 connections; 1: in this process)")
 	fs.IntVar(&cfg.localIPs, "local-ips", 32, "source addresses 127.0.0.1..127.0.0.N to spread connections over")
 	fs.IntVar(&cfg.dialers, "dialers", 64, "connects in flight while setting up")
-	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 2*time.Minute, "longest time to connect and join the clients")
+	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 2*time.Minute, "longest time to connect and join the clients (fanout -nodes: and then to warm up)")
 	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "longest wait for outstanding messages after sending stops")
 	fs.DurationVar(&cfg.heartbeat, "heartbeat", 30*time.Second, "client heartbeat interval (Phoenix's default)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the tool's own CPU profile (clients in this process) to this file")
@@ -95,6 +102,8 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 		fs.DurationVar(&cfg.stall, "stall", 5*time.Second, "give up when no broadcast completes for this long")
 		fs.BoolVar(&cfg.intercept, "intercept", false, "also measure the intercept target (handle_out per subscriber)")
 		fs.StringVar(&cfg.publish, "publish", "ws", `how to publish: "ws" (a client pushing an event whose handle_in broadcasts) or "api" (POST /api/broadcast)`)
+		fs.IntVar(&cfg.nodes, "nodes", 1, "luachan processes per luachan target, joined by Redis; subscribers are spread over them, the publisher uses the first")
+		fs.StringVar(&cfg.redis, "redis", "", "redis://127.0.0.1:PORT the nodes share (empty: with -nodes above 1, start redis-server on a free port)")
 	case "rpc":
 		fs.IntVar(&cfg.clients, "clients", 1000, "clients, each pushing at its share of -rate")
 		fs.Float64Var(&cfg.rate, "rate", 20000, "pushes/s from all clients together")
@@ -132,14 +141,35 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	if err := cfg.check(); err != nil {
 		return nil, usageErr(err.Error())
 	}
+	if cfg.nodes > 1 && slices.Contains(cfg.targets, "ceiling") {
+		// The ceiling is one in-tool server with no Redis: it has no
+		// multi-node form. Left at its default, -targets just loses it.
+		if flagSet(fs, "targets") {
+			return nil, usageErr(fmt.Sprintf("-targets: the ceiling is one in-tool server and cannot run on -nodes %d; leave it out (-targets luachan)", cfg.nodes))
+		}
+		cfg.targets = slices.DeleteFunc(cfg.targets, func(t string) bool { return t == "ceiling" })
+		fmt.Fprintf(stderr, "luachan-bench: -nodes %d: the ceiling is one in-tool server, so it is left out; measuring %s\n", cfg.nodes, strings.Join(cfg.targets, ","))
+	}
 	if needsLuachan(cfg) && cfg.addr == "" {
 		p, err := findServer(cfg.server)
 		if err != nil {
 			return nil, err
 		}
 		cfg.server = p
+		if cfg.nodes > 1 && cfg.redis == "" {
+			if _, err := exec.LookPath("redis-server"); err != nil {
+				return nil, usageErr(noRedisServer)
+			}
+		}
 	}
 	return cfg, nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // check enforces the bounds.
@@ -159,6 +189,9 @@ func (c *config) check() error {
 		if err := checkLoopback(wsURL(c.addr)); err != nil {
 			return err
 		}
+	}
+	if err := c.checkNodes(); err != nil {
+		return err
 	}
 	count := map[string]int{"fanout": c.subs, "rpc": c.clients, "idle": c.conns, "joins": c.joins}[c.mode]
 	switch {
@@ -198,12 +231,35 @@ func (c *config) check() error {
 	return nil
 }
 
+// checkNodes checks -nodes and -redis: only started luachans can be nodes,
+// and their Redis, like every server the tool talks to, is on this machine.
+func (c *config) checkNodes() error {
+	if c.nodes < 1 || c.nodes > maxNodes {
+		return fmt.Errorf("-nodes must be 1..%d", maxNodes)
+	}
+	if c.addr != "" && (c.nodes > 1 || c.redis != "") {
+		return errors.New("-nodes and -redis start their own luachans; a server at -addr is one node with its own -pubsub: drop -addr (and -pid), or -nodes and -redis")
+	}
+	if c.redis == "" {
+		return nil
+	}
+	u, err := url.Parse(c.redis)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return errors.New("-redis must be a URL like redis://127.0.0.1:6379 (rediss:// for TLS)")
+	}
+	return checkLoopback(c.redis)
+}
+
 // params are the run's settings as the report shows them.
 func (c *config) params() map[string]any {
 	p := map[string]any{"targets": strings.Join(c.targets, ","), "procs": c.procs}
 	switch c.mode {
 	case "fanout":
 		p["subs"], p["msgs"], p["size"], p["rate"], p["lead"], p["publish"] = c.subs, c.msgs, c.size, c.rate, c.lead, c.publish
+		p["nodes"] = c.nodes
+		if (c.nodes > 1 || c.redis != "") && needsLuachan(c) {
+			p["pubsub"] = "redis"
+		}
 	case "rpc":
 		p["clients"], p["rate"], p["size"], p["duration"], p["p99"], p["search"] = c.clients, c.rate, c.size, c.duration.String(), c.p99.String(), c.search
 	case "idle":

@@ -8,9 +8,13 @@ package main
 // servers are measured at saturation with the same bounded queues.
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +38,19 @@ type fanoutWorker struct {
 	reordered atomic.Int64
 	dead      atomic.Int32
 	hist      histogram
+
+	warmed   atomic.Int32 // subscribers that have had a warm-up broadcast
+	warmSent atomic.Bool  // the "warm" report is out
 }
+
+// warmSeq is the sequence number of the warm-up broadcasts that, on several
+// nodes, show every subscriber's subscription has reached Redis. Subscribers
+// do not count them, wherever they arrive.
+const warmSeq = -1
+
+// warmRef is the publisher's push ref of a warm-up: its replies are not
+// counted either.
+var warmRef = strconv.Itoa(warmSeq + rpcRefBase)
 
 func (w *fanoutWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
@@ -67,12 +83,18 @@ func (w *fanoutWorker) snapshot() []*client {
 func (w *fanoutWorker) read(c *client) {
 	defer w.wg.Done()
 	last := int64(-1)
+	warm := false
 	c.readLoop(func(c *client, f frame, now time.Time) {
 		if string(f.event) != "msg" {
 			return
 		}
 		seq, ok1 := payloadInt(f.payload, "s")
 		sent, ok2 := payloadInt(f.payload, "t")
+		if ok1 && seq == warmSeq && !warm {
+			warm = true
+			w.warmed.Add(1)
+			w.reportWarm()
+		}
 		if !ok1 || !ok2 || seq < 0 || seq >= int64(len(w.counts)) {
 			return
 		}
@@ -90,6 +112,17 @@ func (w *fanoutWorker) read(c *client) {
 		w.dead.Add(1)
 		w.alive.Add(-1)
 		w.advance()
+		w.reportWarm()
+	}
+}
+
+// reportWarm tells the parent, once, that every subscriber has had a
+// warm-up broadcast or is gone (a lost subscriber is counted as lost
+// deliveries, not waited for).
+func (w *fanoutWorker) reportWarm() {
+	warmed := w.warmed.Load()
+	if int(warmed+w.dead.Load()) >= w.env.job.Conns && w.warmSent.CompareAndSwap(false, true) {
+		w.env.emit(workerMsg{Ev: "warm", Conns: int(warmed)})
 	}
 }
 
@@ -160,7 +193,12 @@ func (w *fanoutWorker) close() {
 // runFanout measures one fan-out against srv.
 func runFanout(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error) {
 	topic := topicFor(target, "fanout")
-	ws, err := setupWorkers(ctx, cfg, cfg.subs, job{Mode: "fanout", URL: wsURL(srv.addr), Topic: topic, Msgs: cfg.msgs}, stderr)
+	nodes := len(srv.nodes())
+	j := job{Mode: "fanout", URL: wsURL(srv.addr), Topic: topic, Msgs: cfg.msgs}
+	if nodes > 1 {
+		j.URLs = srv.urls()
+	}
+	ws, err := setupWorkers(ctx, cfg, cfg.subs, j, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +210,16 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 	}
 	defer pub.close()
 
-	srvCPU, selfCPU := startCPU(srv.pid), startCPU(0)
+	var conns []int
+	warmUps := 0
+	if nodes > 1 {
+		if warmUps, err = warmUp(ctx, cfg, srv, ws, pub); err != nil {
+			return nil, err
+		}
+		conns = srv.connsByNode(ctx)
+	}
+
+	srvCPU, selfCPU, redisCPU := srv.startCPU(), startCPU(0), startCPU(cfg.redisPID)
 	if err := ws.sendAll(ctlMsg{Op: "start"}); err != nil {
 		return nil, err
 	}
@@ -209,8 +256,9 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 	} else {
 		t1 = time.Now()
 	}
-	srvUsed, srvOK := srvCPU.stop()
+	srvEach, srvUsed, srvOK := srvCPU.stop()
 	selfUsed, _ := selfCPU.stop()
+	redisUsed, redisOK := redisCPU.stop()
 
 	if err := ws.sendAll(ctlMsg{Op: "finish", Published: published, Drain: int64(time.Second)}); err != nil {
 		return nil, err
@@ -235,12 +283,81 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 			"stalled":   stalled,
 			"reordered": r.Reordered,
 			"dropped":   r.Dead,
+			"nodes":     nodes,
 		},
 	}
 	if v := pub.first.Load(); v != nil {
 		out.Extra["refusal"] = v
 	}
+	if srvOK && nodes > 1 {
+		// Whether one node does most of the work (the first one gets the
+		// publisher and sends every broadcast to Redis).
+		ms := make([]float64, nodes)
+		for i, d := range srvEach {
+			ms[i] = float64(d) / float64(time.Millisecond)
+		}
+		out.Extra["server_cpu_ms_by_node"] = ms
+	}
+	if nodes > 1 {
+		// More than one: a subscription took a while to reach Redis (and a
+		// late warm-up may have landed in the measured interval).
+		out.Extra["warm_ups"] = warmUps
+	}
+	if conns != nil {
+		out.Extra["conns_by_node"] = conns
+	}
+	if redisOK && r.Ops > 0 {
+		out.Extra["redis_cpu_us_per_op"] = us(redisUsed) / float64(r.Ops)
+	}
 	srv.noteWarnings(out.Extra)
 	out.fill(r.Hist, srvUsed, srvOK, selfUsed+childCPU(res))
 	return []row{out}, nil
+}
+
+const (
+	// warmFirst is the pause after the first warm-up broadcast, each next
+	// one twice the last: a Redis subscription takes a moment.
+	warmFirst = 20 * time.Millisecond
+	// warmMax is the longest pause: on a large run each warm-up is itself
+	// a fan-out to every subscriber.
+	warmMax = 2 * time.Second
+)
+
+// warmUp publishes warm-up broadcasts until every subscriber has had one.
+// A node subscribes to a topic's Redis channel when the topic gets its first
+// local subscriber, but that may finish after the join reply; a broadcast
+// published before then never reaches the node's subscribers, and would be
+// counted as lost. Bounded by -setup-timeout. It returns how many it sent.
+func warmUp(ctx context.Context, cfg *config, srv *server, ws *workerSet, pub *publisher) (int, error) {
+	pause := warmFirst
+	sent := 0
+	var buf []byte
+	nudge := func() (time.Duration, error) {
+		if pub.ctx.Err() != nil {
+			why, _ := pub.first.Load().(string)
+			return 0, fmt.Errorf("bench: the publisher can no longer publish: %s", cmp.Or(why, "its channel ended"))
+		}
+		buf = benchPayload(buf[:0], warmSeq, time.Now().UnixNano(), cfg.size)
+		if err := pub.send(warmSeq, buf); err != nil {
+			return 0, fmt.Errorf("bench: publishing a warm-up broadcast: %w", err)
+		}
+		sent++
+		p := pause
+		pause = min(2*pause, warmMax)
+		return p, nil
+	}
+	if _, err := ws.awaitNudging(ctx, "warm", cfg.setupTimeout, nudge); err != nil {
+		var late awaitTimeout
+		if !errors.As(err, &late) {
+			return sent, err // the publisher or a worker failed, or the run was stopped
+		}
+		var logs []string
+		for _, n := range srv.nodes() {
+			logs = append(logs, n.name+":\n"+n.logTail())
+		}
+		return sent, fmt.Errorf("%w: the warm-up broadcast did not reach every subscriber on %d nodes; "+
+			"check that they share the Redis (-redis) and raise -setup-timeout if the box is busy:\n%s",
+			err, len(logs), strings.Join(logs, "\n"))
+	}
+	return sent, nil
 }

@@ -140,6 +140,22 @@ func runMode(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		}
 		defer os.RemoveAll(dir)
 		cfg.scriptsDir = dir
+		if cfg.redis != "" {
+			cfg.pubsub = cfg.redis
+		} else if cfg.nodes > 1 {
+			// One Redis for the whole run: the targets' topics differ, and it
+			// outlives every target's nodes, so none of them sees it go.
+			rs, err := startRedis(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer func() {
+				if err := rs.stopProcess(); err != nil {
+					fmt.Fprintln(stderr, "luachan-bench: stopping redis-server:", err)
+				}
+			}()
+			cfg.pubsub, cfg.redisPID = "redis://"+rs.addr, rs.pid
+		}
 	}
 	rep := &report{Mode: cfg.mode, Params: cfg.params()}
 	var failed []string

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +264,95 @@ func startServerCmd(tb testing.TB, cmd *exec.Cmd) (*server, error) {
 	return srv, nil
 }
 
+// TestFanoutTwoNodes spreads the subscribers over two luachans joined by a
+// redis-server the tool starts, with the clients in two worker processes
+// (so the nodes' URLs go through the worker protocol).
+func TestFanoutTwoNodes(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not on PATH")
+	}
+	const subs, msgs = 40, 20
+	rep, out, err := benchErr(t, "fanout", "-server="+luachanBin, "-nodes", "2", "-procs", "2",
+		"-subs", fmt.Sprint(subs), "-msgs", fmt.Sprint(msgs))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "the ceiling is one in-tool server, so it is left out") {
+		t.Errorf("no note that the default targets lost the ceiling:\n%s", out)
+	}
+	checkRows(t, rep, []string{"luachan"}, subs*msgs)
+	if rep.Params["nodes"] != 2.0 || rep.Params["pubsub"] != "redis" {
+		t.Errorf("params %v: want nodes 2, pubsub redis", rep.Params)
+	}
+	r := rep.Rows[0]
+	if r.Extra["nodes"] != 2.0 {
+		t.Errorf("extra nodes %v, want 2", r.Extra["nodes"])
+	}
+	byNode, _ := r.Extra["server_cpu_ms_by_node"].([]any)
+	if len(byNode) != 2 {
+		t.Errorf("server_cpu_ms_by_node %v: want both nodes' CPU", r.Extra["server_cpu_ms_by_node"])
+	}
+	sum := 0.0
+	for _, ms := range byNode {
+		sum += ms.(float64)
+	}
+	if got := r.ServerCPU * float64(r.Ops) / 1000; math.Abs(got-sum) > 0.001 {
+		t.Errorf("server CPU %v ms in all is not the nodes' %v ms summed", got, sum)
+	}
+	// The nodes' own count: half the subscribers each, and the publisher on the first.
+	if got := fmt.Sprint(r.Extra["conns_by_node"]); got != fmt.Sprintf("[%d %d]", subs/2+1, subs/2) {
+		t.Errorf("conns_by_node %s, want [%d %d]", got, subs/2+1, subs/2)
+	}
+	if _, ok := r.Extra["redis_cpu_us_per_op"]; !ok {
+		t.Errorf("no CPU of the tool's redis-server in %v", r.Extra)
+	}
+}
+
+// TestURLFor spreads connections round-robin over the nodes.
+func TestURLFor(t *testing.T) {
+	two := []string{"ws://127.0.0.1:1/socket", "ws://127.0.0.1:2/socket"}
+	for i, want := range []string{two[0], two[1], two[0], two[1], two[0]} {
+		if got := urlFor(two, i); got != want {
+			t.Errorf("connection %d: %s, want %s", i, got, want)
+		}
+	}
+	one := (&job{URL: "ws://127.0.0.1:3/socket"}).urls()
+	for i := range 3 {
+		if got := urlFor(one, i); got != one[0] {
+			t.Errorf("one URL, connection %d: %s, want %s", i, got, one[0])
+		}
+	}
+	if got := (&job{URL: "unused", URLs: two}).urls(); !slices.Equal(got, two) {
+		t.Errorf("job urls %v, want %v", got, two)
+	}
+}
+
+// TestAwaitNudging publishes again, later each time, until the workers
+// report: a warm-up that is lost at first.
+func TestAwaitNudging(t *testing.T) {
+	s := &workerSet{procs: make([]*workerProc, 2), events: make(chan indexedMsg, 4)}
+	var pauses []time.Duration
+	nudge := func() (time.Duration, error) {
+		pauses = append(pauses, time.Duration(len(pauses)+1)*time.Millisecond)
+		if len(pauses) == 3 { // the third gets through
+			s.events <- indexedMsg{0, workerMsg{Ev: "warm"}}
+			s.events <- indexedMsg{1, workerMsg{Ev: "warm"}}
+		}
+		return pauses[len(pauses)-1], nil
+	}
+	got, err := s.awaitNudging(context.Background(), "warm", 5*time.Second, nudge)
+	if err != nil || len(got) != 2 || got[1].Ev != "warm" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if len(pauses) != 3 {
+		t.Errorf("nudged %d times, want 3", len(pauses))
+	}
+	_, err = s.awaitNudging(context.Background(), "warm", 30*time.Millisecond, func() (time.Duration, error) { return time.Millisecond, nil })
+	if !errors.As(err, new(awaitTimeout)) || !strings.Contains(err.Error(), `no "warm"`) {
+		t.Errorf("no report: error %v, want a timeout", err)
+	}
+}
+
 func TestBadCommandLines(t *testing.T) {
 	tests := []struct {
 		name string
@@ -275,6 +367,12 @@ func TestBadCommandLines(t *testing.T) {
 		{"intercept outside fanout", []string{"rpc", "-server", "x", "-targets", "intercept"}, "fanout target"},
 		{"unknown target", []string{"idle", "-targets", "redis"}, "unknown target"},
 		{"unknown publisher", []string{"fanout", "-server", "x", "-publish", "carrier-pigeon"}, "-publish"},
+		{"no nodes", []string{"fanout", "-server", "x", "-nodes", "0"}, "-nodes must be"},
+		{"nodes of a running server", []string{"fanout", "-targets", "luachan", "-addr", "127.0.0.1:4000", "-nodes", "2"}, "drop -addr"},
+		{"ceiling on nodes", []string{"fanout", "-server", "x", "-targets", "ceiling,luachan", "-nodes", "2"}, "leave it out"},
+		{"redis not loopback", []string{"fanout", "-server", "x", "-nodes", "2", "-redis", "redis://10.0.0.1:6379"}, "127.0.0.0/8"},
+		{"redis not a URL", []string{"fanout", "-server", "x", "-nodes", "2", "-redis", "127.0.0.1:6379"}, "redis://"},
+		{"nodes outside fanout", []string{"idle", "-server", "x", "-nodes", "2"}, "flag provided but not defined"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,3 +94,20 @@ func (m cpuMeter) stop() (time.Duration, bool) {
 	}
 	return c - m.start, true
 }
+
+// cpuMeters measure several processes over the same interval: the nodes of
+// a multi-node target, whose cost is their sum.
+type cpuMeters []cpuMeter
+
+// stop is each process's CPU since it was started, their sum, and whether
+// every one was measured: a sum missing a node would flatter the figure.
+func (ms cpuMeters) stop() (each []time.Duration, sum time.Duration, ok bool) {
+	ok = len(ms) > 0
+	for _, m := range ms {
+		used, mok := m.stop()
+		each = append(each, used)
+		sum += used
+		ok = ok && mok
+	}
+	return each, sum, ok
+}

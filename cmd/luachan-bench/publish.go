@@ -29,8 +29,20 @@ type publisher struct {
 	close   func()
 }
 
-func (p *publisher) refuse(why string) {
-	p.refused.Add(1)
+// accepted counts a broadcast the server took. Warm-ups are not among the
+// broadcasts measured.
+func (p *publisher) accepted(warm bool) {
+	if !warm {
+		p.acked.Add(1)
+	}
+}
+
+// refuse counts a broadcast the server refused; a warm-up's refusal is not
+// counted but still says why the warm-up never arrives.
+func (p *publisher) refuse(warm bool, why string) {
+	if !warm {
+		p.refused.Add(1)
+	}
 	p.first.CompareAndSwap(nil, why)
 }
 
@@ -42,7 +54,7 @@ func newPublisher(ctx context.Context, cfg *config, srv *server, topic string) (
 		p.apiPublisher(cfg, srv, topic)
 		return p, nil
 	}
-	d, err := newDialer(wsURL(srv.addr), cfg.localIPs)
+	d, err := newDialer([]string{wsURL(srv.addr)}, cfg.localIPs)
 	if err != nil {
 		p.stop()
 		return nil, err
@@ -70,10 +82,11 @@ func newPublisher(ctx context.Context, cfg *config, srv *server, topic string) (
 func (p *publisher) handle(_ *client, f frame, _ time.Time) {
 	switch string(f.event) {
 	case "phx_reply":
+		warm := string(f.ref) == warmRef
 		if replyOK(f.payload) {
-			p.acked.Add(1)
+			p.accepted(warm)
 		} else {
-			p.refuse("phx_reply " + string(f.payload))
+			p.refuse(warm, "phx_reply "+string(f.payload))
 		}
 	case "phx_error", "phx_close":
 		// The channel is gone: what it would publish next could not arrive.
@@ -89,7 +102,7 @@ func (p *publisher) apiPublisher(cfg *config, srv *server, topic string) {
 	url := "http://" + srv.addr + "/api/broadcast"
 	key := "Bearer " + cfg.apiKey
 	var body []byte
-	p.send = func(_ int64, payload []byte) error {
+	p.send = func(seq int64, payload []byte) error {
 		body = append(append(append(body[:0], `{"topic":"`+topic+`","event":"msg","payload":`...), payload...), '}')
 		req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, url, bytes.NewReader(body))
 		if err != nil {
@@ -104,10 +117,10 @@ func (p *publisher) apiPublisher(cfg *config, srv *server, topic string) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusAccepted {
-			p.acked.Add(1)
+			p.accepted(seq == warmSeq)
 			return nil
 		}
-		p.refuse(fmt.Sprintf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg)))
+		p.refuse(seq == warmSeq, fmt.Sprintf("HTTP %d %s", resp.StatusCode, bytes.TrimSpace(msg)))
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound {
 			p.stop() // the API is off or the key is wrong: nothing will get through
 		}

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,12 +56,15 @@ func writeScripts(dir string) (string, error) {
 	return out, err
 }
 
-// server is one server under test.
+// server is one server under test. With -nodes, it is the first luachan
+// node and peers are the others: the publisher uses this one, subscribers
+// are spread over all of them, and their CPU is added up.
 type server struct {
-	name string
-	addr string // host:port
-	pid  int    // -1 when unknown: no CPU or RSS figures
-	cmd  *exec.Cmd
+	name  string
+	addr  string // host:port
+	pid   int    // -1 when unknown: no CPU or RSS figures
+	cmd   *exec.Cmd
+	peers []*server // the other nodes of a multi-node target, stopped with this one
 
 	mu        sync.Mutex // guards tail, warnings and firstWarn
 	tail      []string
@@ -68,21 +73,39 @@ type server struct {
 	exited    chan struct{} // closed when the log ends (the process is gone)
 }
 
+// spawn starts argv and reads its log (stderr, and stdout as well when
+// logOnStdout is set: redis-server logs there) into a new server; addr gets
+// the address of a "msg=listening addr=HOST:PORT" line.
+func spawn(name string, argv []string, logOnStdout bool) (*server, <-chan string, error) {
+	s := &server{name: name, exited: make(chan struct{})}
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	var log io.Reader
+	var err error
+	if logOnStdout {
+		log, err = s.cmd.StdoutPipe()
+		s.cmd.Stderr = s.cmd.Stdout
+	} else {
+		log, err = s.cmd.StderrPipe()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("bench: starting %s: %w", name, err)
+	}
+	s.pid = s.cmd.Process.Pid
+	addr := make(chan string, 1)
+	go s.readLog(log, addr)
+	return s, addr, nil
+}
+
 // startServer runs argv (a luachan, or this tool's ceiling-server) and waits
 // for its "msg=listening addr=HOST:PORT" log line.
 func startServer(ctx context.Context, name string, argv []string) (*server, error) {
-	s := &server{name: name, exited: make(chan struct{})}
-	s.cmd = exec.Command(argv[0], argv[1:]...)
-	stderr, err := s.cmd.StderrPipe()
+	s, addrCh, err := spawn(name, argv, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: starting %s: %w", name, err)
-	}
-	s.pid = s.cmd.Process.Pid
-	addrCh := make(chan string, 1)
-	go s.readLog(stderr, addrCh)
 	t := time.NewTimer(startWait)
 	defer t.Stop()
 	select {
@@ -94,7 +117,7 @@ func startServer(ctx context.Context, name string, argv []string) (*server, erro
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	s.stop()
+	s.stopProcess()
 	return nil, fmt.Errorf("bench: %s printed no listening address within %v:\n%s", name, startWait, s.logTail())
 }
 
@@ -136,19 +159,110 @@ func (s *server) logTail() string {
 	return "  " + strings.Join(s.tail, "\n  ")
 }
 
-// noteWarnings adds the count of warn and error lines the server logged,
-// and the first few, to a report's extras.
+// nodes is the server and its peers, the first node first.
+func (s *server) nodes() []*server {
+	return append([]*server{s}, s.peers...)
+}
+
+// urls are the WebSocket endpoints of the nodes, the first node first.
+func (s *server) urls() []string {
+	var urls []string
+	for _, n := range s.nodes() {
+		urls = append(urls, wsURL(n.addr))
+	}
+	return urls
+}
+
+// startCPU starts measuring the CPU of every node.
+func (s *server) startCPU() cpuMeters {
+	var ms cpuMeters
+	for _, n := range s.nodes() {
+		ms = append(ms, startCPU(n.pid))
+	}
+	return ms
+}
+
+// metricsWait bounds one read of a node's /metrics.
+const metricsWait = 2 * time.Second
+
+// connsByNode is each node's own count of its open connections (the
+// luachan_connections gauge of its /metrics): the spread of the clients as
+// the servers see it. Nil when a node does not say.
+func (s *server) connsByNode(ctx context.Context) []int {
+	hc := &http.Client{Timeout: metricsWait}
+	defer hc.CloseIdleConnections()
+	var conns []int
+	for _, n := range s.nodes() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.addr+"/metrics", nil)
+		if err != nil {
+			return nil
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil
+		}
+		v, ok := -1.0, false
+		sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
+		for sc.Scan() && !ok {
+			if rest, found := strings.CutPrefix(sc.Text(), "luachan_connections "); found {
+				v, err = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+				ok = err == nil
+			}
+		}
+		resp.Body.Close()
+		if !ok {
+			return nil
+		}
+		conns = append(conns, int(v))
+	}
+	return conns
+}
+
+// noteWarnings adds the count of warn and error lines the nodes logged, and
+// the first few, to a report's extras.
 func (s *server) noteWarnings(extra map[string]any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	extra["server_warn"] = s.warnings
-	if len(s.firstWarn) > 0 {
-		extra["server_warn_first"] = append([]string(nil), s.firstWarn...)
+	warnings := 0
+	var first []string
+	for _, n := range s.nodes() {
+		n.mu.Lock()
+		warnings += n.warnings
+		for _, line := range n.firstWarn {
+			if len(first) < maxWarnLines {
+				if len(s.peers) > 0 {
+					line = n.name + ": " + line
+				}
+				first = append(first, line)
+			}
+		}
+		n.mu.Unlock()
+	}
+	extra["server_warn"] = warnings
+	if len(first) > 0 {
+		extra["server_warn_first"] = first
 	}
 }
 
-// stop drains the server with SIGTERM, killing it if it takes too long.
+// stop stops every node at once (each may take up to stopWait to drain).
 func (s *server) stop() error {
+	if len(s.peers) == 0 {
+		return s.stopProcess()
+	}
+	nodes := s.nodes()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.stopProcess()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stopProcess drains the server with SIGTERM, killing it if it takes too long.
+func (s *server) stopProcess() error {
 	if s.cmd == nil {
 		return nil
 	}
@@ -183,7 +297,8 @@ func topicFor(target, mode string) string {
 	return "bench:" + mode
 }
 
-// launch starts (or, with -addr, adopts) the server for one target.
+// launch starts (or, with -addr, adopts) the server for one target: with
+// -nodes, that many luachans sharing the Redis at cfg.pubsub.
 func launch(ctx context.Context, cfg *config, target string) (*server, error) {
 	if target == "ceiling" {
 		exe, err := os.Executable()
@@ -195,6 +310,26 @@ func launch(ctx context.Context, cfg *config, target string) (*server, error) {
 	if cfg.addr != "" {
 		return &server{name: target, addr: cfg.addr, pid: cfg.pid, exited: make(chan struct{})}, nil
 	}
-	argv := append([]string{cfg.server, "-addr", "127.0.0.1:0", "-scripts", cfg.scriptsDir, "-api-key", cfg.apiKey}, cfg.serverArgs...)
-	return startServer(ctx, target, argv)
+	argv := []string{cfg.server, "-addr", "127.0.0.1:0", "-scripts", cfg.scriptsDir, "-api-key", cfg.apiKey}
+	if cfg.pubsub != "" {
+		argv = append(argv, "-pubsub", cfg.pubsub)
+	}
+	argv = append(argv, cfg.serverArgs...)
+	if cfg.nodes <= 1 {
+		return startServer(ctx, target, argv)
+	}
+	var nodes []*server
+	for i := range cfg.nodes {
+		n, err := startServer(ctx, fmt.Sprintf("%s node %d", target, i+1), argv)
+		if err != nil {
+			if len(nodes) > 0 {
+				nodes[0].peers = nodes[1:]
+				nodes[0].stop()
+			}
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	nodes[0].peers = nodes[1:]
+	return nodes[0], nil
 }

@@ -8,6 +8,7 @@ package main
 //	parent                     worker
 //	setup{job}          ->     dial and join job.Conns clients
 //	                    <-     ready{conns}
+//	                    <-     warm{conns} (fanout: each subscriber has had a warm-up broadcast)
 //	start{...}          ->     begin measuring (rpc, joins: run the phase)
 //	                    <-     mark{seq} (fanout), result (rpc, joins)
 //	finish{...}         ->     wait for the deliveries (fanout, idle)
@@ -26,16 +27,25 @@ import (
 
 // job is what one worker is asked to do.
 type job struct {
-	Mode      string `json:"mode"`
-	URL       string `json:"url"`
-	Topic     string `json:"topic"`
-	Conns     int    `json:"conns"`     // connections this worker opens
-	First     int    `json:"first"`     // global number of its first connection
-	LocalIPs  int    `json:"local_ips"` // source addresses to rotate over
-	Dialers   int    `json:"dialers"`   // concurrent connects
-	Msgs      int    `json:"msgs"`      // fanout: broadcasts that may arrive
-	Heartbeat int64  `json:"heartbeat_ns"`
-	Child     bool   `json:"child"` // measure this process's CPU
+	Mode      string   `json:"mode"`
+	URL       string   `json:"url"`
+	URLs      []string `json:"urls,omitempty"` // several nodes: connection i goes to URLs[i % len]; empty: URL
+	Topic     string   `json:"topic"`
+	Conns     int      `json:"conns"`     // connections this worker opens
+	First     int      `json:"first"`     // global number of its first connection
+	LocalIPs  int      `json:"local_ips"` // source addresses to rotate over
+	Dialers   int      `json:"dialers"`   // concurrent connects
+	Msgs      int      `json:"msgs"`      // fanout: broadcasts that may arrive
+	Heartbeat int64    `json:"heartbeat_ns"`
+	Child     bool     `json:"child"` // measure this process's CPU
+}
+
+// urls are the endpoints the job's connections are spread over.
+func (j *job) urls() []string {
+	if len(j.URLs) > 0 {
+		return j.URLs
+	}
+	return []string{j.URL}
 }
 
 // ctlMsg is one instruction from the parent.
@@ -53,7 +63,7 @@ type ctlMsg struct {
 
 // workerMsg is one report to the parent.
 type workerMsg struct {
-	Ev     string        `json:"ev"` // ready, mark, result, error
+	Ev     string        `json:"ev"` // ready, mark, warm, result, error
 	Conns  int           `json:"conns,omitempty"`
 	Seq    int           `json:"seq,omitempty"` // mark: every sub has 0..Seq-1
 	Err    string        `json:"err,omitempty"`
@@ -162,7 +172,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 				emit(workerMsg{Ev: "error", Err: "setup: twice, or without a job"})
 				continue
 			}
-			d, err := newDialer(m.Job.URL, m.Job.LocalIPs)
+			d, err := newDialer(m.Job.urls(), m.Job.LocalIPs)
 			if err == nil {
 				w, err = newModeWorker(workerEnv{job: *m.Job, d: d, emit: emit})
 			}

@@ -215,12 +215,38 @@ func (s *workerSet) sendAll(m ctlMsg) error {
 // await collects one ev report from every worker, failing on an error
 // report or when timeout passes.
 func (s *workerSet) await(ctx context.Context, ev string, timeout time.Duration) ([]workerMsg, error) {
+	return s.awaitNudging(ctx, ev, timeout, nil)
+}
+
+// awaitNudging is await that, while it waits, calls nudge first at once and
+// then each time the pause nudge returned has passed: for reports that come
+// only once something has been done often enough.
+func (s *workerSet) awaitNudging(ctx context.Context, ev string, timeout time.Duration, nudge func() (time.Duration, error)) ([]workerMsg, error) {
 	got := make([]workerMsg, len(s.procs))
 	have := make([]bool, len(s.procs))
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	var again <-chan time.Time
+	next := func() error {
+		if nudge == nil {
+			return nil
+		}
+		pause, err := nudge()
+		if err != nil {
+			return err
+		}
+		again = time.After(pause)
+		return nil
+	}
+	if err := next(); err != nil {
+		return got, err
+	}
 	for n := 0; n < len(s.procs); {
 		select {
+		case <-again:
+			if err := next(); err != nil {
+				return got, err
+			}
 		case m := <-s.events:
 			if m.msg.Ev == "error" {
 				return got, fmt.Errorf("bench: worker %d: %s", m.worker, m.msg.Err)
@@ -230,12 +256,22 @@ func (s *workerSet) await(ctx context.Context, ev string, timeout time.Duration)
 				n++
 			}
 		case <-t.C:
-			return got, fmt.Errorf("bench: workers gave no %q within %v", ev, timeout)
+			return got, awaitTimeout{ev, timeout}
 		case <-ctx.Done():
 			return got, ctx.Err()
 		}
 	}
 	return got, nil
+}
+
+// awaitTimeout is an await that ran out of time.
+type awaitTimeout struct {
+	ev      string
+	timeout time.Duration
+}
+
+func (e awaitTimeout) Error() string {
+	return fmt.Sprintf("bench: workers gave no %q within %v", e.ev, e.timeout)
 }
 
 // close tells every worker to close its connections and waits for them.
