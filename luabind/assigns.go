@@ -84,10 +84,12 @@ func (a *Assigns) copyOut(t *lua.LTable) error {
 
 // copyTable deep-copies a table of data, keeping key types and order. Assigns hold no cycles
 // (checkData rejects them by depth), so plain recursion ends. With LTable's layout known (see
-// table.go) each table is cloned whole and its subtables replaced by copies; otherwise it is
-// rebuilt, its parts sized exactly: a table's first string key otherwise costs a 32-entry map.
+// table.go) each table is cloned whole and its subtables replaced by copies, unless fields were
+// removed from it: gopher-lua keeps a removed key's slot in next's order for good, and a clone
+// would carry it on, callback after callback. Otherwise the table is rebuilt from its live
+// fields, its parts sized exactly: a table's first string key otherwise costs a 32-entry map.
 func copyTable(t *lua.LTable) *lua.LTable {
-	if tablesByLayout {
+	if tablesByLayout && !hasRemovedKeys(t) {
 		c := cloneTable(t)
 		l := layoutOf(c)
 		for i, v := range l.array {

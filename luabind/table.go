@@ -122,6 +122,13 @@ func cloneTable(t *lua.LTable) *lua.LTable {
 	return c
 }
 
+// hasRemovedKeys reports whether t's keys slice still holds keys whose field was removed (set
+// to nil): gopher-lua never takes them out of it.
+func hasRemovedKeys(t *lua.LTable) bool {
+	l := layoutOf(t)
+	return len(l.keys) != len(l.strdict)+len(l.dict)
+}
+
 // setField sets t's field k, which t already has, to v.
 func setField(t *lua.LTable, k string, v lua.LValue) {
 	if tablesByLayout {
