@@ -25,7 +25,7 @@ type budget struct {
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
 	started   time.Time       // when the current call was armed; the calling goroutine's
-	due       atomic.Int64    // the current call's deadline in Unix ns, for the watchdog; 0 when disarmed
+	due       atomic.Int64    // the current call's deadline (monoSince), for the watchdog; 0 when disarmed
 
 	mu       sync.Mutex      // guards the fields below against the watchdog and parent callbacks
 	parent   context.Context // the caller's context of the current call
@@ -50,7 +50,15 @@ func newBudget() *budget {
 	return b
 }
 
-// expireBudgets ends the calls whose deadline is before now (Unix ns), and forgets the
+// monoEpoch is where monoSince counts from.
+var monoEpoch = time.Now()
+
+// monoSince is t as nanoseconds since the process started, on the monotonic clock (for times
+// that carry a monotonic reading, as time.Now's do): a step of the wall clock moves no
+// deadline.
+func monoSince(t time.Time) int64 { return int64(t.Sub(monoEpoch)) }
+
+// expireBudgets ends the calls whose deadline (monoSince) is before now, and forgets the
 // budgets that are gone. The watchdog calls it every heapPollInterval while callbacks run.
 func expireBudgets(now int64) {
 	budgets.mu.Lock()
@@ -89,7 +97,7 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 		b.deadline = dl
 	}
 	b.mu.Unlock()
-	b.due.Store(b.deadline.UnixNano())
+	b.due.Store(max(monoSince(b.deadline), 1))
 	heapEnter()
 	if parent != b.watched { // contexts are pointers in practice, so this compares identity
 		b.unwatch()

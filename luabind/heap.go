@@ -112,7 +112,7 @@ func sampleHeap() {
 		select {
 		case now := <-tick.C:
 			heapWatch.bytes.Store(read())
-			expireBudgets(now.UnixNano())
+			expireBudgets(monoSince(now))
 		case <-heapWatch.collect:
 			runtime.GC()
 			h := read()
