@@ -198,6 +198,22 @@ type Holder struct {
 	v *vm
 }
 
+// TryHold makes h hold a VM of s, without waiting for one: it reports false when h holds none
+// of s and every VM of s is in use (or a new one could not be built). A caller that must not
+// wait behind other calls of s, such as a worker serving many channels, then leaves the call
+// to a goroutine that may.
+func (h *Holder) TryHold(ctx context.Context, s *Script) bool {
+	if h.v != nil && h.c == &s.chunk {
+		return true
+	}
+	h.Release()
+	v, ok := s.pool.tryGet(ctx)
+	if ok {
+		h.c, h.v = &s.chunk, v
+	}
+	return ok
+}
+
 // Release gives the held VM back to its pool.
 func (h *Holder) Release() {
 	if h.v != nil {

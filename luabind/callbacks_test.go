@@ -443,10 +443,19 @@ func TestHolder(t *testing.T) {
 	if err := s.HandleOutHeld(ctx, &h, sock, nil, "ev", out); err != nil {
 		t.Fatalf("after a timeout: %v", err)
 	}
+	// TryHold does not wait: with the one VM held elsewhere it says no.
+	var other luabind.Holder
+	if other.TryHold(ctx, s) {
+		t.Fatal("TryHold got a VM while the only one is held")
+	}
 	h.Release()
 	if err := s.HandleOut(ctx, sock, nil, "ev", out); err != nil {
 		t.Fatalf("after Release: %v", err)
 	}
+	if !other.TryHold(ctx, s) || !other.TryHold(ctx, s) {
+		t.Fatal("TryHold got no VM while one is free, or lost the one it held")
+	}
+	other.Release()
 	msgs := sock.messages()
 	if len(msgs) != 5 {
 		t.Fatalf("%d pushes, want 5", len(msgs))

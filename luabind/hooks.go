@@ -92,8 +92,8 @@ func (v *vm) openStore() *lua.LTable {
 	return t
 }
 
-// waitedSince adds the time since start to what the running call waited on the store (which
-// may be Redis, across the network).
+// waitedSince adds the time since start to what the running call waited on the store or on
+// presence (either may be Redis, across the network).
 func (v *vm) waitedSince(start time.Time) { v.waited += time.Since(start) }
 
 // store returns the host's Store, or raises an error naming fn.
@@ -216,6 +216,7 @@ func presenceMeta(L *lua.LState, fn string, n int) []byte {
 
 // presenceTrack is luachan.presence.track(socket, key, meta).
 func (v *vm) presenceTrack(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	s, key, meta := checkSocket(L, 1), L.CheckString(2), presenceMeta(L, "track", 3)
 	if err := v.presence(L, "track").Track(s.sock, key, meta); err != nil {
 		L.RaiseError("luachan.presence.track: %s", err)
@@ -225,6 +226,7 @@ func (v *vm) presenceTrack(L *lua.LState) int {
 
 // presenceUpdate is luachan.presence.update(socket, key, meta).
 func (v *vm) presenceUpdate(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	s, key, meta := checkSocket(L, 1), L.CheckString(2), presenceMeta(L, "update", 3)
 	if err := v.presence(L, "update").Update(s.sock, key, meta); err != nil {
 		L.RaiseError("luachan.presence.update: %s", err)
@@ -234,6 +236,7 @@ func (v *vm) presenceUpdate(L *lua.LState) int {
 
 // presenceUntrack is luachan.presence.untrack(socket, key).
 func (v *vm) presenceUntrack(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	s, key := checkSocket(L, 1), L.CheckString(2)
 	if err := v.presence(L, "untrack").Untrack(s.sock, key); err != nil {
 		L.RaiseError("luachan.presence.untrack: %s", err)
@@ -243,6 +246,7 @@ func (v *vm) presenceUntrack(L *lua.LState) int {
 
 // presenceList is luachan.presence.list(topic): the presences as a table, as presence_state.
 func (v *vm) presenceList(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
 	topic := L.CheckString(1)
 	data, err := v.presence(L, "list").List(topic)
 	if err != nil {

@@ -49,6 +49,24 @@ func (p *pool) get(ctx context.Context) (*vm, error) {
 	}
 }
 
+// tryGet is get without waiting: an idle VM, or a new one while under the limit; false when
+// every VM is in use.
+func (p *pool) tryGet(ctx context.Context) (*vm, bool) {
+	select {
+	case v := <-p.idle:
+		return v, true
+	case p.slots <- struct{}{}:
+		v, err := p.build(ctx)
+		if err != nil {
+			<-p.slots
+			return nil, false
+		}
+		return v, true
+	default:
+		return nil, false
+	}
+}
+
 // adopt takes in a VM built outside get (the one Load validated the script with).
 func (p *pool) adopt(v *vm) {
 	p.slots <- struct{}{}

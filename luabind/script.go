@@ -18,13 +18,14 @@ type Script struct {
 	has       [numCallbacks]bool
 	intercept []string // events handle_out sees; nil means every event
 
-	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store, in ns
+	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store and .presence, in ns
 }
 
 // HandleOutWait is a moving average (each call weighs 1/8; 0 before the first) of how long this
-// script's handle_out calls have waited on luachan.store, which may be Redis across the
-// network. The engine runs the handle_out of scripts that wait on goroutines of their own, one
-// per channel, so the waits overlap instead of holding up the channels queued behind them.
+// script's handle_out calls have waited on luachan.store and luachan.presence, either of which
+// may be Redis across the network. The engine runs the handle_out of scripts that wait on
+// goroutines of their own, one per channel, so the waits overlap instead of holding up the
+// channels queued behind them.
 func (s *Script) HandleOutWait() time.Duration { return time.Duration(s.outWait.Load()) }
 
 // noteOutWait adds a handle_out call that waited d to the average. Concurrent calls may lose

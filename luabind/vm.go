@@ -45,7 +45,7 @@ type vm struct {
 
 	budget *budget       // the CPU budget of the running call
 	broken bool          // the last call was stopped or panicked: close instead of reusing
-	waited time.Duration // how long the running call has waited on luachan.store
+	waited time.Duration // how long the running call has waited on luachan.store and .presence
 }
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
