@@ -200,3 +200,110 @@ func joinMany(tb testing.TB, s *server, topic string, n int) (pub *wsClient, sub
 	}
 	return pub, subs
 }
+
+// selfLua broadcasts "n" to every subscriber, the sender included, and its
+// handle_out does some work first, so the copies take a while to go out.
+const selfLua = `local s = { topic = "self:*", intercept = { "n" } }
+
+function s.join(topic, payload, socket)
+  return true
+end
+
+function s.handle_in(event, payload, socket)
+  if event == "fire" then
+    socket:broadcast("n", payload)
+    return "ok"
+  end
+  return "ok", { ev = event }
+end
+
+function s.handle_out(event, payload, socket)
+  local x = 0
+  for i = 1, payload.work do x = x + i end
+  socket:push(event, { work = payload.work })
+end
+
+return s
+`
+
+// TestOwnInterceptedBroadcastComesFirst: a channel gets its own broadcast
+// before anything its client sends after the reply, as in Phoenix, where the
+// channel process has the broadcast in its mailbox before it replies: the
+// client's next event is answered after its copy, and a leave does not lose
+// it.
+func TestOwnInterceptedBroadcastComesFirst(t *testing.T) {
+	t.Parallel()
+	const others = 200 // queued ahead of the sender on the one worker of GOMAXPROCS=1
+	s := startServerEnv(t, []string{"GOMAXPROCS=1"}, writeScripts(t, map[string]string{"self.lua": selfLua}))
+	_, subs := joinMany(t, s, "self:1", others)
+	x := subs[len(subs)-1]
+
+	x.send(`["1","2","self:1","fire",{"work":20000}]`)
+	x.expect(`["1","2","self:1","phx_reply",{"status":"ok","response":{}}]`)
+	x.send(`["1","3","self:1","ping",{}]`)
+	x.expect(`["1",null,"self:1","n",{"work":20000}]`)
+	x.expect(`["1","3","self:1","phx_reply",{"status":"ok","response":{"ev":"ping"}}]`)
+
+	x.send(`["1","4","self:1","fire",{"work":20000}]`)
+	x.expect(`["1","4","self:1","phx_reply",{"status":"ok","response":{}}]`)
+	x.send(`["1","5","self:1","phx_leave",{}]`)
+	x.expect(`["1",null,"self:1","n",{"work":20000}]`)
+	x.expect(`["1","5","self:1","phx_reply",{"status":"ok","response":{}}]`)
+	x.expect(`["1","1","self:1","phx_close",{}]`)
+}
+
+// burstLua's handle_out is heavy for most subscribers and pushes 48 KiB to
+// the others, for a burst of broadcasts a handle_in makes.
+const burstLua = `local s = { topic = "burst:*", intercept = { "n" } }
+
+function s.join(topic, payload, socket)
+  socket.assigns.heavy = payload.heavy
+  return true
+end
+
+function s.handle_in(event, payload, socket)
+  for i = 1, payload.count do luachan.broadcast(socket.topic, "n", { i = i }) end
+  return "ok"
+end
+
+local big = string.rep("x", 48 * 1024)
+
+function s.handle_out(event, payload, socket)
+  if socket.assigns.heavy then
+    local x = 0
+    for i = 1, 2000 do x = x + i end
+    return
+  end
+  socket:push(event, { i = payload.i, pad = big })
+end
+
+return s
+`
+
+// TestInterceptedBurstIsWrittenAsItGoes: a client reading as fast as it can
+// gets every copy of a burst of 100 intercepted broadcasts of 48 KiB (4.7 MiB,
+// over the 4 MiB queue bound only if its copies were held back until the
+// workers were through the whole burst).
+func TestInterceptedBurstIsWrittenAsItGoes(t *testing.T) {
+	t.Parallel()
+	const count = 100
+	s := startServerEnv(t, []string{"GOMAXPROCS=2"}, writeScripts(t, map[string]string{"burst.lua": burstLua}))
+	for range 4 {
+		h := s.dial(t, "vsn=2.0.0")
+		h.join("burst:1", "1", `{"heavy":true}`, `{}`)
+	}
+	pub, subs := joinMany(t, s, "burst:1", 1)
+	pub.send(fmt.Sprintf(`["1","2","burst:1","go",{"count":%d}]`, count))
+	got := 0
+	for got < count {
+		_ = subs[0].conn.SetReadDeadline(time.Now().Add(readTimeout))
+		_, data, err := subs[0].conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d of %d copies: %v", got, count, err)
+		}
+		var m [5]json.RawMessage
+		if json.Unmarshal(data, &m) == nil && string(m[3]) == `"n"` {
+			got++
+		}
+	}
+}

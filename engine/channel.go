@@ -2,7 +2,6 @@ package engine
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/luachan/luachan/hub"
@@ -73,11 +72,6 @@ type channel struct {
 	stopping   bool
 	subscribed bool
 	timers     map[*time.Timer]struct{}
-
-	// outPending counts the channel's broadcasts waiting for an intercept
-	// worker; outBatch is owned by that worker (see intercept.go).
-	outPending atomic.Int32
-	outBatch   uint64
 
 	// Owned by the goroutine running the mailbox.
 	joined bool
@@ -332,16 +326,30 @@ func (c *channel) Conn() *hub.Conn { return c.conn }
 // handle_out; a reload changes the answer for the next broadcast.
 func (c *channel) Intercepts(event string) bool { return c.file.script().Intercepts(event) }
 
-// Deliver queues an intercepted broadcast for handle_out, on the engine's
-// intercept workers (see intercept.go). Like the mailbox, at most MaxPending
-// may wait for one channel; beyond that its socket is closed.
+// Deliver queues an intercepted broadcast for handle_out in the mailbox, in
+// arrival order with the channel's other events. A mailbox it wakes is run by
+// one of the engine's intercept workers rather than a goroutine of its own
+// (see intercept.go).
 func (c *channel) Deliver(b *hub.Broadcast) {
-	if c.outPending.Add(1) > int32(c.e.cfg.MaxPending) {
-		c.outPending.Add(-1)
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= c.e.cfg.MaxPending {
+		c.mu.Unlock()
 		c.overflow()
 		return
 	}
-	c.e.outs.post(c, b)
+	c.queue = append(c.queue, event{kind: evOut, out: b})
+	if c.running {
+		c.mu.Unlock()
+		return
+	}
+	c.running = true
+	c.e.wg.Add(1)
+	c.mu.Unlock()
+	c.e.outs.post(c)
 }
 
 // Topic, JoinRef and ID describe the channel to its script.

@@ -5,75 +5,68 @@ import (
 	"sync"
 	"time"
 
-	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
 )
 
-// outBatchMax bounds how many handle_out calls a worker makes while holding
-// back the writes to the sockets it has touched: the larger, the more copies
-// a client gets per system call when the workers fall behind; the smaller,
-// the sooner the first of them are written.
-const outBatchMax = 1 << 16
+// outCorkMax is how many handle_out calls a worker makes for one channel in
+// a turn, with their pushes held back (Cork) to leave in one system call:
+// enough for a client behind by a few broadcasts to get them together, few
+// enough that the held bytes stay far below the connection's queue limit and
+// that the other channels on the worker get their turns.
+const outCorkMax = 16
 
-// maxSpareItems is the largest queue slice (16 bytes an item) a worker keeps
-// for its next batch.
-const maxSpareItems = 1 << 16
-
-// waitOut is the average wait of a script's handle_out on luachan.store
-// above which its calls run on the channels' own goroutines rather than
-// inline on a worker: a call waiting on Redis would otherwise hold up every
-// channel behind it on that worker, while goroutines wait in parallel. (How
-// long a call runs is no guide: a garbage collection assist can make any
-// call slow now and then, and calls that only compute are best run on as
-// few goroutines as there are cores.)
+// waitOut is the average wait of a script's handle_out on luachan.store or
+// luachan.presence above which its channels' mailboxes run on goroutines of
+// their own rather than on a worker: a call waiting on Redis would otherwise
+// hold up every channel behind it on that worker, while goroutines wait in
+// parallel. (How long a call runs is no guide: a garbage collection assist
+// can make any call slow now and then, and calls that only compute are best
+// run on as few goroutines as there are cores.)
 const waitOut = 20 * time.Microsecond
 
-// outRunner runs handle_out for intercepted broadcasts on a few worker
-// goroutines (GOMAXPROCS) instead of one goroutine per subscribing channel:
-// a broadcast to 10,000 subscribers then starts no goroutine, and a worker
-// takes a VM once for a run of calls rather than once per call.
+// outRunner runs the mailboxes that intercepted broadcasts wake on a few
+// worker goroutines (GOMAXPROCS), instead of a goroutine per channel: a
+// broadcast to 10,000 idle subscribers then starts no goroutine, and a
+// worker takes a Lua VM once for a run of calls rather than once per call.
 //
-// Order is kept per channel: a channel's broadcasts always go to the same
-// worker (chosen by its socket), which takes them in order and runs each on
-// the channel's behalf only when the mailbox is idle (claim), posting it to
-// the mailbox otherwise, where it queues behind the events before it. A
-// script whose handle_out waits (see waitOut) has every call posted.
+// Channel.Deliver puts the broadcast in the channel's mailbox, in arrival
+// order with everything else the channel gets, exactly as other events are
+// posted; only who runs the mailbox differs. A worker runs the handle_out
+// calls at the head of a mailbox it was given, and leaves the mailbox to a
+// goroutine of its own as soon as anything else comes first (a client event,
+// a timer, the end of the channel), or when the script's handle_out waits
+// (see waitOut), or when no VM of the script is free: those may wait, and a
+// worker must not, since every channel behind it would wait too.
 //
-// A worker holds back the writes of every socket it touches during a batch
-// (Cork) and releases them together at its end (UncorkLater), so that a
-// client whose copies pile up gets them in one system call, as the fast
-// lane's subscribers do.
+// A worker runs up to outCorkMax calls of a channel in a turn, holding back
+// the socket's writes meanwhile (Cork) and then handing them to the flushers
+// (UncorkLater), so a client that has fallen behind by several broadcasts
+// gets them in one system call, as the fast lane's subscribers do.
 type outRunner struct {
 	e       *Engine
 	start   sync.Once
 	workers []*outWorker
 }
 
-// outWorker is one worker's queue and state.
+// outWorker is one worker's queue of channels and its VM.
 type outWorker struct {
 	mu    sync.Mutex
-	queue []outItem
-	wake  chan struct{} // capacity 1: there is work
+	queue []*channel // mailboxes to run, each at most once
+	wake  chan struct{}
 
 	// Owned by the worker's goroutine.
-	spare  []outItem // the last batch's slice, for reuse
-	batch  uint64    // numbers batches, for channel.outBatch
-	hold   luabind.Holder
-	corked []*hub.Conn
+	spare []*channel // the last batch's slice, for reuse
+	hold  luabind.Holder
 }
 
-// outItem is one intercepted broadcast for one channel.
-type outItem struct {
-	c *channel
-	b *hub.Broadcast
-}
-
-// post queues b for c on c's worker, starting the workers on first use.
-func (r *outRunner) post(c *channel, b *hub.Broadcast) {
+// post gives c's mailbox, which c.Deliver just woke, to c's worker (chosen
+// by socket, so one client's channels share one), starting the workers on
+// first use.
+func (r *outRunner) post(c *channel) {
 	r.start.Do(r.startWorkers)
 	w := r.workers[c.conn.Key()%uint64(len(r.workers))]
 	w.mu.Lock()
-	w.queue = append(w.queue, outItem{c: c, b: b})
+	w.queue = append(w.queue, c)
 	first := len(w.queue) == 1
 	w.mu.Unlock()
 	if first {
@@ -93,8 +86,11 @@ func (r *outRunner) startWorkers() {
 	}
 }
 
-// loop runs batches until the engine closes; what is still queued then is
-// dropped, as a closed channel's mailbox is.
+// maxSpare is the largest queue slice a worker keeps for its next batch.
+const maxSpare = 1 << 14
+
+// loop runs the mailboxes it is given until the engine closes. The channels
+// still queued then are left running: the engine is done with them.
 func (w *outWorker) loop(e *Engine) {
 	for {
 		select {
@@ -106,46 +102,75 @@ func (w *outWorker) loop(e *Engine) {
 			// Swap the queue for the spare slice: posts carry on into it while the
 			// batch runs. The slice taken becomes the spare, so the two never share.
 			w.mu.Lock()
-			items := w.queue
+			chans := w.queue
 			w.queue, w.spare = w.spare[:0], nil
 			w.mu.Unlock()
-			for rest := items; len(rest) > 0; rest = rest[min(len(rest), outBatchMax):] {
-				w.run(rest[:min(len(rest), outBatchMax)])
+			for _, c := range chans {
+				w.run(c)
 			}
-			clear(items)
-			if cap(items) <= maxSpareItems { // a burst's slice is not kept for good
-				w.spare = items[:0]
+			w.hold.Release()
+			clear(chans)
+			if cap(chans) <= maxSpare {
+				w.spare = chans[:0]
 			}
-			if len(items) == 0 {
+			if len(chans) == 0 {
 				break
 			}
 		}
 	}
 }
 
-// run makes one batch of handle_out calls and then lets the flushers write
-// what they sent.
-func (w *outWorker) run(items []outItem) {
-	w.batch++
-	for _, it := range items {
-		c := it.c
-		c.outPending.Add(-1)
-		if c.outBatch != w.batch {
-			c.outBatch = w.batch
+// run runs the handle_out calls at the head of c's mailbox, which the
+// worker owns (c.running) until it ends the run or hands it to a goroutine.
+func (w *outWorker) run(c *channel) {
+	script := c.file.script()
+	if script.HandleOutWait() > waitOut || !w.hold.TryHold(c.e.ctx, script) {
+		go c.run() // inherits running and the wg count
+		return
+	}
+	corked := 0 // calls since the socket was corked
+	for {
+		c.mu.Lock()
+		more := len(c.queue) > 0
+		if more && c.queue[0].kind != evOut {
+			c.mu.Unlock()
+			if corked > 0 {
+				c.conn.UncorkLater()
+			}
+			go c.run() // inherits running and the wg count
+			return
+		}
+		if !more {
+			c.running = false
+			c.queue = nil
+			c.mu.Unlock()
+			if corked > 0 {
+				c.conn.UncorkLater()
+			}
+			c.e.wg.Done()
+			return
+		}
+		ev := c.queue[0]
+		c.queue[0] = event{}
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+
+		if corked == 0 {
 			c.conn.Cork()
-			w.corked = append(w.corked, c.conn)
 		}
-		if c.file.script().HandleOutWait() > waitOut || !c.claim() {
-			c.post(event{kind: evOut, out: it.b})
-			continue
+		corked++
+		if !c.ended {
+			c.handleOutHeld(ev.out, &w.hold)
 		}
-		c.handleOutHeld(it.b, &w.hold)
-		c.release()
+		if corked == outCorkMax {
+			// Enough for one turn: the channel goes to the back of the worker's
+			// queue, still its to run, so a channel with many copies due does
+			// not hold up the others.
+			c.conn.UncorkLater()
+			w.mu.Lock()
+			w.queue = append(w.queue, c)
+			w.mu.Unlock()
+			return
+		}
 	}
-	w.hold.Release()
-	for _, conn := range w.corked {
-		conn.UncorkLater()
-	}
-	clear(w.corked)
-	w.corked = w.corked[:0]
 }
