@@ -307,3 +307,67 @@ func TestInterceptedBurstIsWrittenAsItGoes(t *testing.T) {
 		}
 	}
 }
+
+// fullLua lets a test fill a channel's mailbox: "hold" sends one broadcast
+// whose handle_out waits until "release", "burst" sends payload.count more
+// once that handle_out is running. leave announces itself on full:pub.
+const fullLua = `local s = { topic = "full:*", intercept = { "n" } }
+
+function s.join(topic, payload, socket)
+  socket.assigns.held = payload.held
+  return true
+end
+
+function s.handle_in(event, payload, socket)
+  local store = luachan.store
+  if event == "hold" then
+    luachan.broadcast("full:1", "n", { hold = true })
+  elseif event == "burst" then
+    while not store.get("inside") do end
+    for i = 1, payload.count do luachan.broadcast("full:1", "n", { i = i }) end
+  elseif event == "release" then
+    store.set("go", true)
+  end
+  return "ok"
+end
+
+function s.handle_out(event, payload, socket)
+  if payload.hold then
+    luachan.store.set("inside", true)
+    while not luachan.store.get("go") do end
+  end
+end
+
+function s.leave(reason, socket)
+  if socket.assigns.held then
+    luachan.broadcast("full:pub", "left", { reason = reason })
+  end
+end
+
+return s
+`
+
+// TestLeaveWithAFullMailbox: a phx_leave that finds the channel's mailbox
+// full (1024 intercepted broadcasts behind a slow handle_out) is still taken,
+// and the channel ends with its leave callback, instead of living on
+// subscribed, forgotten by its session, after its socket was closed.
+func TestLeaveWithAFullMailbox(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, writeScripts(t, map[string]string{"full.lua": fullLua}), "-script-timeout", "10s")
+	pub := s.dial(t, "vsn=2.0.0")
+	pub.join("full:pub", "1", `{}`, `{}`)
+	x := s.dial(t, "vsn=2.0.0")
+	x.join("full:1", "1", `{"held":true}`, `{}`)
+
+	pub.send(`["1","2","full:pub","hold",{}]`)
+	pub.expect(`["1","2","full:pub","phx_reply",{"status":"ok","response":{}}]`)
+	pub.send(`["1","3","full:pub","burst",{"count":1024}]`) // engine.DefaultMaxPending
+	pub.expect(`["1","3","full:pub","phx_reply",{"status":"ok","response":{}}]`)
+	x.send(`["1","4","full:1","phx_leave",{}]`)
+	x.heartbeat("hb") // answered after the leave is queued: the socket reads in order
+	pub.send(`["1","5","full:pub","release",{}]`)
+	pub.expect(`["1","5","full:pub","phx_reply",{"status":"ok","response":{}}]`)
+	pub.expect(`[null,null,"full:pub","left",{"reason":"leave"}]`)
+	x.expect(`["1","4","full:1","phx_reply",{"status":"ok","response":{}}]`)
+	x.expect(`["1","1","full:1","phx_close",{}]`)
+}

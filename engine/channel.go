@@ -162,7 +162,9 @@ func (c *channel) post(ev event) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.queue) >= c.e.cfg.MaxPending {
+	// A leave is always taken: the session has already forgotten the
+	// channel, so nothing else would end it (and it comes once).
+	if len(c.queue) >= c.e.cfg.MaxPending && ev.kind != evLeave {
 		c.mu.Unlock()
 		c.overflow()
 		return
@@ -185,14 +187,18 @@ func (c *channel) overflow() {
 // behind any event already running; events still waiting are dropped.
 func (c *channel) stop(why stopReason) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.stopping {
+		c.mu.Unlock()
 		return
 	}
 	c.stopping = true
-	c.unsubscribeLocked()
+	unsubscribe := c.stopEventsLocked()
 	c.queue = append(c.queue[:0], event{kind: evStop, why: why})
 	c.startLocked()
+	c.mu.Unlock()
+	if unsubscribe {
+		c.unsubscribe()
+	}
 }
 
 func (c *channel) startLocked() {
@@ -204,15 +210,20 @@ func (c *channel) startLocked() {
 	go c.run()
 }
 
-// unsubscribeLocked stops everything that could add events: broadcasts and
-// timers.
-func (c *channel) unsubscribeLocked() {
+// stopEventsLocked stops everything that could add events: the timers at
+// once, and broadcasts through unsubscribe, which the caller must run when it
+// reports true, once c.mu is released: Hub.Unsubscribe may wait on the
+// registry (up to a second while Redis confirms a subscription), and the
+// hub's deliveries, which take c.mu (Deliver), would wait with it.
+func (c *channel) stopEventsLocked() (unsubscribe bool) {
 	c.stopTimersLocked()
-	if c.subscribed {
-		c.subscribed = false
-		c.e.cfg.Hub.Unsubscribe(c.topic, c)
-	}
+	unsubscribe = c.subscribed
+	c.subscribed = false
+	return unsubscribe
 }
+
+// unsubscribe ends the channel's subscription; see stopEventsLocked.
+func (c *channel) unsubscribe() { c.e.cfg.Hub.Unsubscribe(c.topic, c) }
 
 // isStopping reports whether the channel is ending.
 func (c *channel) isStopping() bool {
@@ -393,8 +404,9 @@ func (c *channel) flush() {
 	}
 }
 
-// maxKeptOutbox is the largest outbox a channel keeps between callbacks.
-const maxKeptOutbox = 8
+// maxKeptOutbox is the largest outbox a channel keeps between callbacks (a
+// worker's turn of handle_out calls fills one).
+const maxKeptOutbox = outTurn
 
 func (c *channel) send(event string, p luabind.Payload) {
 	err := c.conn.Send(&hub.Message{

@@ -8,12 +8,12 @@ import (
 	"github.com/luachan/luachan/luabind"
 )
 
-// outCorkMax is how many handle_out calls a worker makes for one channel in
-// a turn, with their pushes held back (Cork) to leave in one system call:
-// enough for a client behind by a few broadcasts to get them together, few
-// enough that the held bytes stay far below the connection's queue limit and
-// that the other channels on the worker get their turns.
-const outCorkMax = 16
+// outTurn is how many handle_out calls a worker makes for one channel in a
+// turn, whose pushes it then sends together: enough for a client behind by
+// a few broadcasts to get them in one system call, few enough that they
+// stay far below the connection's queue limit and that the other channels
+// on the worker get their turns.
+const outTurn = 16
 
 // waitOut is the average wait of a script's handle_out on luachan.store or
 // luachan.presence above which its channels' mailboxes run on goroutines of
@@ -38,10 +38,11 @@ const waitOut = 20 * time.Microsecond
 // (see waitOut), or when no VM of the script is free: those may wait, and a
 // worker must not, since every channel behind it would wait too.
 //
-// A worker runs up to outCorkMax calls of a channel in a turn, holding back
-// the socket's writes meanwhile (Cork) and then handing them to the flushers
-// (UncorkLater), so a client that has fallen behind by several broadcasts
-// gets them in one system call, as the fast lane's subscribers do.
+// A worker makes up to outTurn calls for a channel in a turn and sends what
+// they pushed together at its end, so a client that has fallen behind by
+// several broadcasts gets them in one system call, as the fast lane's
+// subscribers do; the socket's other writes (replies, heartbeats) are not
+// held back meanwhile.
 type outRunner struct {
 	e       *Engine
 	start   sync.Once
@@ -120,57 +121,62 @@ func (w *outWorker) loop(e *Engine) {
 	}
 }
 
-// run runs the handle_out calls at the head of c's mailbox, which the
-// worker owns (c.running) until it ends the run or hands it to a goroutine.
+// run runs the handle_out calls at the head of c's mailbox, up to outTurn,
+// which the worker owns (c.running) until it ends the run, hands the mailbox
+// to a goroutine, or puts the channel back in its queue for another turn.
 func (w *outWorker) run(c *channel) {
 	script := c.file.script()
-	if script.HandleOutWait() > waitOut || !w.hold.TryHold(c.e.ctx, script) {
-		go c.run() // inherits running and the wg count
-		return
+	// Anything but a handle_out call at the head, or a reload (the VM held is
+	// the old script's, and the new one's pool may make us wait), ends a turn.
+	outNext := func() bool {
+		return len(c.queue) > 0 && c.queue[0].kind == evOut && c.file.script() == script
 	}
-	corked := 0 // calls since the socket was corked
-	for {
+	for calls := 0; calls < outTurn; calls++ {
 		c.mu.Lock()
-		more := len(c.queue) > 0
-		if more && c.queue[0].kind != evOut {
+		if !outNext() {
 			c.mu.Unlock()
-			if corked > 0 {
-				c.conn.UncorkLater()
-			}
-			go c.run() // inherits running and the wg count
-			return
+			break
 		}
-		if !more {
-			c.running = false
-			c.queue = nil
+		if calls == 0 {
 			c.mu.Unlock()
-			if corked > 0 {
-				c.conn.UncorkLater()
+			if script.HandleOutWait() > waitOut || !w.hold.TryHold(c.e.ctx, script) {
+				go c.run() // inherits running and the wg count
+				return
 			}
-			c.e.wg.Done()
-			return
+			c.mu.Lock()
+			if !outNext() { // stop() replaced the queue meanwhile
+				c.mu.Unlock()
+				break
+			}
 		}
 		ev := c.queue[0]
 		c.queue[0] = event{}
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
-
-		if corked == 0 {
-			c.conn.Cork()
-		}
-		corked++
 		if !c.ended {
-			c.handleOutHeld(ev.out, &w.hold)
+			c.handleOutHeld(ev.out, &w.hold, false)
 		}
-		if corked == outCorkMax {
-			// Enough for one turn: the channel goes to the back of the worker's
-			// queue, still its to run, so a channel with many copies due does
-			// not hold up the others.
-			c.conn.UncorkLater()
-			w.mu.Lock()
-			w.queue = append(w.queue, c)
-			w.mu.Unlock()
-			return
-		}
+	}
+	// The turn's copies leave together, while the worker still owns the
+	// mailbox (the outbox is the runner's).
+	c.flushOut()
+
+	c.mu.Lock()
+	switch {
+	case len(c.queue) == 0:
+		c.running = false
+		c.queue = nil
+		c.mu.Unlock()
+		c.e.wg.Done()
+	case outNext():
+		// More copies are due: the channel goes to the back of the worker's
+		// queue, still its to run, so it does not hold up the others.
+		c.mu.Unlock()
+		w.mu.Lock()
+		w.queue = append(w.queue, c)
+		w.mu.Unlock()
+	default:
+		c.mu.Unlock()
+		go c.run() // inherits running and the wg count
 	}
 }

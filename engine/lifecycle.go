@@ -96,10 +96,13 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 }
 
-func (c *channel) handleOut(b *hub.Broadcast) { c.handleOutHeld(b, nil) }
+func (c *channel) handleOut(b *hub.Broadcast) { c.handleOutHeld(b, nil, true) }
 
-// handleOutHeld is handleOut on the VM h holds (see luabind.Holder).
-func (c *channel) handleOutHeld(b *hub.Broadcast, h *luabind.Holder) {
+// handleOutHeld is handleOut on the VM h holds (see luabind.Holder). With
+// flush false, what the call pushes stays in the outbox for the caller to
+// flush (see outWorker.run), unless the call failed: the channel then ends
+// here, after what it sent.
+func (c *channel) handleOutHeld(b *hub.Broadcast, h *luabind.Holder, flush bool) {
 	if !c.joined {
 		return
 	}
@@ -110,15 +113,25 @@ func (c *channel) handleOutHeld(b *hub.Broadcast, h *luabind.Holder) {
 		return
 	}
 	err = script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, out)
-	// What handle_out pushes is this client's copy of a broadcast: written like the
-	// fast lane's, by the hub's flushers, batched with the other copies waiting for it.
-	c.conn.Cork()
-	defer c.conn.UncorkLater()
-	c.flush()
+	if flush || err != nil {
+		c.flushOut()
+	}
 	if err != nil {
 		c.logScriptError(script, "handle_out", err)
 		c.crash()
 	}
+}
+
+// flushOut sends what handle_out calls pushed: this client's copies of
+// broadcasts, written like the fast lane's by the hub's flushers, batched
+// with the other copies waiting for it.
+func (c *channel) flushOut() {
+	if len(c.outbox) == 0 {
+		return
+	}
+	c.conn.Cork()
+	c.flush()
+	c.conn.UncorkLater()
 }
 
 // outgoing converts an intercepted broadcast's payload for Lua once, however
@@ -140,8 +153,11 @@ func outgoing(b *hub.Broadcast) (*luabind.Outgoing, error) {
 func (c *channel) handleLeave(m *hub.Message) {
 	c.mu.Lock()
 	c.stopping = true
-	c.unsubscribeLocked()
+	unsubscribe := c.stopEventsLocked()
 	c.mu.Unlock()
+	if unsubscribe {
+		c.unsubscribe()
+	}
 
 	c.conn.Cork()
 	defer c.conn.Uncork()
@@ -181,8 +197,11 @@ func (c *channel) crash() {
 	c.e.count.crashes.Add(1)
 	c.mu.Lock()
 	c.stopping = true
-	c.unsubscribeLocked()
+	unsubscribe := c.stopEventsLocked()
 	c.mu.Unlock()
+	if unsubscribe {
+		c.unsubscribe()
+	}
 	c.sess.forget(c)
 	c.sendControl(c.joinRef, eventError, payloadChannelCrash)
 	c.end()
@@ -200,8 +219,11 @@ func (c *channel) end() {
 	c.file.remove(c)
 	c.mu.Lock()
 	c.stopping = true
-	c.unsubscribeLocked()
+	unsubscribe := c.stopEventsLocked()
 	c.mu.Unlock()
+	if unsubscribe {
+		c.unsubscribe()
+	}
 }
 
 // sendControl sends [joinRef, joinRef, topic, event, payload], the shape of
