@@ -404,9 +404,10 @@ func (c *channel) flush() {
 	}
 }
 
-// maxKeptOutbox is the largest outbox a channel keeps between callbacks (a
-// worker's turn of handle_out calls fills one).
-const maxKeptOutbox = outTurn
+// maxKeptOutbox is the largest outbox (64 bytes an entry) a channel keeps
+// between callbacks: enough for the usual push or two, without every
+// channel that once sent a burst keeping a kilobyte for it.
+const maxKeptOutbox = 4
 
 func (c *channel) send(event string, p luabind.Payload) {
 	err := c.conn.Send(&hub.Message{
