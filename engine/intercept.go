@@ -153,8 +153,18 @@ func (w *outWorker) run(c *channel) {
 		c.queue[0] = event{}
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
-		if !c.ended {
-			c.handleOutHeld(ev.out, &w.hold, false)
+		if c.ended {
+			continue
+		}
+		if err := c.callHandleOut(script, ev.out, &w.hold); err != nil {
+			// The channel crashes, after what its calls sent, on a goroutine:
+			// ending it may wait (Unsubscribe, presence), and the worker must not.
+			c.flushOut()
+			go func() {
+				c.crashOut(script, err)
+				c.run() // inherits running and the wg count
+			}()
+			return
 		}
 	}
 	// The turn's copies leave together, while the worker still owns the

@@ -96,30 +96,34 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 }
 
-func (c *channel) handleOut(b *hub.Broadcast) { c.handleOutHeld(b, nil, true) }
-
-// handleOutHeld is handleOut on the VM h holds (see luabind.Holder). With
-// flush false, what the call pushes stays in the outbox for the caller to
-// flush (see outWorker.run), unless the call failed: the channel then ends
-// here, after what it sent.
-func (c *channel) handleOutHeld(b *hub.Broadcast, h *luabind.Holder, flush bool) {
-	if !c.joined {
-		return
-	}
+func (c *channel) handleOut(b *hub.Broadcast) {
 	script := c.file.script()
+	err := c.callHandleOut(script, b, nil)
+	c.flushOut()
+	if err != nil {
+		c.crashOut(script, err)
+	}
+}
+
+// callHandleOut runs handle_out of script for b on the VM h holds (see
+// luabind.Holder), leaving what it pushes in the outbox. A failed call's
+// error is returned for crashOut, once the outbox is flushed.
+func (c *channel) callHandleOut(script *luabind.Script, b *hub.Broadcast, h *luabind.Holder) error {
+	if !c.joined {
+		return nil
+	}
 	out, err := outgoing(b)
 	if err != nil {
 		c.e.log.Error("broadcast not delivered: payload unreadable", "topic", b.Topic, "event", b.Event, "err", err)
-		return
+		return nil
 	}
-	err = script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, out)
-	if flush || err != nil {
-		c.flushOut()
-	}
-	if err != nil {
-		c.logScriptError(script, "handle_out", err)
-		c.crash()
-	}
+	return script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, out)
+}
+
+// crashOut ends the channel for a failed handle_out call.
+func (c *channel) crashOut(script *luabind.Script, err error) {
+	c.logScriptError(script, "handle_out", err)
+	c.crash()
 }
 
 // flushOut sends what handle_out calls pushed: this client's copies of
@@ -220,6 +224,7 @@ func (c *channel) end() {
 	c.mu.Lock()
 	c.stopping = true
 	unsubscribe := c.stopEventsLocked()
+	c.queue = nil // what is still queued would only be dropped
 	c.mu.Unlock()
 	if unsubscribe {
 		c.unsubscribe()
