@@ -153,25 +153,38 @@ func socketAssigns(c *hub.Conn) *luabind.Assigns {
 	return luabind.NewAssigns()
 }
 
-// post queues ev and makes sure a goroutine is running the mailbox. A
-// client whose events pile up beyond MaxPending is closed: its channel cannot
-// keep up, and queueing without bound would let it take the server's memory.
+// post queues ev and makes sure a goroutine is running the mailbox.
 func (c *channel) post(ev event) {
+	if c.enqueue(ev) {
+		go c.run() // inherits running and the wg count
+	}
+}
+
+// enqueue adds ev to the mailbox and reports whether it woke it: the caller
+// then runs it (c.running is set and counted in the wg). A client whose
+// events pile up beyond MaxPending is closed: its channel cannot keep up, and
+// queueing without bound would let it take the server's memory.
+func (c *channel) enqueue(ev event) (woke bool) {
 	c.mu.Lock()
 	if c.stopping {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	// A leave is always taken: the session has already forgotten the
 	// channel, so nothing else would end it (and it comes once).
 	if len(c.queue) >= c.e.cfg.MaxPending && ev.kind != evLeave {
 		c.mu.Unlock()
 		c.overflow()
-		return
+		return false
 	}
 	c.queue = append(c.queue, ev)
-	c.startLocked()
+	woke = !c.running
+	if woke {
+		c.running = true
+		c.e.wg.Add(1)
+	}
 	c.mu.Unlock()
+	return woke
 }
 
 // overflow closes the socket of a channel whose events pile up.
@@ -273,32 +286,20 @@ func (c *channel) run() {
 // Only a socket with no other channel runs events so, whose frames it would
 // otherwise hold up.
 func (c *channel) runNow(ev event) {
-	if !c.claim() {
+	c.mu.Lock()
+	if c.stopping || c.running {
+		c.mu.Unlock()
 		c.post(ev)
 		return
 	}
-	c.dispatch(ev)
-	c.release()
-}
-
-// claim makes the caller the mailbox's runner, as its goroutine would be,
-// when the mailbox is idle and the channel not stopping; the caller then
-// dispatches events itself and must release. Events posted meanwhile wait.
-func (c *channel) claim() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopping || c.running {
-		return false
-	}
 	c.running = true
 	c.e.wg.Add(1)
-	return true
-}
+	c.mu.Unlock()
 
-// release ends a claim: events posted meanwhile get a goroutine, as usual.
-func (c *channel) release() {
+	c.dispatch(ev)
+
 	c.mu.Lock()
-	if len(c.queue) > 0 {
+	if len(c.queue) > 0 { // posted meanwhile: they get a goroutine, as usual
 		c.mu.Unlock()
 		go c.run() // inherits running and the wg count
 		return
@@ -342,25 +343,9 @@ func (c *channel) Intercepts(event string) bool { return c.file.script().Interce
 // one of the engine's intercept workers rather than a goroutine of its own
 // (see intercept.go).
 func (c *channel) Deliver(b *hub.Broadcast) {
-	c.mu.Lock()
-	if c.stopping {
-		c.mu.Unlock()
-		return
+	if c.enqueue(event{kind: evOut, out: b}) {
+		c.e.outs.post(c)
 	}
-	if len(c.queue) >= c.e.cfg.MaxPending {
-		c.mu.Unlock()
-		c.overflow()
-		return
-	}
-	c.queue = append(c.queue, event{kind: evOut, out: b})
-	if c.running {
-		c.mu.Unlock()
-		return
-	}
-	c.running = true
-	c.e.wg.Add(1)
-	c.mu.Unlock()
-	c.e.outs.post(c)
 }
 
 // Topic, JoinRef and ID describe the channel to its script.
