@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 const (
@@ -205,20 +203,6 @@ func expectUnmatched(tb testing.TB, c *wsClient, topic, joinRef string) {
 	tb.Helper()
 	c.send(fmt.Sprintf(`[%q,%q,%q,"phx_join",{}]`, joinRef, joinRef, topic))
 	c.expect(fmt.Sprintf(`[null,%q,%q,"phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`, joinRef, topic))
-}
-
-// expectWithin reads the next frame, waiting at most d, and requires it to equal want.
-func (c *wsClient) expectWithin(want string, d time.Duration) {
-	c.tb.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	typ, data, err := c.conn.ReadMessage()
-	if err != nil {
-		c.tb.Fatalf("waiting %v for %s: %v", d, want, err)
-	}
-	got := frame{binary: typ == websocket.BinaryMessage, data: data}
-	if msg := mismatch(want, got); msg != "" {
-		c.tb.Fatalf("unexpected frame:\n got %s\nwant %s\n(%s)", got, want, msg)
-	}
 }
 
 // waitCount polls until n log lines contain every one of subs, failing after

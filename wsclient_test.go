@@ -122,7 +122,13 @@ func (c *wsClient) read() frame {
 // readWaiting is read, naming what the test waits for if nothing comes.
 func (c *wsClient) readWaiting(what string) frame {
 	c.tb.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(readTimeout))
+	return c.readWithin(what, readTimeout)
+}
+
+// readWithin is readWaiting for something that may take longer than readTimeout.
+func (c *wsClient) readWithin(what string, d time.Duration) frame {
+	c.tb.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(d))
 	typ, data, err := c.conn.ReadMessage()
 	if err != nil {
 		c.tb.Fatalf("waiting for %s: %v", what, err)
@@ -133,7 +139,13 @@ func (c *wsClient) readWaiting(what string) frame {
 // expect reads the next frame and requires it to equal want, a JSON text frame.
 func (c *wsClient) expect(want string) {
 	c.tb.Helper()
-	got := c.readWaiting(want)
+	c.expectWithin(want, readTimeout)
+}
+
+// expectWithin is expect for a frame that may take longer than readTimeout.
+func (c *wsClient) expectWithin(want string, d time.Duration) {
+	c.tb.Helper()
+	got := c.readWithin(want, d)
 	if msg := mismatch(want, got); msg != "" {
 		c.tb.Fatalf("unexpected frame:\n got %s\nwant %s\n(%s)", got, want, msg)
 	}
