@@ -259,6 +259,14 @@ func (c *channel) subscribe(first func()) bool {
 	return true
 }
 
+// popLocked takes the mailbox's next event; there must be one.
+func (c *channel) popLocked() event {
+	ev := c.queue[0]
+	c.queue[0] = event{} // let what it holds be collected
+	c.queue = c.queue[1:]
+	return ev
+}
+
 // run drains the mailbox, one event at a time, and exits when it is empty.
 func (c *channel) run() {
 	defer c.e.wg.Done()
@@ -270,9 +278,7 @@ func (c *channel) run() {
 			c.mu.Unlock()
 			return
 		}
-		ev := c.queue[0]
-		c.queue[0] = event{}
-		c.queue = c.queue[1:]
+		ev := c.popLocked()
 		c.mu.Unlock()
 		c.dispatch(ev)
 	}

@@ -149,9 +149,7 @@ func (w *outWorker) run(c *channel) {
 				break
 			}
 		}
-		ev := c.queue[0]
-		c.queue[0] = event{}
-		c.queue = c.queue[1:]
+		ev := c.popLocked()
 		c.mu.Unlock()
 		if c.ended {
 			continue
