@@ -1,0 +1,30 @@
+package luachan_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestTypesCommand runs `luachan types`: LuaLS annotations of the script API on stdout,
+// exit 0; an argument is a usage error (exit 2).
+func TestTypesCommand(t *testing.T) {
+	out, err := exec.Command(binPath, "types").Output()
+	if err != nil {
+		t.Fatalf("luachan types: %v", err)
+	}
+	text := string(out)
+	for _, want := range []string{"---@meta", "function luachan.broadcast(", "function Socket:push(", "---@class luachan.Channel"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("luachan types output lacks %q", want)
+		}
+	}
+	cmd := exec.Command(binPath, "types", "extra")
+	msg, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 2 {
+		t.Errorf("luachan types extra: exit %d, want 2 (err %v)", code, err)
+	}
+	if !strings.Contains(string(msg), "takes no arguments") {
+		t.Errorf("luachan types extra said %q, want it to say it takes no arguments", msg)
+	}
+}

@@ -1,0 +1,168 @@
+---@meta luachan
+-- LuaLS annotations of luachan's script API, written by `luachan types`.
+-- Point your editor's Lua language server at this file (see the README) to get
+-- completion and type checks for callbacks, `socket` and the `luachan` module.
+
+---A JSON-able value: nil, boolean, number, string, luachan.null, or a table of them.
+---@alias luachan.Value nil|boolean|number|string|table|luachan.Null
+
+---JSON null, in both directions.
+---@class luachan.Null
+
+---The `socket` argument of every channel callback. It is valid only during the call.
+---@class luachan.Socket
+---@field topic string the channel's topic
+---@field join_ref string|nil the channel's join ref
+---@field id string|nil the socket id that socket.lua's connect gave, or nil
+---@field assigns table kept for the life of the channel, across reloads; data only
+local Socket = {}
+
+---Sends `event` to this client only (after the callback returns, in call order).
+---@param event string
+---@param payload? luachan.Value
+function Socket:push(event, payload) end
+
+---The same as socket:push (the Phoenix name).
+---@param event string
+---@param payload? luachan.Value
+function Socket:reply(event, payload) end
+
+---Broadcasts to every subscriber of socket.topic, this one included.
+---@param event string
+---@param payload? luachan.Value
+function Socket:broadcast(event, payload) end
+
+---Broadcasts to every subscriber of socket.topic except this socket.
+---@param event string
+---@param payload? luachan.Value
+function Socket:broadcast_from(event, payload) end
+
+---Calls the script's handle_info(msg, socket) on this channel after `ms` milliseconds,
+---ordered with its other events. Timers die with the channel.
+---@param ms integer
+---@param msg luachan.Value
+function Socket:after(ms, msg) end
+
+---What socket.lua's connect receives besides the query parameters.
+---@class luachan.ConnectInfo
+---@field auth_token string|nil the token the JS client sent as a WebSocket subprotocol
+---@field origin string|nil the Origin header
+---@field remote_ip string the client's address
+
+---A channel script returns a table of this shape.
+---@class luachan.Channel
+---@field topic string an exact topic ("rooms:lobby") or a prefix ending in * ("rooms:*")
+---@field intercept? string[] events that run through handle_out; others take the fast lane
+---@field join fun(topic: string, payload: table, socket: luachan.Socket): boolean, table?
+---@field handle_in? fun(event: string, payload: any, socket: luachan.Socket): ("ok"|"error")?, table?
+---@field handle_out? fun(event: string, payload: any, socket: luachan.Socket)
+---@field handle_info? fun(msg: any, socket: luachan.Socket)
+---@field leave? fun(reason: "leave"|"closed"|"shutdown", socket: luachan.Socket)
+
+---socket.lua returns a table of this shape.
+---@class luachan.SocketScript
+---@field connect fun(params: table, info: luachan.ConnectInfo): boolean, table?, string?
+
+---@class luachan
+luachan = {}
+
+---JSON null, in both directions.
+---@type luachan.Null
+luachan.null = nil
+
+---Broadcasts to every subscriber of `topic`, on every node.
+---@param topic string
+---@param event string
+---@param payload? luachan.Value
+function luachan.broadcast(topic, event, payload) end
+
+---Closes every socket whose id is `id` (close code 1001), on every node.
+---@param id string
+function luachan.disconnect(id) end
+
+---One structured log line at `level`, tagged with the script's name.
+---@param level "debug"|"info"|"warn"|"error"
+---@param msg string
+---@param fields? table
+function luachan.log(level, msg, fields) end
+
+---Milliseconds since the Unix epoch.
+---@return integer
+function luachan.now() end
+
+---A table marked as a JSON array: encoded `[]` even when empty.
+---@param ... luachan.Value the elements
+---@return table
+function luachan.array(...) end
+
+luachan.json = {}
+
+---Encodes a value as JSON text; raises an error on functions, cycles or NaN.
+---@param v luachan.Value
+---@return string
+function luachan.json.encode(v) end
+
+---Decodes JSON text, or returns nil and a message.
+---@param s string
+---@return luachan.Value|nil value
+---@return string|nil err
+function luachan.json.decode(s) end
+
+---Shared state: atomic, visible to every channel and VM (and every node with Redis).
+luachan.store = {}
+
+---@param key string
+---@return luachan.Value
+function luachan.store.get(key) end
+
+---@param key string
+---@param value luachan.Value
+function luachan.store.set(key, value) end
+
+---Adds `by` (default 1) to a number and returns the new value.
+---@param key string
+---@param by? integer
+---@return integer
+function luachan.store.incr(key, by) end
+
+---@param key string
+function luachan.store.del(key) end
+
+---Phoenix Presence: the JS client's Presence works unchanged.
+luachan.presence = {}
+
+---Tracks `key` with `meta` on the socket's topic; the client gets presence_state,
+---every subscriber a presence_diff.
+---@param socket luachan.Socket
+---@param key string
+---@param meta table
+function luachan.presence.track(socket, key, meta) end
+
+---Replaces the meta tracked for `key` by this socket.
+---@param socket luachan.Socket
+---@param key string
+---@param meta table
+function luachan.presence.update(socket, key, meta) end
+
+---Stops tracking `key` for this socket.
+---@param socket luachan.Socket
+---@param key string
+function luachan.presence.untrack(socket, key) end
+
+---The presences of a topic, in presence_state's shape.
+---@param topic string
+---@return table<string, {metas: table[]}>
+function luachan.presence.list(topic) end
+
+---HS256 JWTs with the server's -secret.
+luachan.token = {}
+
+---@param claims table
+---@return string
+function luachan.token.sign(claims) end
+
+---Returns the claims, or nil and a reason.
+---@param token string
+---@return table|nil claims
+---@return string|nil reason
+function luachan.token.verify(token) end
