@@ -21,6 +21,8 @@ type scriptInfo struct {
 	Hash     string          `json:"hash"`
 	LoadedAt json.RawMessage `json:"loaded_at"`
 	Error    *string         `json:"error"`
+	Warnings []string        `json:"warnings"`
+	Socket   bool            `json:"socket"`
 }
 
 // loaded returns LoadedAt as a time: an RFC 3339 string, or a number of Unix milliseconds.

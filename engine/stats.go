@@ -73,6 +73,8 @@ type ScriptInfo struct {
 	Hash     string     `json:"hash,omitempty"`      // sha256 of the source and lib modules serving
 	LoadedAt *time.Time `json:"loaded_at,omitempty"` // when the serving version loaded
 	Error    string     `json:"error,omitempty"`     // the last load or routing error, if the file has one now
+	Warnings []string   `json:"warnings,omitempty"`  // what loading the serving version found suspicious, e.g. "did you mean handle_in?"
+	Socket   bool       `json:"socket,omitempty"`    // socket.lua: decides who may connect; never a channel
 }
 
 // Scripts lists every script file in the folder, loaded or not, by name.
@@ -81,7 +83,7 @@ func (e *Engine) Scripts() []ScriptInfo {
 	defer e.mu.Unlock()
 	out := make([]ScriptInfo, 0, len(e.files)+len(e.loadErrs))
 	for name, f := range e.files {
-		info := ScriptInfo{File: name, Topic: f.pattern(), Hash: f.hash}
+		info := ScriptInfo{File: name, Topic: f.pattern(), Hash: f.hash, Warnings: f.script().Warnings()}
 		if at := f.loadedAt.Load(); at != 0 {
 			t := time.Unix(0, at).UTC()
 			info.LoadedAt = &t
@@ -93,8 +95,16 @@ func (e *Engine) Scripts() []ScriptInfo {
 		f.mu.Unlock()
 		out = append(out, info)
 	}
+	cs := e.connect.Load()
+	if cs != nil {
+		out = append(out, ScriptInfo{File: cs.Name(), Hash: cs.Hash(), Warnings: cs.Warnings(), Socket: true})
+	}
 	for name, err := range e.loadErrs {
-		out = append(out, ScriptInfo{File: name, Error: err.Error()})
+		if cs != nil && name == cs.Name() {
+			out[len(out)-1].Error = err.Error() // a broken save; the previous version serves
+			continue
+		}
+		out = append(out, ScriptInfo{File: name, Error: err.Error(), Socket: name == connectScript})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].File < out[j].File })
 	return out

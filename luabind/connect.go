@@ -16,7 +16,12 @@ type ConnectInfo struct{ AuthToken, Origin, RemoteIP string }
 // VM pool, sandbox and CPU budget as a Script. Immutable after loading; safe for concurrent use.
 type ConnectScript struct {
 	chunk
+	warnings []string // near-miss field names (see nearMissWarnings)
 }
+
+// Warnings returns what loading socket.lua found suspicious but allowed, e.g. a field
+// `conect` ("did you mean connect?").
+func (c *ConnectScript) Warnings() []string { return c.warnings }
 
 // maxConnectResults is how many values connect may return: ok, assigns, socket id.
 const maxConnectResults = 3
@@ -38,9 +43,11 @@ func LoadConnectSource(opts Options, name string, src []byte) (*ConnectScript, e
 	c := &ConnectScript{}
 	c.returns = "a table with a connect function"
 	c.bind = c.bindVM
-	if err := c.init(opts, name, src, func(*lua.LTable) error { return nil }); err != nil {
+	lint := func(t *lua.LTable) error { c.warnings = nearMissWarnings(t, socketFields); return nil }
+	if err := c.init(opts, name, src, lint); err != nil {
 		return nil, err
 	}
+	logWarnings(c.logger, c.warnings)
 	return c, nil
 }
 

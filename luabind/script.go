@@ -17,6 +17,7 @@ type Script struct {
 	topic     string
 	has       [numCallbacks]bool
 	intercept []string // events handle_out sees; nil means every event
+	warnings  []string // near-miss field names (see nearMissWarnings)
 
 	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store and .presence, in ns
 }
@@ -58,6 +59,7 @@ func LoadSource(opts Options, name string, src []byte) (*Script, error) {
 	if err := s.init(opts, name, src, s.validate); err != nil {
 		return nil, err
 	}
+	logWarnings(s.logger, s.warnings)
 	return s, nil
 }
 
@@ -105,8 +107,17 @@ func (s *Script) validate(t *lua.LTable) error {
 	default:
 		return scriptErrorf(s.name, "intercept must be a list of strings, got %s", typeName(list))
 	}
+	if len(s.intercept) > 0 && !s.has[cbHandleOut] {
+		// Fast-laning what was meant to be filtered per subscriber would leak it.
+		return scriptErrorf(s.name, "intercept lists events for handle_out, but there is no handle_out function: define handle_out, or remove intercept")
+	}
+	s.warnings = nearMissWarnings(t, channelFields)
 	return nil
 }
+
+// Warnings returns what loading the script found suspicious but allowed, e.g. a field
+// `handle_inn` ("did you mean handle_in?").
+func (s *Script) Warnings() []string { return s.warnings }
 
 // stringList returns t's items when t is a list (keys 1..n, or empty) of strings.
 func stringList(t *lua.LTable) ([]string, bool) {

@@ -46,7 +46,8 @@ func TestLoadValidation(t *testing.T) {
 		{"intercept with keys", "return { topic = 'a', join = function() end, intercept = { x = 'a' } }", 0, "intercept must be a list of strings"},
 		{"ok exact", "return { topic = 'rooms:lobby', join = function() return true end }", 0, ""},
 		{"ok prefix", "return { topic = 'rooms:*', join = function() return true end, intercept = {} }", 0, ""},
-		{"ok catch-all", "return { topic = '*', join = function() return true end, intercept = { 'a', 'b' } }", 0, ""},
+		{"ok catch-all", "return { topic = '*', join = function() return true end, handle_out = function() end, intercept = { 'a', 'b' } }", 0, ""},
+		{"intercept without handle_out", "return { topic = 'a', join = function() end, intercept = { 'a' } }", 0, "no handle_out function"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +120,6 @@ func TestScriptFlags(t *testing.T) {
 		{"join only", "", false, false, map[string]bool{"a": false, "b": false}},
 		{"handle_out catch-all", "handle_out = function() end", false, false, map[string]bool{"a": true, "b": true}},
 		{"handle_out intercept", "handle_out = function() end, intercept = { 'a' }", false, false, map[string]bool{"a": true, "b": false}},
-		{"intercept without handle_out", "intercept = { 'a' }", false, false, map[string]bool{"a": false}},
 		{"empty intercept", "handle_out = function() end, intercept = {}", false, false, map[string]bool{"a": false}},
 		{"in and leave", "handle_in = function() end, leave = function() end", true, true, map[string]bool{"a": false}},
 	}
