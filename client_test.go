@@ -12,9 +12,13 @@ package luachan_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -69,21 +73,44 @@ func TestJSClient(t *testing.T) {
 	t.Logf("node --test output:\n%s", out)
 }
 
-// installJSDeps runs `npm ci` in jsDir unless the phoenix package is already installed.
+// installJSDeps runs `npm ci` in jsDir once per test binary, unless node_modules was
+// installed from the same package-lock.json (a stamp in node_modules records its hash),
+// so a lock file that gained a package is never answered by a stale node_modules.
 func installJSDeps(tb testing.TB) {
 	tb.Helper()
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "phoenix", "package.json")); err == nil {
-		return
+	jsDepsOnce.Do(func() { jsDepsErr = npmCI() })
+	if jsDepsErr != nil {
+		tb.Fatal(jsDepsErr)
+	}
+}
+
+var (
+	jsDepsOnce sync.Once
+	jsDepsErr  error
+)
+
+// npmCI is installJSDeps' work.
+func npmCI() error {
+	lock, err := os.ReadFile(filepath.Join(jsDir, "package-lock.json"))
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(lock)
+	want := hex.EncodeToString(sum[:])
+	stamp := filepath.Join(jsDir, "node_modules", ".luachan-lock-sha256")
+	if got, err := os.ReadFile(stamp); err == nil && string(got) == want {
+		return nil
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		tb.Fatalf("npm is required to install the phoenix JS client into %s: %v", jsDir, err)
+		return fmt.Errorf("npm is required to install the JS clients into %s: %v", jsDir, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
 	cmd.Dir = jsDir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("npm ci in %s: %v\n%s", jsDir, err, out)
+		return fmt.Errorf("npm ci in %s: %v\n%s", jsDir, err, out)
 	}
+	return os.WriteFile(stamp, []byte(want), 0o644)
 }
