@@ -22,7 +22,7 @@ import (
 const (
 	// jsDir holds package.json, the lock file and the *.test.mjs files.
 	jsDir = "test/js"
-	// npmTimeout bounds `npm ci` (it downloads the phoenix and ws packages).
+	// npmTimeout bounds `npm ci` (it downloads the client packages and ws).
 	npmTimeout = 3 * time.Minute
 	// nodeTimeout bounds the whole node --test run.
 	nodeTimeout = 2 * time.Minute
@@ -69,10 +69,20 @@ func TestJSClient(t *testing.T) {
 	t.Logf("node --test output:\n%s", out)
 }
 
-// installJSDeps runs `npm ci` in jsDir unless the phoenix package is already installed.
+// jsClients are the client packages of package.json that the tests import.
+var jsClients = []string{"phoenix", "phoenix-channels", "ws"}
+
+// installJSDeps runs `npm ci` in jsDir unless every package of jsClients is already
+// installed.
 func installJSDeps(tb testing.TB) {
 	tb.Helper()
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "phoenix", "package.json")); err == nil {
+	installed := true
+	for _, pkg := range jsClients {
+		if _, err := os.Stat(filepath.Join(jsDir, "node_modules", pkg, "package.json")); err != nil {
+			installed = false
+		}
+	}
+	if installed {
 		return
 	}
 	npm, err := exec.LookPath("npm")
