@@ -38,10 +38,12 @@ func TestBadInput(t *testing.T) {
 		{"not JSON", websocket.TextMessage, `hello there`, websocket.CloseUnsupportedData},
 		{"truncated JSON", websocket.TextMessage, `["1","1","test:x","echo",{`, websocket.CloseUnsupportedData},
 		{"array of 4", websocket.TextMessage, `["1","1","test:x","echo"]`, websocket.CloseUnsupportedData},
-		{"array of 6", websocket.TextMessage, `["1","1","test:x","echo",{},{}]`, websocket.CloseUnsupportedData},
-		{"payload a string", websocket.TextMessage, `["1","1","test:x","echo","str"]`, websocket.CloseUnsupportedData},
-		{"payload an array", websocket.TextMessage, `["1","1","test:x","echo",[1,2]]`, websocket.CloseUnsupportedData},
-		{"payload null", websocket.TextMessage, `["1","1","test:x","echo",null]`, websocket.CloseUnsupportedData},
+		// any JSON value is a payload and elements after the fifth are ignored (see
+		// payloads_test.go), but they must be JSON
+		{"array of 6, the 6th not JSON", websocket.TextMessage, `["1","1","test:x","echo",{},nope]`, websocket.CloseUnsupportedData},
+		{"payload not JSON", websocket.TextMessage, `["1","1","test:x","echo",str]`, websocket.CloseUnsupportedData},
+		{"array of 6 nesting 65 levels", websocket.TextMessage,
+			`["1","1","test:x","echo",{},` + nested(maxDepth+1) + `]`, websocket.CloseUnsupportedData},
 		{"topic a number", websocket.TextMessage, `["1","1",5,"echo",{}]`, websocket.CloseUnsupportedData},
 		{"event missing", websocket.TextMessage, `["1","1","test:x",null,{}]`, websocket.CloseUnsupportedData},
 		{"JSON scalar", websocket.TextMessage, `42`, websocket.CloseUnsupportedData},

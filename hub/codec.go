@@ -68,22 +68,34 @@ func decodeV2(data []byte, maxDepth int) (*Message, error) {
 	if m.Event, ok = s.str("event"); !ok || !s.next() {
 		return nil, s.error()
 	}
-	if m.Payload, ok = s.payload(); !ok {
+	if m.Payload, ok = s.payload(); !ok || !s.rest() {
 		return nil, s.error()
-	}
-	if !s.consume(']') {
-		return nil, badFrame("not an array of 5 elements")
 	}
 	if !s.end() {
 		return nil, badFrame("data after the frame")
 	}
+	m.nullPayloadIsEmpty()
 	return m, nil
 }
 
-// next consumes the comma between two of a V2 frame's 5 elements.
+// next consumes the comma between two of a V2 frame's first 5 elements.
 func (s *scanner) next() bool {
 	if !s.consume(',') {
-		return s.fail("not an array of 5 elements")
+		return s.fail("not an array of at least 5 elements")
+	}
+	return true
+}
+
+// rest validates and skips the elements of a V2 frame after its payload, up to and
+// including the closing bracket: Phoenix ignores them ([jr, r, t, e, p | _]).
+func (s *scanner) rest() bool {
+	for !s.consume(']') {
+		if !s.consume(',') {
+			return s.fail("invalid JSON array")
+		}
+		if !s.value(0) {
+			return false
+		}
 	}
 	return true
 }
@@ -135,14 +147,19 @@ func decodeV1(data []byte, maxDepth int) (*Message, error) {
 	case !hasEvent:
 		return nil, badFrame("no event")
 	case m.Payload == nil:
-		return nil, badFrame("payload is not an object")
+		return nil, badFrame("no payload")
 	}
+	m.nullPayloadIsEmpty()
 	return m, nil
 }
 
-// checkPayload verifies that p is a JSON object nesting at most maxDepth levels.
+// checkPayload verifies that p is a JSON object nesting at most maxDepth levels (what
+// the HTTP API accepts for a broadcast).
 func checkPayload(p []byte, maxDepth int) error {
 	s := scanner{data: p, maxDepth: maxDepth}
+	if s.peek() != '{' {
+		return badFrame("payload is not an object")
+	}
 	if _, ok := s.payload(); !ok {
 		return s.error()
 	}

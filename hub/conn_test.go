@@ -147,8 +147,8 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"garbage", "vsn=2.0.0", false, "hello", hub.CloseUnsupported},
 		{"short array", "vsn=2.0.0", false, `[null,"1","t","e"]`, hub.CloseUnsupported},
-		{"long array", "vsn=2.0.0", false, `[null,"1","t","e",{},{}]`, hub.CloseUnsupported},
-		{"payload not object", "vsn=2.0.0", false, `[null,"1","t","e","x"]`, hub.CloseUnsupported},
+		{"long array, 6th not JSON", "vsn=2.0.0", false, `[null,"1","t","e",{},x]`, hub.CloseUnsupported},
+		{"payload not JSON", "vsn=2.0.0", false, `[null,"1","t","e",x]`, hub.CloseUnsupported},
 		{"topic not string", "vsn=2.0.0", false, `[null,"1",5,"e",{}]`, hub.CloseUnsupported},
 		{"ref is bool", "vsn=2.0.0", false, `[null,true,"t","e",{}]`, hub.CloseUnsupported},
 		{"too deep", "vsn=2.0.0", false, `[null,"1","t","e",` + deep + `]`, hub.CloseUnsupported},

@@ -93,7 +93,7 @@ func referenceDecode(data []byte, f hub.Format, maxDepth int) (m *hub.Message, o
 	var payload json.RawMessage
 	if f == hub.V2 {
 		var parts []json.RawMessage
-		if json.Unmarshal(data, &parts) != nil || len(parts) != 5 {
+		if json.Unmarshal(data, &parts) != nil || len(parts) < 5 { // Phoenix ignores the rest
 			return nil, false, true
 		}
 		ok = refOf(parts[0], &m.JoinRef) && refOf(parts[1], &m.Ref) &&
@@ -113,8 +113,14 @@ func referenceDecode(data []byte, f hub.Format, maxDepth int) (m *hub.Message, o
 		payload = obj["payload"]
 	}
 	m.Payload = bytes.TrimSpace(payload)
-	if !ok || len(m.Payload) == 0 || m.Payload[0] != '{' {
+	if !ok || len(m.Payload) == 0 {
 		return nil, false, true
+	}
+	switch m.Event {
+	case "heartbeat", "phx_join", "phx_leave":
+		if string(m.Payload) == "null" {
+			m.Payload = []byte("{}") // SPEC section 2: null counts as {} there
+		}
 	}
 	return m, true, true
 }

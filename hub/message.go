@@ -44,7 +44,7 @@ type Message struct {
 	Ref     string
 	Topic   string
 	Event   string
-	Payload []byte // JSON object text; or raw bytes when Binary
+	Payload []byte // JSON text of any value (usually an object); or raw bytes when Binary
 	Binary  bool   // payload came/goes as a V2 binary frame (ArrayBuffer)
 }
 
@@ -53,7 +53,23 @@ const (
 	phoenixTopic   = "phoenix"   // topic of socket-level messages
 	heartbeatEvent = "heartbeat" // client keep-alive, answered by the hub
 	replyEvent     = "phx_reply" // the event of every reply
+	joinEvent      = "phx_join"  // a client joins a topic
+	leaveEvent     = "phx_leave" // a client leaves a topic
 )
+
+// nullPayloadIsEmpty makes a null payload of a heartbeat, join or leave the empty
+// object: Phoenix clients send null there for "no params" (github.com/nshafer/phx does),
+// and what reads those payloads expects an object. The payload of any other event is
+// left as the client sent it.
+func (m *Message) nullPayloadIsEmpty() {
+	if string(m.Payload) != "null" {
+		return
+	}
+	switch m.Event {
+	case heartbeatEvent, joinEvent, leaveEvent:
+		m.Payload = append(m.Payload[:0], "{}"...)
+	}
+}
 
 // isHeartbeat reports whether m is a client heartbeat, which the hub answers itself.
 func (m *Message) isHeartbeat() bool {

@@ -212,11 +212,10 @@ func (s *scanner) ref() (string, bool) {
 	return "", s.fail("ref is not a string, number or null")
 }
 
-// payload reads an object value and returns a copy of its JSON text.
+// payload reads a JSON value of any kind and returns a copy of its text: Phoenix's
+// serializers accept any value as a payload.
 func (s *scanner) payload() ([]byte, bool) {
-	if s.peek() != '{' {
-		return nil, s.fail("payload is not an object")
-	}
+	s.skipSpace()
 	start := s.pos
 	if !s.value(0) {
 		return nil, false

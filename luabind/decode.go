@@ -55,7 +55,8 @@ func decodeJSON(data []byte) (lua.LValue, error) {
 }
 
 // decodePayload decodes a payload for a callback: raw bytes become a Lua string, empty JSON
-// text an empty table.
+// text an empty table, and a payload that is JSON null nil (a client may send any JSON
+// value as a payload; luachan.null only stands for a null inside one).
 func decodePayload(p Payload) (lua.LValue, error) {
 	if p.Binary {
 		return lua.LString(p.Data), nil
@@ -63,7 +64,11 @@ func decodePayload(p Payload) (lua.LValue, error) {
 	if len(p.Data) == 0 {
 		return newTable(0, 0), nil
 	}
-	return decodeJSON(p.Data)
+	v, err := decodeJSON(p.Data)
+	if v == null {
+		return lua.LNil, nil
+	}
+	return v, err
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
