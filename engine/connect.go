@@ -39,8 +39,9 @@ func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) 
 }
 
 // reloadConnectLocked loads, reloads or drops socket.lua. Like a channel
-// script, a broken version never replaces a working one.
-func (e *Engine) reloadConnectLocked() {
+// script, a broken version never replaces a working one, and the log says
+// so. libSum is libTreeSum of the folder.
+func (e *Engine) reloadConnectLocked(libSum string) {
 	src, err := os.ReadFile(filepath.Join(e.cfg.Dir, connectScript))
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -55,21 +56,21 @@ func (e *Engine) reloadConnectLocked() {
 		e.log.Error("script unreadable", "script", connectScript, "err", err)
 		return
 	}
-	var modules []string
-	if cur := e.connect.Load(); cur != nil {
-		modules = cur.Modules()
+	cur := e.connect.Load()
+	if cur != nil && e.loadErrs[connectScript] == nil && !cur.Stale(src) {
+		return // what serves is what is on disk
 	}
-	hash := e.contentHash(src, modules)
-	if e.tried[connectScript] == hash {
+	key := sourceKey(src, libSum)
+	if e.tried[connectScript] == key {
 		return
 	}
-	e.tried[connectScript] = hash
+	e.tried[connectScript] = key
 	cs, err := luabind.LoadConnectSource(e.opts, connectScript, src)
 	if err != nil {
-		e.setLoadErrorLocked(connectScript, nil, err)
+		e.reportLoadError(connectScript, e.loadErrs[connectScript], err, cur != nil)
+		e.loadErrs[connectScript] = err
 		return
 	}
-	e.tried[connectScript] = e.contentHash(src, cs.Modules())
 	delete(e.loadErrs, connectScript)
 	if old := e.connect.Swap(cs); old != nil {
 		e.count.reloads.Add(1)

@@ -54,10 +54,14 @@ func (c *channel) handleJoin(m *hub.Message) {
 		return
 	}
 
-	c.file.add(c)
-	if !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
-		c.outbox = nil
-		return // stopped while joining; the stop event follows
+	gen, added := c.file.add(c)
+	if !added || !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
+		if added && !c.file.shutSince(gen) {
+			c.outbox = nil
+			return // stopped while joining; the stop event follows
+		}
+		c.endJoinOnShutFile(m, reply, closeRef) // the script file went while join ran
+		return
 	}
 	c.closeReplaced(closeRef)
 	c.joined = true

@@ -79,3 +79,15 @@ func (r *router) route(topic string) *scriptFile {
 	}
 	return nil
 }
+
+// owners returns the file that holds each pattern.
+func (r *router) owners() map[string]*scriptFile {
+	out := make(map[string]*scriptFile, len(r.exact)+len(r.prefixes))
+	for pattern, f := range r.exact {
+		out[pattern] = f
+	}
+	for _, p := range r.prefixes {
+		out[p.prefix+"*"] = p.file
+	}
+	return out
+}

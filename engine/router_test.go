@@ -21,6 +21,19 @@ func TestRouterMostSpecificWins(t *testing.T) {
 	if owner := r.owner("rooms:*"); owner == nil || owner.name != "a_rooms.lua" {
 		t.Errorf("owner(rooms:*) = %v, want a_rooms.lua", owner)
 	}
+	owners := map[string]string{}
+	for pattern, f := range r.owners() {
+		owners[pattern] = f.name
+	}
+	want := map[string]string{"rooms:*": "a_rooms.lua", "rooms:lobby": "b_lobby.lua", "rooms:admin:*": "c_admin.lua", "chat": "e_exact2.lua"}
+	if len(owners) != len(want) {
+		t.Errorf("owners() = %v, want %v", owners, want)
+	}
+	for pattern, name := range want {
+		if owners[pattern] != name {
+			t.Errorf("owners()[%q] = %q, want %q", pattern, owners[pattern], name)
+		}
+	}
 	tests := []struct {
 		topic, want string
 	}{

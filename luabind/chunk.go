@@ -27,7 +27,8 @@ type chunk struct {
 	returns string             // what the chunk must return, for errors: "a channel table"
 	bind    func(*vm) error    // picks the callbacks out of what the chunk returned, into v.fns
 	hash    string
-	modules []string // lib modules required at load, as relative paths
+	srcSum  [sha256.Size]byte // sha256 of the source alone, for Stale
+	modules []string          // lib modules required at load, as relative paths
 	pool    *pool
 
 	libMu    sync.Mutex            // guards libs and libOrder
@@ -56,6 +57,7 @@ func (c *chunk) init(opts Options, name string, src []byte, validate func(*lua.L
 		return err
 	}
 
+	c.srcSum = sha256.Sum256(src)
 	sum := sha256.New()
 	sum.Write(src)
 	c.libMu.Lock()
@@ -90,6 +92,14 @@ func (c *chunk) Hash() string { return c.hash }
 // Modules returns the lib modules (relative paths) the script required at load, for reload
 // tracking.
 func (c *chunk) Modules() []string { return slices.Clone(c.modules) }
+
+// Stale reports whether this version no longer matches the files it was built from: src, the
+// file's content now, differs from the source it compiled, or a lib module it compiled
+// changed on disk or is gone. That covers modules required while a callback ran, not only
+// those required while the script loaded, so the engine reloads the script to see them.
+func (c *chunk) Stale(src []byte) bool {
+	return sha256.Sum256(src) != c.srcSum || c.modulesChanged()
+}
 
 // Close releases the pooled VMs once in-flight calls finish. Calls after Close still work (they
 // build a fresh VM) so a caller on an old generation is never stranded.

@@ -41,13 +41,14 @@ func scriptErrorf(file, format string, args ...any) *ScriptError {
 	return &ScriptError{File: file, Msg: fmt.Sprintf(format, args...)}
 }
 
-// compileError turns a gopher-lua parse or compile error into a ScriptError naming file and line.
-func compileError(file string, err error) *ScriptError {
+// compileError turns a gopher-lua parse or compile error about src into a ScriptError naming
+// file and line, also at the end of the file (see eofError).
+func compileError(file string, src []byte, err error) *ScriptError {
 	var pe *parse.Error
 	if errors.As(err, &pe) {
 		line := pe.Pos.Line
-		if line < 0 { // parse.EOF
-			return &ScriptError{File: file, Msg: "unexpected end of file: " + pe.Message}
+		if line == parse.EOF {
+			return eofError(file, src, pe)
 		}
 		msg := pe.Message
 		if pe.Token != "" {

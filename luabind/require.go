@@ -1,6 +1,7 @@
 package luabind
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -79,8 +80,9 @@ func libPath(name string) (string, bool) {
 	return strings.Join(parts, "/") + ".lua", true
 }
 
-// lib returns the compiled module name, compiling it on first use. Modules first required while
-// the script loads are recorded in load order for Modules and Hash.
+// lib returns the compiled module name, compiling it on first use, whether the script is
+// loading or a callback requires it; Stale watches every module compiled here. Modules first
+// required while the script loads are recorded in load order for Modules and Hash.
 func (c *chunk) lib(name string) (*libModule, error) {
 	c.libMu.Lock()
 	defer c.libMu.Unlock()
@@ -106,4 +108,22 @@ func (c *chunk) lib(name string) (*libModule, error) {
 	c.libs[name] = m
 	c.libOrder = append(c.libOrder, name)
 	return m, nil
+}
+
+// modulesChanged reports whether a lib module this version compiled, while loading or since,
+// differs on disk from the source it compiled, or is gone.
+func (c *chunk) modulesChanged() bool {
+	c.libMu.Lock()
+	mods := make([]*libModule, 0, len(c.libs))
+	for _, m := range c.libs {
+		mods = append(mods, m)
+	}
+	c.libMu.Unlock()
+	for _, m := range mods {
+		src, err := os.ReadFile(filepath.Join(c.opts.Dir, filepath.FromSlash(m.file)))
+		if err != nil || !bytes.Equal(src, m.src) {
+			return true
+		}
+	}
+	return false
 }

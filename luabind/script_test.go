@@ -28,7 +28,7 @@ func TestLoadValidation(t *testing.T) {
 		wantMsg  string // substring of the message; "" means the load succeeds
 	}{
 		{"syntax error", "local room = {\n topic = 'a'\n join = 1 }\nreturn room", 3, "near 'join'"},
-		{"syntax error at end", "local x = {", 0, "end of file"},
+		{"syntax error at end", "local x = {", 1, "'}' expected near '<eof>'"},
 		{"runtime error at load", "local x = nil\nlocal y = x.field\nreturn {}", 2, "attempt to index"},
 		{"error() at load", "error('boom')", 1, "boom"},
 		{"returns nothing", "local x = 1", 0, "must return a channel table, got nil"},
@@ -200,7 +200,7 @@ return room`
 		{"lib.missing", "test.lua", 8, "module 'lib.missing' not found"},
 		{"lib..util", "test.lua", 8, "not found"},
 		{"lib/util", "test.lua", 8, "not found"},
-		{"lib.broken", "lib/broken.lua", 0, "end of file"},
+		{"lib.broken", "lib/broken.lua", 1, "'}' expected near '<eof>'"},
 		{"lib.raises", "lib/raises.lua", 2, "attempt to index"},
 	}
 	for _, tc := range tests {

@@ -25,7 +25,7 @@ func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	}
 	chunk, err := parse.Parse(bytes.NewReader(src), name)
 	if err != nil {
-		return nil, compileError(name, err)
+		return nil, compileError(name, src, err)
 	}
 	r := rewriter{file: name}
 	r.block(chunk)
@@ -34,7 +34,7 @@ func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	}
 	proto, err := lua.Compile(chunk, name)
 	if err != nil {
-		return nil, compileError(name, err)
+		return nil, compileError(name, src, err)
 	}
 	return proto, nil
 }
