@@ -22,7 +22,7 @@ import (
 const (
 	// jsDir holds package.json, the lock file and the *.test.mjs files.
 	jsDir = "test/js"
-	// npmTimeout bounds `npm ci` (it downloads the phoenix and ws packages).
+	// npmTimeout bounds `npm ci` (it downloads phoenix, ws and @supabase/realtime-js).
 	npmTimeout = 3 * time.Minute
 	// nodeTimeout bounds the whole node --test run.
 	nodeTimeout = 2 * time.Minute
@@ -69,10 +69,19 @@ func TestJSClient(t *testing.T) {
 	t.Logf("node --test output:\n%s", out)
 }
 
-// installJSDeps runs `npm ci` in jsDir unless the phoenix package is already installed.
+// jsPackages are the packages the tests import; installJSDeps checks they are there.
+var jsPackages = []string{"phoenix", "ws", "@supabase/realtime-js"}
+
+// installJSDeps runs `npm ci` in jsDir unless every package of jsPackages is installed.
 func installJSDeps(tb testing.TB) {
 	tb.Helper()
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "phoenix", "package.json")); err == nil {
+	installed := true
+	for _, p := range jsPackages {
+		if _, err := os.Stat(filepath.Join(jsDir, "node_modules", filepath.FromSlash(p), "package.json")); err != nil {
+			installed = false
+		}
+	}
+	if installed {
 		return
 	}
 	npm, err := exec.LookPath("npm")
