@@ -45,7 +45,9 @@ local function send(socket, event, payload)
 end
 
 function realtime.handle_in(event, payload, socket)
-  if type(payload) == "string" then
+  if payload == nil or payload == luachan.null then
+    return "error", { reason = "a payload is required" }
+  elseif type(payload) == "string" then
     -- a broadcast of an ArrayBuffer arrives as that event with the bytes; realtime-js
     -- clients get it back as a binary broadcast, Phoenix clients as a binary event
     send(socket, event, payload)
