@@ -9,7 +9,7 @@ import (
 const disconnectEvent = "disconnect"
 
 // Broadcast is one event for every subscriber of Topic. It is encoded at most once per
-// wire format (V1 text, V2 text or V2 binary) however many subscribers receive it, and
+// wire format (V1 text, V2 text or V2 binary, realtime-js's kind 4) however many subscribers receive it, and
 // the same bytes are queued to every fast-laned subscriber. A Broadcast must not be
 // copied once used, and its exported fields must not change once it has been passed to
 // the Hub.
@@ -20,7 +20,7 @@ type Broadcast struct {
 	Binary  bool
 	From    uint64 // Conn.Key() of the sender for broadcast_from: that connection is skipped; 0 skips nobody
 
-	frames [2]encodedFrame // index 0: V1, index 1: V2 (binary when Binary)
+	frames [3]encodedFrame // index 0: V1, 1: V2 (binary when Binary), 2: kind 4 (see frameFor)
 	memo   struct {
 		once  sync.Once
 		value any
@@ -57,7 +57,7 @@ func (b *Broadcast) Frame(f Format) (data []byte, binary bool) {
 // SendTo queues b's pre-encoded frame on c: the fast lane for one subscriber. Errors are
 // those of Conn.Send.
 func (b *Broadcast) SendTo(c *Conn) error {
-	wf, err := b.frame(c.format)
+	wf, err := b.frameFor(c)
 	if err != nil {
 		return err
 	}
@@ -73,6 +73,18 @@ func (b *Broadcast) frame(f Format) (wireFrame, error) {
 	ef := &b.frames[i]
 	ef.once.Do(func() {
 		ef.wf, ef.err = encodeBroadcast(f, b.Topic, b.Event, b.Payload, b.Binary)
+	})
+	return ef.wf, ef.err
+}
+
+// frameFor returns b's frame for c: a binary broadcast to realtime-js is its kind 4.
+func (b *Broadcast) frameFor(c *Conn) (wireFrame, error) {
+	if !b.Binary || !c.userBroadcasts {
+		return b.frame(c.format)
+	}
+	ef := &b.frames[2]
+	ef.once.Do(func() {
+		ef.wf, ef.err = encodeUserBroadcast(b.Topic, b.Event, b.Payload)
 	})
 	return ef.wf, ef.err
 }
@@ -116,7 +128,7 @@ func (h *Hub) DeliverLocal(b *Broadcast) {
 			s.Deliver(b)
 			continue
 		}
-		wf, err := b.frame(c.format)
+		wf, err := b.frameFor(c)
 		if err != nil {
 			continue // ErrBinaryV1 or ErrFieldTooLong: nothing this client can receive
 		}

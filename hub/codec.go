@@ -32,7 +32,7 @@ func Decode(data []byte, f Format, binary bool, maxDepth int) (*Message, error) 
 		if f != V2 {
 			return nil, badFrame("binary frame on a V1 connection")
 		}
-		return decodeBinary(data)
+		return decodeBinary(data, maxDepth)
 	}
 	if !utf8.Valid(data) {
 		return nil, ErrBadUTF8
@@ -170,10 +170,14 @@ func checkPayload(p []byte, maxDepth int) error {
 }
 
 // decodeBinary parses a client's V2 binary push: kind 0, u8 lengths of join_ref, ref,
-// topic and event, those strings, then the payload bytes.
-func decodeBinary(data []byte) (*Message, error) {
+// topic and event, those strings, then the payload bytes; or realtime-js's kind 3 (see
+// decodeUserPush).
+func decodeBinary(data []byte, maxDepth int) (*Message, error) {
 	if len(data) < binaryPushHeader {
 		return nil, badFrame("binary frame shorter than its header")
+	}
+	if data[0] == binaryKindUserPush {
+		return decodeUserPush(data, maxDepth)
 	}
 	if data[0] != binaryKindPush {
 		return nil, badFrame(fmt.Sprintf("binary frame of kind %d from a client", data[0]))

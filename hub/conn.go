@@ -41,6 +41,10 @@ type Conn struct {
 	remote  string
 	session Session // set by run before the first frame is read
 
+	// userBroadcasts: the client is realtime-js, whose binary messages are kind 4
+	// (see userbroadcast.go). Set before the connection runs.
+	userBroadcasts bool
+
 	wake       chan struct{} // without raw, capacity 1: wakes a waiting poll (LongPoll) or the resident writer
 	writerDone chan struct{} // closed once the close frame is written (or abandoned)
 	rd         frameReader   // reader only
@@ -148,7 +152,7 @@ func (c *Conn) RemoteAddr() string { return c.remote }
 // closed with ErrSlow and ErrSlow is returned. A binary message cannot go to a V1
 // connection: Send returns ErrBinaryV1 and the connection stays open.
 func (c *Conn) Send(m *Message) error {
-	wf, err := encodeMessage(m, c.format)
+	wf, err := c.encodeFor(m)
 	if err != nil {
 		c.logger().Debug("message not sendable", "topic", m.Topic, "event", m.Event, "reason", err)
 		return err

@@ -1,5 +1,5 @@
 // Package hub owns luachan's client connections: the Phoenix wire codec (V1 JSON,
-// V2 JSON and V2 binary), WebSocket connections with one reader goroutine each and at
+// V2 JSON and V2 binary, with Supabase realtime-js's user broadcast kinds 3 and 4), WebSocket connections with one reader goroutine each and at
 // most one writer at a time (the hub reads and writes RFC 6455 frames itself;
 // gorilla/websocket only performs the handshake; see Goroutines below), Phoenix's LongPoll transport for clients that cannot
 // use WebSockets, per-connection limits (frame size, inbound message rate, a

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"unicode/utf8"
 
@@ -17,6 +18,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`["1","2","rooms:lobby","phx_join",{"user":"u"}]`), false, true)
 	f.Add([]byte(`{"topic":"t","event":"e","payload":{},"ref":"1"}`), false, false)
 	f.Add([]byte("\x00\x02\x03\x05\x05"+"12"+"123"+"topic"+"event"+"efg"), true, true)
+	f.Add([]byte("\x03\x01\x01\x01\x01\x00\x01"+"12te"+`{"x":[1]}`), true, true)                 // realtime-js user broadcast, JSON
+	f.Add([]byte("\x03\x00\x00\x01\x01\x10\x00"+"te"+`{"persist":true}`+"\x00\xff"), true, true) // binary, with metadata
+	f.Add([]byte("\x03\x00\x00\x01\x01\x0f\x01"+"te"+`{"payload":{}} `+`"s"`), true, true)       // metadata naming a key
 	f.Fuzz(func(t *testing.T, data []byte, binary, v2 bool) {
 		format := hub.V1
 		if v2 {
@@ -68,12 +72,63 @@ func checkBinary(t *testing.T, data []byte, format hub.Format, m *hub.Message, e
 	if format == hub.V1 {
 		t.Fatalf("accepted a binary frame in V1")
 	}
+	if data[0] == 3 {
+		checkUserPush(t, data, m)
+		return
+	}
 	rebuilt := []byte{0, byte(len(m.JoinRef)), byte(len(m.Ref)), byte(len(m.Topic)), byte(len(m.Event))}
 	for _, s := range []string{m.JoinRef, m.Ref, m.Topic, m.Event, string(m.Payload)} {
 		rebuilt = append(rebuilt, s...)
 	}
 	if !m.Binary || !bytes.Equal(rebuilt, data) {
 		t.Fatalf("binary frame %q decoded as %+v", data, m)
+	}
+}
+
+// checkUserPush checks the decoding of realtime-js's kind 3 against its header: a
+// binary payload is the event itself; a JSON one is the "broadcast" event realtime-js
+// sends as text, holding the metadata's members and the user's event and payload, and
+// it goes out and comes back as a V2 text frame within the same depth limit.
+func checkUserPush(t *testing.T, data []byte, m *hub.Message) {
+	t.Helper()
+	var fields [5]string
+	off := 7
+	for i := range fields {
+		n := int(data[1+i])
+		fields[i] = string(data[off : off+n])
+		off += n
+	}
+	if m.JoinRef != fields[0] || m.Ref != fields[1] || m.Topic != fields[2] {
+		t.Fatalf("user push %q decoded as %+v", data, m)
+	}
+	if data[6] == 0 {
+		if !m.Binary || m.Event != fields[3] || !bytes.Equal(m.Payload, data[off:]) {
+			t.Fatalf("binary user push %q decoded as %+v", data, m)
+		}
+		return
+	}
+	var got, meta map[string]any
+	var user any
+	if m.Binary || m.Event != "broadcast" || json.Unmarshal(m.Payload, &got) != nil || json.Unmarshal(data[off:], &user) != nil ||
+		got["type"] != "broadcast" || got["event"] != fields[3] || !reflect.DeepEqual(got["payload"], user) {
+		t.Fatalf("user push %q decoded as %+v (payload %s)", data, m, m.Payload)
+	}
+	if fields[4] != "" {
+		if err := json.Unmarshal([]byte(fields[4]), &meta); err != nil {
+			t.Fatalf("accepted metadata %q: %v", fields[4], err)
+		}
+		for k, v := range meta {
+			if k != "type" && k != "event" && k != "payload" && !reflect.DeepEqual(got[k], v) {
+				t.Fatalf("metadata %q became %s", fields[4], m.Payload)
+			}
+		}
+	}
+	enc, _, err := hub.Encode(m, hub.V2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2, err := hub.Decode(enc, hub.V2, false, 8); err != nil || !sameMessage(m, m2) {
+		t.Fatalf("user push %q as text %q: %+v, %v", data, enc, m2, err)
 	}
 }
 

@@ -67,6 +67,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// handshake ends.)
 	h.count.accepted.Add(1)
 	c := newConn(h, ws.NetConn(), nil, format, id, state, r.RemoteAddr)
+	c.userBroadcasts = speaksUserBroadcasts(format, q)
 	h.addConn(c)
 	h.wg.Add(1) // within this admitted request, so never after Shutdown's Wait began
 	go c.run()

@@ -13,7 +13,8 @@ const maxAssignsValues = 1 << 16
 // Assigns is one channel's socket.assigns: a table of data owned by Go (by the channel), not by
 // any VM, so it survives VM reuse and reloads. No VM ever holds it: each callback that reads
 // socket.assigns gets its own deep copy, and when the callback succeeds its copy is checked to
-// hold only data (strings, numbers, booleans, luachan.null, tables of those; no functions,
+// hold only data (strings, numbers, booleans, luachan.null, tables of those, with no metatable
+// but the array mark; no functions,
 // userdata or threads, which belong to one VM; else the script error "assigns may hold only
 // data") and copied back. So a script that keeps socket.assigns in a file-level variable and
 // changes it from another channel's callback changes only a dead copy, never a table another
@@ -44,6 +45,9 @@ func AssignsFromJSON(data []byte) (*Assigns, error) {
 	t, ok := v.(*lua.LTable)
 	if !ok || t.Len() > 0 {
 		return nil, fmt.Errorf("%w: assigns must be a JSON object", ErrPayload)
+	}
+	if isArray(t) { // [], taken as the empty object as before arrays were marked
+		return NewAssigns(), nil
 	}
 	return &Assigns{t: t}, nil
 }
@@ -82,7 +86,7 @@ func (a *Assigns) copyOut(t *lua.LTable) error {
 	return nil
 }
 
-// copyTable deep-copies a table of data, keeping key types and order. Assigns hold no cycles
+// copyTable deep-copies a table of data, keeping key types, order and array marks. Assigns hold no cycles
 // (checkData rejects them by depth), so plain recursion ends. With LTable's layout known (see
 // table.go) each table is cloned whole and its subtables replaced by copies, unless fields were
 // removed from it: gopher-lua keeps a removed key's slot in next's order for good, and a clone
@@ -114,6 +118,7 @@ func copyTable(t *lua.LTable) *lua.LTable {
 		fields++
 	}
 	c := newTable(n, fields-min(n, fields))
+	c.Metatable = dataMeta(t)
 	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {
 		if sub, ok := v.(*lua.LTable); ok {
 			v = copyTable(sub)
@@ -127,7 +132,7 @@ func copyTable(t *lua.LTable) *lua.LTable {
 // equal strings, numbers and booleans, and subtables holding the same data. It allocates
 // nothing. owned is finite and acyclic, so the walk ends whatever t is.
 func sameData(t, owned *lua.LTable) bool {
-	if t.Metatable != lua.LNil {
+	if t.Metatable != owned.Metatable { // owned has none, or the array mark
 		return false
 	}
 	n := 0
@@ -163,7 +168,7 @@ func checkData(t *lua.LTable) error {
 }
 
 func dataOK(t *lua.LTable, depth int, budget *int) bool {
-	if depth > maxDepth || t.Metatable != lua.LNil {
+	if depth > maxDepth || (t.Metatable != lua.LNil && !isArray(t)) {
 		return false
 	}
 	for k, v := t.Next(lua.LNil); k != lua.LNil; k, v = t.Next(k) {

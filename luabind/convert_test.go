@@ -21,7 +21,8 @@ func exprScript(expr string) string {
 func TestPayloadRoundTrip(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"empty object", `{}`, `{}`},
-		{"empty array becomes {}", `{"a":[]}`, `{"a":{}}`},
+		{"empty array", `{"a":[]}`, `{"a":[]}`},
+		{"empty arrays nested", `{"a":[[],[{}],{"b":[]}]}`, `{"a":[[],[{}],{"b":[]}]}`},
 		{"null", `{"a":null}`, `{"a":null}`},
 		{"array of nulls", `{"a":[null,null]}`, `{"a":[null,null]}`},
 		{"array", `{"a":[1,"two",true,false]}`, `{"a":[1,"two",true,false]}`},

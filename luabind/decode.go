@@ -20,7 +20,7 @@ const shareSourceMax = 8 << 10
 const maxPooledValues = 4096
 
 // decoder turns JSON text into Lua values: objects become tables with string keys, arrays
-// sequences 1..n, null the shared luachan.null. It is a hand-written scanner because payload
+// sequences 1..n with the array mark (so [] stays []), null the shared luachan.null. It is a hand-written scanner because payload
 // conversion is the hot cost of every callback. Decoders are pooled; their stacks are reused.
 type decoder struct {
 	data   []byte
@@ -221,7 +221,7 @@ func (d *decoder) array() (lua.LValue, error) {
 	if d.pos < len(d.data) && d.data[d.pos] == ']' {
 		d.pos++
 		d.depth--
-		return newTable(0, 0), nil
+		return markArray(newTable(0, 0)), nil
 	}
 	for {
 		v, err := d.value()
@@ -245,7 +245,7 @@ func (d *decoder) array() (lua.LValue, error) {
 	clear(items)
 	d.vals = d.vals[:base]
 	d.depth--
-	return t, nil
+	return markArray(t), nil
 }
 
 // str reads a JSON string starting at the opening quote. Strings without escapes are cut from

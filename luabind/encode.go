@@ -15,7 +15,8 @@ import (
 const maxExactInt = 1 << 53
 
 // encoder writes Lua values as JSON. A table whose keys are exactly 1..n is an array, any other
-// table an object (number keys become their decimal text), the empty table {}. Functions,
+// table an object (number keys become their decimal text), the empty table {}, and an empty
+// table with the array mark (see arrayMeta) []. Functions,
 // userdata other than luachan.null, threads, cycles, NaN and infinities cannot be encoded, nor
 // can more than maxStringLen bytes of strings.
 // Encoders are pooled; their buffers are reused.
@@ -167,6 +168,10 @@ func (e *encoder) table(t *lua.LTable) *encodeError {
 			}
 		}
 		e.buf = append(e.buf, ']')
+		return nil
+	}
+	if isArray(t) && isEmpty(t) {
+		e.buf = append(e.buf, "[]"...)
 		return nil
 	}
 

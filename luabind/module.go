@@ -9,7 +9,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// openLuachan builds this VM's luachan module: broadcast, log, json, null, now, token, store
+// openLuachan builds this VM's luachan module: broadcast, log, json, null, array, now, token, store
 // and presence, its subtables read-only (the caller makes the module itself read-only).
 func (v *vm) openLuachan() *lua.LTable {
 	L := v.L
@@ -23,6 +23,7 @@ func (v *vm) openLuachan() *lua.LTable {
 	m.RawSetString("log", L.NewFunction(v.log))
 	m.RawSetString("json", v.readOnly(json))
 	m.RawSetString("null", null)
+	m.RawSetString("array", L.NewFunction(luachanArray))
 	m.RawSetString("now", L.NewFunction(now))
 	m.RawSetString("token", v.readOnly(v.openToken()))
 	m.RawSetString("store", v.readOnly(v.openStore()))

@@ -35,6 +35,7 @@ type frozen struct {
 	items  []frozen    // field values of an object, or the items of a sequence
 	proto  *lua.LTable // an object's table; nil for a sequence or the empty object
 	nested []int       // indexes into keys and items of an object's table-valued fields
+	array  bool        // a sequence with the array mark (see arrayMeta)
 }
 
 // freeze captures v, which holds only data (as decoded from JSON, or validated assigns).
@@ -43,8 +44,8 @@ func freeze(v lua.LValue) frozen {
 	if !ok {
 		return frozen{v: v}
 	}
-	if n := sequenceLen(t); n > 0 {
-		f := frozen{items: make([]frozen, n)}
+	if n := sequenceLen(t); n > 0 || (isArray(t) && isEmpty(t)) {
+		f := frozen{items: make([]frozen, n), array: isArray(t)}
 		for i := range n {
 			f.items[i] = freeze(t.RawGetInt(i + 1))
 		}
@@ -77,6 +78,9 @@ func (f *frozen) thaw() lua.LValue {
 		t := newTable(len(f.items), 0)
 		for i := range f.items {
 			t.Append(f.items[i].thaw())
+		}
+		if f.array {
+			markArray(t)
 		}
 		return t
 	}

@@ -107,10 +107,11 @@ func copyObjectByAPI(t *lua.LTable, keys []string) *lua.LTable {
 }
 
 // cloneTable returns a new table with t's fields, sharing t's values, in next's order (what
-// removing fields left in that order stays in it). Like copyObject, for any table.
+// removing fields left in that order stays in it), and t's array mark. Like copyObject, for
+// any table of data.
 func cloneTable(t *lua.LTable) *lua.LTable {
 	l := layoutOf(t)
-	c := &lua.LTable{Metatable: lua.LNil}
+	c := &lua.LTable{Metatable: dataMeta(t)}
 	cl := layoutOf(c)
 	if l.array != nil {
 		cl.array = append(make([]lua.LValue, 0, len(l.array)), l.array...)
