@@ -77,6 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxMessageBurst: cfg.MessageBurst,
 		Origins:         cfg.Origins,
 		PubSub:          pubsub,
+
+		MaxLongPollSessions: cfg.MaxLongPolls,
+		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
 	var presence engine.PresenceReplica // nil: presence is this node's only
 	if redisPS != nil {
