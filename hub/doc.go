@@ -18,6 +18,7 @@
 //	Conn.mu      one connection's outbound queue, close state, and who writes (writing, corked)
 //	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
 //	flushQueue.mu      the connections waiting for a flusher; never held with any other
+//	longPollSlots.mu   the LongPoll session counts, in all and by address; never held with any other
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks
 // into the engine) runs while one is held, with one exception: shard.subMu is held

@@ -84,6 +84,12 @@ type Config struct {
 	// answered empty. It must stay under the client's timeout (the JS client's
 	// longpollerTimeout, 20 s by default).
 	LongPollWindow time.Duration
+	// MaxLongPollSessions (10,000) bounds the LongPoll sessions open at once, and
+	// MaxLongPollPerAddr (256) those opened from one remote IP address: each session
+	// holds a goroutine and a timer for up to IdleTimeout. A GET over either is answered
+	// HTTP 503 or 429 with a plain-text reason (the JS client retries later).
+	MaxLongPollSessions int
+	MaxLongPollPerAddr  int
 }
 
 // Hub owns the connections, the topic registry and local fan-out.
@@ -93,6 +99,7 @@ type Hub struct {
 	upgrader websocket.Upgrader
 	reg      registry
 	count    counters
+	lpSlots  longPollSlots // LongPoll sessions open, in all and by remote address
 
 	// wg counts every connection goroutine: ServeHTTP calls from admission to return,
 	// and each connection's writer. Shutdown waits for it.
@@ -133,6 +140,12 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.LongPollWindow <= 0 {
 		cfg.LongPollWindow = DefaultLongPollWindow
+	}
+	if cfg.MaxLongPollSessions <= 0 {
+		cfg.MaxLongPollSessions = DefaultMaxLongPollSessions
+	}
+	if cfg.MaxLongPollPerAddr <= 0 {
+		cfg.MaxLongPollPerAddr = DefaultMaxLongPollPerAddr
 	}
 	h := &Hub{
 		cfg:   cfg,

@@ -39,6 +39,17 @@ import (
 // DefaultLongPollWindow is Phoenix's window_ms: how long a poll waits for messages.
 const DefaultLongPollWindow = 10 * time.Second
 
+const (
+	// DefaultMaxLongPollSessions bounds the LongPoll sessions open at once: each holds a
+	// goroutine, a timer and its queue for up to the idle timeout.
+	DefaultMaxLongPollSessions = 10000
+	// DefaultMaxLongPollPerAddr bounds the sessions open from one remote address: room
+	// for a NAT full of clients, not for one client opening sessions in a loop.
+	DefaultMaxLongPollPerAddr = 256
+	// refusalLogEvery is the least time between two log lines about refused sessions.
+	refusalLogEvery = 10 * time.Second
+)
+
 // Request fields of the LongPoll protocol.
 const (
 	longPollTokenParam = "token"               // query parameter naming the session
@@ -49,6 +60,8 @@ const (
 // longPoll is the state a LongPoll Conn has besides the Conn's own.
 type longPoll struct {
 	token    string
+	addr     string        // the remote IP address its slot is counted under
+	unsent   [][]byte      // guarded by Conn.mu: frames an answer took but failed to deliver
 	closeReq chan struct{} // closed by the first close request (see beginCloseLocked)
 	taken    chan struct{} // capacity 1: a poll took frames from a closing session
 	polls    atomic.Int32  // polls waiting for frames
@@ -130,24 +143,30 @@ func (h *Hub) openLongPoll(w http.ResponseWriter, r *http.Request) {
 	}
 	q.Del("vsn")
 	q.Del(longPollTokenParam)
+	addr := remoteIP(r.RemoteAddr)
+	if !h.takeLongPollSlot(w, addr) {
+		return
+	}
 	ok, id, state := h.cfg.Handler.Connect(&ConnectRequest{
 		Params:    q,
 		AuthToken: r.Header.Get(longPollAuthHeader),
 		Origin:    r.Header.Get("Origin"),
-		RemoteIP:  remoteIP(r.RemoteAddr),
+		RemoteIP:  addr,
 	})
 	if !ok {
+		h.lpSlots.release(addr)
 		longPollStatus(w, http.StatusForbidden)
 		return
 	}
 	token, err := newLongPollToken()
 	if err != nil {
+		h.lpSlots.release(addr)
 		h.log.Error("long poll token", "reason", err)
 		longPollStatus(w, http.StatusInternalServerError)
 		return
 	}
 	c := newConn(h, nil, nil, format, id, state, r.RemoteAddr)
-	c.lp = &longPoll{token: token, closeReq: make(chan struct{}), taken: make(chan struct{}, 1)}
+	c.lp = &longPoll{token: token, addr: addr, closeReq: make(chan struct{}), taken: make(chan struct{}, 1)}
 	c.lp.touch()
 	h.count.longPolls.Add(1)
 	h.addConn(c)
@@ -158,6 +177,87 @@ func (h *Hub) openLongPoll(w http.ResponseWriter, r *http.Request) {
 	h.wg.Add(1) // within this admitted request, so never after Shutdown's Wait began
 	go c.runLongPoll()
 	writeLongPoll(w, http.StatusGone, token, nil)
+}
+
+// longPollSlots counts the LongPoll sessions open, in all and by remote address, so that
+// neither a flood of session-opening GETs nor one address can hold unbounded goroutines.
+type longPollSlots struct {
+	mu       sync.Mutex
+	total    int
+	byAddr   map[string]int
+	lastLog  time.Time // when a refusal was last logged
+	unlogged uint64    // refusals since then
+}
+
+// errTooManySessions and errTooManyFromAddr are why a slot was refused.
+var (
+	errTooManySessions = errors.New("hub: too many LongPoll sessions open")
+	errTooManyFromAddr = errors.New("hub: too many LongPoll sessions open from one address")
+)
+
+// acquire takes a slot for a session from addr, or says which bound refused it.
+func (s *longPollSlots) acquire(addr string, maxTotal, maxPerAddr int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.byAddr[addr] >= maxPerAddr:
+		return errTooManyFromAddr
+	case s.total >= maxTotal:
+		return errTooManySessions
+	}
+	if s.byAddr == nil {
+		s.byAddr = make(map[string]int)
+	}
+	s.total++
+	s.byAddr[addr]++
+	return nil
+}
+
+// release gives back a slot acquire took for addr.
+func (s *longPollSlots) release(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total--
+	if s.byAddr[addr]--; s.byAddr[addr] <= 0 {
+		delete(s.byAddr, addr)
+	}
+}
+
+// refused records one refusal and reports whether to log it, with the refusals not
+// logged since the last line: at most one line every refusalLogEvery.
+func (s *longPollSlots) refused(now time.Time) (log bool, since uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unlogged++
+	if now.Sub(s.lastLog) < refusalLogEvery {
+		return false, 0
+	}
+	since, s.unlogged, s.lastLog = s.unlogged, 0, now
+	return true, since
+}
+
+// takeLongPollSlot takes a session slot for addr, or answers the GET: HTTP 429 over the
+// per-address bound, 503 over the total one, each with a plain-text body the JS client
+// does not parse, so it retries later.
+func (h *Hub) takeLongPollSlot(w http.ResponseWriter, addr string) bool {
+	err := h.lpSlots.acquire(addr, h.cfg.MaxLongPollSessions, h.cfg.MaxLongPollPerAddr)
+	if err == nil {
+		return true
+	}
+	h.count.lpRefused.Add(1)
+	if log, n := h.lpSlots.refused(time.Now()); log {
+		h.log.Warn("long poll sessions refused", "reason", err, "remote", addr, "refused", n,
+			"max_sessions", h.cfg.MaxLongPollSessions, "max_per_addr", h.cfg.MaxLongPollPerAddr)
+	}
+	w.Header().Set("Retry-After", "10")
+	if errors.Is(err, errTooManyFromAddr) {
+		http.Error(w, fmt.Sprintf("luachan: too many LongPoll sessions from %s (at most %d); close some or retry later",
+			addr, h.cfg.MaxLongPollPerAddr), http.StatusTooManyRequests)
+		return false
+	}
+	http.Error(w, fmt.Sprintf("luachan: too many LongPoll sessions on this server (at most %d); retry later or use another node",
+		h.cfg.MaxLongPollSessions), http.StatusServiceUnavailable)
+	return false
 }
 
 // newLongPollToken returns an unguessable session token.
@@ -201,13 +301,21 @@ func (c *Conn) runLongPoll() {
 	// dropped it) for the client's next poll, for up to closeWait.
 	grace := time.NewTimer(closeWait)
 	defer grace.Stop()
-	for c.queuedBytes() > 0 {
+	for expired := false; c.queuedBytes() > 0; {
+		if expired {
+			c.mu.Lock()
+			c.q.drop()
+			c.dropUnsentLocked()
+			c.mu.Unlock()
+			if c.queuedBytes() > 0 {
+				<-lp.taken // a poll is still writing its answer; it signals when done
+			}
+			continue
+		}
 		select {
 		case <-lp.taken:
 		case <-grace.C:
-			c.mu.Lock()
-			c.q.drop()
-			c.mu.Unlock()
+			expired = true
 		}
 	}
 
@@ -215,11 +323,27 @@ func (c *Conn) runLongPoll() {
 	lp.ended = true // a POST still running has returned; no Handle starts after this
 	lp.handleMu.Unlock()
 	c.hub.removeConn(c)
+	c.hub.lpSlots.release(lp.addr)
 	c.wakeWriter() // a poll that arrived meanwhile answers 410
 	c.ended()
 }
 
-// queuedBytes returns how many bytes wait in the outbound queue.
+// dropUnsentLocked discards the frames a failed answer left for the next poll.
+func (c *Conn) dropUnsentLocked() {
+	c.q.wrote(framesSize(c.lp.unsent))
+	c.lp.unsent = nil
+}
+
+// framesSize is how many bytes frames hold, as the queue counts them.
+func framesSize(frames [][]byte) (n int) {
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+// queuedBytes returns how many bytes wait in the outbound queue, or in an answer that
+// has not been delivered.
 func (c *Conn) queuedBytes() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -228,6 +352,11 @@ func (c *Conn) queuedBytes() int {
 
 // poll answers a GET: the frames queued so far, or those that arrive within
 // LongPollWindow, or 204, or 410 once the session is closing with nothing left.
+//
+// Frames taken for an answer stay counted in the queue until the answer is written and
+// flushed; when it is not (the client went away), they are kept, ahead of the queue, for
+// the next poll. An answer the kernel accepted whose client then vanished cannot be told
+// apart from a delivered one: the JS client then opens a new session and rejoins.
 func (c *Conn) poll(w http.ResponseWriter, r *http.Request) {
 	lp := c.lp
 	lp.polls.Add(1)
@@ -239,23 +368,24 @@ func (c *Conn) poll(w http.ResponseWriter, r *http.Request) {
 	window := time.NewTimer(c.hub.cfg.LongPollWindow)
 	defer window.Stop()
 	for {
+		if r.Context().Err() != nil {
+			return // the client is gone; nothing was taken
+		}
 		c.mu.Lock()
-		var frames [][]byte
+		frames := lp.unsent
+		lp.unsent = nil
 		if c.q.queued > 0 {
-			frames = c.q.take(nil)
-			c.q.done() // the response holds them now
+			frames = append(frames, c.q.take(nil)...)
 		}
 		closing := c.closing
 		c.mu.Unlock()
 		switch {
 		case len(frames) > 0:
-			if closing {
-				select {
-				case lp.taken <- struct{}{}:
-				default:
-				}
+			c.deliver(w, frames)
+			select { // a closing session's end waits for its frames to be delivered
+			case lp.taken <- struct{}{}:
+			default:
 			}
-			writeLongPoll(w, http.StatusOK, lp.token, frames)
 			return
 		case closing:
 			longPollStatus(w, http.StatusGone)
@@ -265,12 +395,33 @@ func (c *Conn) poll(w http.ResponseWriter, r *http.Request) {
 		case <-c.wake:
 		case <-lp.closeReq: // every waiting poll sees the close, not just one
 		case <-window.C:
-			writeLongPoll(w, http.StatusNoContent, lp.token, nil)
+			_ = writeLongPoll(w, http.StatusNoContent, lp.token, nil) // nothing is lost when this does not arrive
 			return
 		case <-r.Context().Done():
 			return // the client is gone; nothing was taken
 		}
 	}
+}
+
+// deliver answers a poll with frames, taken from the queue (their bytes still counted),
+// and flushes the answer. When that fails the frames go back ahead of the queue for the
+// next poll; when it succeeds their bytes are uncounted.
+func (c *Conn) deliver(w http.ResponseWriter, frames [][]byte) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(writeWait)) // unsupported only by test recorders
+	err := writeLongPoll(w, http.StatusOK, c.lp.token, frames)
+	if err == nil {
+		err = rc.Flush()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.q.wrote(framesSize(frames))
+		return
+	}
+	c.lp.unsent = append(frames, c.lp.unsent...)
+	c.logger().Debug("long poll answer not delivered; its frames wait for the next poll",
+		"reason", err, "frames", len(frames))
 }
 
 // publish answers a POST: its frames go to the Session one at a time, in order, as
@@ -351,13 +502,14 @@ func (c *Conn) decodeLongPoll(f []byte) (*Message, int, error) {
 
 // longPollStatus answers with just {"status":status}.
 func longPollStatus(w http.ResponseWriter, status int) {
-	writeLongPoll(w, status, "", nil)
+	_ = writeLongPoll(w, status, "", nil) // nothing is lost when this does not arrive
 }
 
 // writeLongPoll answers {"status":status[,"token":token,"messages":[...]]}: each frame
 // (a complete text WebSocket frame from the queue) becomes one JSON string holding its
 // body, as Phoenix sends them. Statuses the client treats as normal go out with HTTP 200.
-func writeLongPoll(w http.ResponseWriter, status int, token string, frames [][]byte) {
+// It returns the error of writing the body.
+func writeLongPoll(w http.ResponseWriter, status int, token string, frames [][]byte) error {
 	size := 64 + len(token)
 	for _, f := range frames {
 		size += len(f) + len(f)/8 + 2 // room for escaping the quotes
@@ -391,5 +543,6 @@ func writeLongPoll(w http.ResponseWriter, status int, token string, frames [][]b
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	_, _ = w.Write(buf)
+	_, err := w.Write(buf)
+	return err
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -362,5 +365,135 @@ func TestLongPollShutdown(t *testing.T) {
 	}
 	if st := ts.hub.Stats(); st.Closed["shutdown"] != 1 {
 		t.Fatalf("Closed %v", st.Closed)
+	}
+}
+
+// TestLongPollSessionCaps opens sessions from one keep-alive connection as fast as it can
+// send: the sessions past the per-address bound are refused with 429 and a plain-text
+// reason, those past the total bound (from another address) with 503, and 5,000 such GETs
+// leave goroutines and memory bounded.
+func TestLongPollSessionCaps(t *testing.T) {
+	const (
+		perAddr, total = 50, 60
+		gets           = 5000
+	)
+	ts := startServer(t, hub.Config{MaxLongPollPerAddr: perAddr, MaxLongPollSessions: total})
+	go func() { // the test handler's Open blocks once its channel is full
+		for range ts.handler.opened {
+		}
+	}()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+
+	client := ts.srv.Client() // one keep-alive connection, reused GET after GET
+	codes := map[int]int{}
+	var refusal string
+	for range gets {
+		resp, err := client.Get(ts.srv.URL + "/socket/longpoll?vsn=2.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests {
+			refusal = string(body)
+		}
+	}
+	if codes[http.StatusOK] != perAddr || codes[http.StatusTooManyRequests] != gets-perAddr {
+		t.Errorf("answers by HTTP status: %v, want %d opened and the rest 429", codes, perAddr)
+	}
+	if !strings.Contains(refusal, "too many LongPoll sessions from 127.0.0.1 (at most 50)") {
+		t.Errorf("429 body %q", refusal)
+	}
+	if json.Valid([]byte(refusal)) {
+		t.Errorf("429 body %q is JSON: the JS client would throw on its status instead of retrying", refusal)
+	}
+	if n := ts.hub.Conns(); n != perAddr {
+		t.Errorf("%d sessions open, want %d", n, perAddr)
+	}
+	if st := ts.hub.Stats(); st.PollsRefused != gets-perAddr {
+		t.Errorf("PollsRefused = %d, want %d", st.PollsRefused, gets-perAddr)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+perAddr+20 {
+		t.Errorf("%d goroutines after %d GETs, %d before", n, gets, goroutines)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 16<<20 {
+		t.Errorf("the heap grew by %d MiB", grown>>20)
+	}
+
+	// Another address fills the total, and is then refused with 503.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
+	}).DialContext}}
+	defer other.CloseIdleConnections()
+	for i := range total - perAddr + 1 {
+		resp, err := other.Get(ts.srv.URL + "/socket/longpoll?vsn=2.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusOK
+		if i == total-perAddr {
+			want = http.StatusServiceUnavailable
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("GET %d from 127.0.0.2: HTTP %d %q, want %d", i, resp.StatusCode, body, want)
+		}
+		if want == http.StatusServiceUnavailable && !strings.Contains(string(body), "too many LongPoll sessions on this server (at most 60)") {
+			t.Errorf("503 body %q", body)
+		}
+	}
+}
+
+// TestLongPollUndeliveredAnswer: a poll whose client goes away while its answer is being
+// written loses nothing; the next poll gets every frame.
+func TestLongPollUndeliveredAnswer(t *testing.T) {
+	const frames, frameSize = 32, 1 << 20 // far more than the socket buffers take
+	ts := startServer(t, hub.Config{MaxQueueBytes: 2 * frames * frameSize, LongPollWindow: 200 * time.Millisecond})
+	c := ts.openLongPoll(t, "vsn=2.0.0")
+	big := strings.Repeat("x", frameSize)
+	for i := range frames {
+		if err := c.session.conn.Send(&hub.Message{Topic: "t", Event: fmt.Sprint(i), Payload: []byte(`"` + big + `"`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A client that asks, sees the answer start, and resets the connection.
+	nc, err := net.Dial("tcp", ts.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := nc.(*net.TCPConn)
+	_ = tcp.SetReadBuffer(4096)
+	fmt.Fprintf(nc, "GET /socket/longpoll?token=%s HTTP/1.1\r\nHost: x\r\n\r\n", url.QueryEscape(c.token))
+	_ = nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	start := make([]byte, 12)
+	if _, err := io.ReadFull(nc, start); err != nil || string(start) != "HTTP/1.1 200" {
+		t.Fatalf("answer began %q (%v)", start, err)
+	}
+	_ = tcp.SetLinger(0) // close with a reset: the server's write fails
+	nc.Close()
+
+	// The next poll gets all of them, in order.
+	var got []string
+	waitFor(t, "every frame in a later poll", func() bool {
+		r := c.poll()
+		got = append(got, r.Messages...)
+		return len(got) >= frames || r.Status == http.StatusGone
+	})
+	if len(got) != frames {
+		t.Fatalf("got %d frames, want %d", len(got), frames)
+	}
+	for i, m := range got {
+		if !strings.Contains(m, fmt.Sprintf(`"t","%d",`, i)) {
+			t.Fatalf("frame %d is %.60s", i, m)
+		}
 	}
 }

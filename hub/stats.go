@@ -19,6 +19,7 @@ type Stats struct {
 	SlowClosed    uint64 // connections closed as slow consumers
 	IdleClosed    uint64 // connections closed for sending nothing for IdleTimeout
 	RateLimited   uint64 // connections closed for sending over MaxMessageRate
+	PollsRefused  uint64 // LongPoll sessions refused over MaxLongPollSessions or MaxLongPollPerAddr
 	// Closed counts every connection that has ended, by why it ended; it always holds
 	// every key of CloseReasons(). A connection is counted once, when it is gone, so the
 	// counts add up to every connection (WebSocket or LongPoll) ever closed.
@@ -100,6 +101,7 @@ type counters struct {
 	slowClosed  atomic.Uint64
 	idleClosed  atomic.Uint64
 	rateLimited atomic.Uint64
+	lpRefused   atomic.Uint64
 	closed      [numCloseKinds]atomic.Uint64
 }
 
@@ -121,6 +123,7 @@ func (h *Hub) Stats() Stats {
 		SlowClosed:    h.count.slowClosed.Load(),
 		IdleClosed:    h.count.idleClosed.Load(),
 		RateLimited:   h.count.rateLimited.Load(),
+		PollsRefused:  h.count.lpRefused.Load(),
 		Closed:        closed,
 	}
 }

@@ -23,6 +23,30 @@ const (
 	budgetCheckEvery = 1 << 10
 )
 
+// noTailCalls turns every tail call of proto and the functions it defines into a plain call
+// followed by its return (which the compiler emits after each tail call anyway), so that every
+// call takes a frame and counts against the call-depth limit.
+//
+// gopher-lua counts a frame's tail calls and, when a protected call fails, writes one
+// "(tailcall)" line per tail call into the traceback it builds. A tail-call loop makes tens
+// of millions of them within its budget: building that traceback kept the call running for
+// seconds past its budget, allocated hundreds of MiB, and its long copies held up the garbage
+// collector's stop-the-world, and with it every other goroutine, for up to a second. Without
+// tail calls the traceback is bounded by the call depth, and a tail-call loop ends at the depth
+// limit in about a millisecond. The price: tail recursion is limited to callStackSize levels,
+// like any other recursion.
+func noTailCalls(proto *lua.FunctionProto) {
+	const opShift = 26 // where gopher-lua keeps an instruction's opcode
+	for i, inst := range proto.Code {
+		if int(inst>>opShift) == lua.OP_TAILCALL {
+			proto.Code[i] = inst&(1<<opShift-1) | uint32(lua.OP_CALL)<<opShift
+		}
+	}
+	for _, p := range proto.FunctionPrototypes {
+		noTailCalls(p)
+	}
+}
+
 func init() {
 	// gopher-lua reads this package variable for every table; it is set once, before any VM.
 	lua.MaxArrayIndex = maxArrayIndex

@@ -18,7 +18,8 @@ const (
 )
 
 // compile parses, checks and compiles a chunk; errors name file and line. Between parsing and
-// compiling, every `..` becomes a call of the size-capped concat (see limits.go).
+// compiling, every `..` becomes a call of the size-capped concat, and after it every tail call
+// a plain call (see limits.go).
 func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	if len(src) > maxSourceSize {
 		return nil, scriptErrorf(name, "the file is %d bytes, more than the %d a script may have", len(src), maxSourceSize)
@@ -36,6 +37,7 @@ func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	if err != nil {
 		return nil, compileError(name, src, err)
 	}
+	noTailCalls(proto)
 	return proto, nil
 }
 

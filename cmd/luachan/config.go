@@ -31,6 +31,10 @@ type Config struct {
 	MessageRate   float64
 	MessageBurst  int
 	PresenceTTL   time.Duration
+	// MaxLongPolls and MaxLongPollsPerIP bound the LongPoll sessions open at once, in all
+	// and from one remote IP address.
+	MaxLongPolls      int
+	MaxLongPollsPerIP int
 }
 
 // errUsage marks a configuration error: the program exits with status 2.
@@ -106,6 +110,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	intFlag(&cfg.MaxFrameSize, "max-frame-size", "LUACHAN_MAX_FRAME_SIZE", 1<<20, "largest inbound frame in bytes; larger ones close the socket (1009)")
 	intFlag(&maxChannels, "max-channels", "LUACHAN_MAX_CHANNELS", 100, "topics one socket may join at once")
 	intFlag(&maxQueue, "max-queue", "LUACHAN_MAX_QUEUE", 4<<20, "bytes queued for one slow client before it is closed")
+	var maxLongPolls, maxLongPollsPerIP int64
+	intFlag(&maxLongPolls, "max-longpoll-sessions", "LUACHAN_MAX_LONGPOLL_SESSIONS", hub.DefaultMaxLongPollSessions, "LongPoll sessions open at once; a GET opening one more is answered 503")
+	intFlag(&maxLongPollsPerIP, "max-longpoll-per-ip", "LUACHAN_MAX_LONGPOLL_PER_IP", hub.DefaultMaxLongPollPerAddr, "LongPoll sessions open from one IP address; a GET opening one more is answered 429")
 	var rate, burst int64
 	intFlag(&rate, "max-rate", "LUACHAN_MAX_RATE", 100, "messages per second one socket may send on average; over it the socket is closed (1008); 0 turns the limit off")
 	intFlag(&burst, "max-burst", "LUACHAN_MAX_BURST", 1000, "messages one socket may send at once before -max-rate applies")
@@ -131,6 +138,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		cfg.MessageRate = -1 // hub: a negative rate is no limit
 	}
 	cfg.MaxQueueBytes = int(maxQueue)
+	if maxLongPolls < 1 || maxLongPollsPerIP < 1 {
+		return cfg, usagef("luachan: -max-longpoll-sessions and -max-longpoll-per-ip must be at least 1")
+	}
+	cfg.MaxLongPolls, cfg.MaxLongPollsPerIP = int(maxLongPolls), int(maxLongPollsPerIP)
 
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return cfg, usagef("luachan: -log-level %q: want debug, info, warn or error", logLevel)

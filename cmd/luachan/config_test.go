@@ -94,6 +94,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"-max-queue", "(default 4194304)", "-max-rate", "-max-burst", "(default 1000)",
 		"-idle-timeout", "(default 1m0s)", "-script-timeout", "(default 250ms)",
 		"-presence-ttl", "(default 20s)",
+		"-max-longpoll-sessions", "LUACHAN_MAX_LONGPOLL_SESSIONS", "(default 10000)",
+		"-max-longpoll-per-ip", "LUACHAN_MAX_LONGPOLL_PER_IP", "(default 256)",
 	} {
 		if !strings.Contains(help, want) {
 			t.Errorf("-h output lacks %q", want)

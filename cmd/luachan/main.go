@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,9 +26,14 @@ import (
 	"github.com/luachan/luachan/luabind"
 )
 
-// shutdownGrace bounds the drain after SIGINT/SIGTERM; the process exits
-// within it even if a script hangs.
-const shutdownGrace = 8 * time.Second
+const (
+	// shutdownTimeout bounds the whole shutdown after SIGINT/SIGTERM, every step
+	// included, leaving room under SPEC section 1's 10 s for the process to exit.
+	shutdownTimeout = 9500 * time.Millisecond
+	// shutdownGrace is the part of it the sockets, leaves and HTTP server may take; the
+	// rest is for letting go of Redis (presence heartbeat, queued publishes).
+	shutdownGrace = 8 * time.Second
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,8 +70,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	var pubsub hub.PubSub                          // nil: this process only
 	var store luabind.Store = hub.NewMemoryStore() // luachan.store
+	// closers are let go of when run returns, newest first, by stopBy at the latest: a
+	// Redis that stopped answering must not hold the process past its deadline.
+	var closers []func()
+	var stopBy time.Time // set when the shutdown starts
+	defer func() {
+		if stopBy.IsZero() { // run ends on an error: Redis gets what a shutdown leaves it
+			stopBy = time.Now().Add(shutdownTimeout - shutdownGrace)
+		}
+		release(stopBy, closers, log)
+	}()
 	if redisPS != nil {
-		defer redisPS.Close()
+		closers = append(closers, func() { _ = redisPS.Close() })
 		pubsub, store = redisPS, redisPS.Store()
 	}
 
@@ -82,6 +98,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxMessageBurst: cfg.MessageBurst,
 		Origins:         cfg.Origins,
 		PubSub:          pubsub,
+
+		MaxLongPollSessions: cfg.MaxLongPolls,
+		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
 	var presence engine.PresenceReplica // nil: presence is this node's only
 	if redisPS != nil {
@@ -90,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		// quarter.
 		rp := redisPS.Presence(cfg.PresenceTTL, h.Broadcast)
 		rp.Start()
-		defer rp.Close() // before redisPS.Close: removes the heartbeat
+		closers = append(closers, rp.Close) // before redisPS.Close: removes the heartbeat
 		presence = rp
 	}
 	eng, err := engine.New(engine.Config{
@@ -140,6 +159,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	log.Info("shutting down: closing sockets with 1012, running leave")
+	stopBy = time.Now().Add(shutdownTimeout)
 	drain, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	srv.SetKeepAlivesEnabled(false)
@@ -155,6 +175,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// release runs closers, newest first, and waits for them until deadline; past it, it
+// logs what is left and returns, so that the process exits on time. What is left is cut
+// off by the exit: a presence heartbeat lapses by itself within its TTL.
+func release(deadline time.Time, closers []func(), log *slog.Logger) {
+	if len(closers) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
+	}()
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	select {
+	case <-done:
+	case <-wait.C:
+		log.Warn("Redis did not let go in time: exiting without waiting for it; other nodes drop this node's presences within the TTL",
+			"timeout", shutdownTimeout)
+	}
 }
 
 // reloadOnHangup rescans the scripts folder on SIGHUP, the operator's way to

@@ -55,6 +55,8 @@ var metrics = []metric{
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Broadcasts) }),
 	newMetric("longpoll_sessions_total", "LongPoll sessions opened.", prometheus.CounterValue,
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.LongPolls) }),
+	newMetric("longpoll_sessions_refused_total", "LongPoll sessions refused over the per-address or total session limit.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.PollsRefused) }),
 	newMetric("scripts", "Channel scripts routing topics.", prometheus.GaugeValue,
 		func(_ hub.Stats, e engine.Stats) float64 { return float64(e.Scripts) }),
 	newMetric("channels", "Channels joined.", prometheus.GaugeValue,
