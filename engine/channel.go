@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/luachan/luachan/hub"
@@ -18,13 +19,14 @@ const (
 	evLeave               // the client's phx_leave
 	evStop                // the channel ends for a reason of the server's
 	evInfo                // a socket:after timer fired, for handle_info
+	evFast                // a fast-laned broadcast queued behind intercepted ones
 )
 
 // event is one entry of a channel's mailbox.
 type event struct {
 	kind evKind
 	msg  *hub.Message   // evJoin, evIn, evLeave
-	out  *hub.Broadcast // evOut
+	out  *hub.Broadcast // evOut, evFast
 	why  stopReason     // evStop
 	info []byte         // evInfo: the timer's message, JSON
 }
@@ -73,6 +75,13 @@ type channel struct {
 	subscribed bool
 	timers     map[*time.Timer]struct{}
 
+	// queuedOut counts the broadcasts (evOut, evFast) in the mailbox or
+	// being handled whose copies are not yet queued on the socket. While
+	// there are any, Intercepts sends every broadcast through the mailbox,
+	// so a fast-laned broadcast never overtakes an intercepted one before
+	// it: a sender's broadcasts reach the client in the order it sent them.
+	queuedOut atomic.Int32
+
 	// Owned by the goroutine running the mailbox.
 	joined bool
 	ended  bool
@@ -87,19 +96,40 @@ type channel struct {
 	joinOK   bool          // written before settled is closed: the join succeeded
 }
 
-// outgoingSend is a push or broadcast a callback made. They are sent when
-// the callback returns: the fan-out of a broadcast to many subscribers then
-// costs the script none of its CPU budget, and join's sends follow its reply.
+// outgoingSend is something a callback sent: a push, a broadcast, a
+// luachan.broadcast or luachan.disconnect, or a fast-laned broadcast queued
+// behind intercepted ones. They are sent when the callback returns, in call
+// order: the fan-out of a broadcast to many subscribers then costs the script
+// none of its CPU budget, join's sends follow its reply, and nothing a
+// callback sends overtakes what it sent before.
 type outgoingSend struct {
-	event       string
-	p           luabind.Payload
-	broadcast   bool
-	excludeSelf bool
+	kind  sendKind
+	topic string // sendTopic: the topic; sendDisconnect: the socket id
+	event string
+	p     luabind.Payload
+	fast  *hub.Broadcast // sendFast
 }
 
+// sendKind says what an outgoingSend is.
+type sendKind uint8
+
+const (
+	sendPush          sendKind = iota // socket:push, to this client
+	sendBroadcast                     // socket:broadcast, on the channel's topic
+	sendBroadcastFrom                 // socket:broadcast_from
+	sendTopic                         // luachan.broadcast, on any topic
+	sendDisconnect                    // luachan.disconnect
+	sendFast                          // a fast-laned broadcast's frame, to this client
+)
+
+// leavesChannel reports whether the send reaches beyond the channel's own
+// client and topic: what a join that is refused still sends.
+func (k sendKind) leavesChannel() bool { return k == sendTopic || k == sendDisconnect }
+
 var (
-	_ hub.Subscriber = (*channel)(nil)
-	_ luabind.Socket = (*channel)(nil)
+	_ hub.Subscriber      = (*channel)(nil)
+	_ luabind.Socket      = (*channel)(nil)
+	_ luabind.SocketSends = (*channel)(nil)
 )
 
 func newChannel(s *session, f *scriptFile, topic, joinRef string, replaced *channel) *channel {
@@ -166,18 +196,22 @@ func (c *channel) post(ev event) {
 // queueing without bound would let it take the server's memory.
 func (c *channel) enqueue(ev event) (woke bool) {
 	c.mu.Lock()
-	if c.stopping {
+	// A leave is always taken: the session has already forgotten the
+	// channel, so nothing else would end it or answer the client (and it
+	// comes once). A channel that is ending answers it when its turn comes.
+	if c.stopping && ev.kind != evLeave {
 		c.mu.Unlock()
 		return false
 	}
-	// A leave is always taken: the session has already forgotten the
-	// channel, so nothing else would end it (and it comes once).
 	if len(c.queue) >= c.e.cfg.MaxPending && ev.kind != evLeave {
 		c.mu.Unlock()
 		c.overflow()
 		return false
 	}
 	c.queue = append(c.queue, ev)
+	if ev.kind == evOut || ev.kind == evFast {
+		c.queuedOut.Add(1)
+	}
 	woke = !c.running
 	if woke {
 		c.running = true
@@ -197,7 +231,8 @@ func (c *channel) overflow() {
 
 // stop ends the channel for a server reason. It unsubscribes at once, so no
 // broadcast reaches the channel after stop returns, then queues the stop
-// behind any event already running; events still waiting are dropped.
+// behind any event already running; events still waiting are dropped, but
+// for a leave, answered after the stop.
 func (c *channel) stop(why stopReason) {
 	c.mu.Lock()
 	if c.stopping {
@@ -206,7 +241,10 @@ func (c *channel) stop(why stopReason) {
 	}
 	c.stopping = true
 	unsubscribe := c.stopEventsLocked()
-	c.queue = append(c.queue[:0], event{kind: evStop, why: why})
+	c.dropQueuedLocked()
+	c.queue = append(c.queue, event{})
+	copy(c.queue[1:], c.queue)
+	c.queue[0] = event{kind: evStop, why: why}
 	c.startLocked()
 	c.mu.Unlock()
 	if unsubscribe {
@@ -257,6 +295,23 @@ func (c *channel) subscribe(first func()) bool {
 	c.subscribed = true
 	c.e.cfg.Hub.SubscribeAfter(c.topic, c, first)
 	return true
+}
+
+// dropQueuedLocked empties the mailbox of a channel that is ending, but for
+// a leave, which is still answered (see dispatch). c.mu must be held.
+func (c *channel) dropQueuedLocked() {
+	kept, dropped := c.queue[:0], int32(0)
+	for _, ev := range c.queue {
+		switch ev.kind {
+		case evLeave:
+			kept = append(kept, ev)
+		case evOut, evFast:
+			dropped++
+		}
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	c.queuedOut.Add(-dropped)
 }
 
 // popLocked takes the mailbox's next event; there must be one.
@@ -316,9 +371,18 @@ func (c *channel) runNow(ev event) {
 	c.e.wg.Done()
 }
 
-// dispatch runs one event of the mailbox.
+// dispatch runs one event of the mailbox. A panic in handling it crashes
+// the channel (see recoverPanic), never the process.
 func (c *channel) dispatch(ev event) {
+	defer c.recoverPanic(ev)
+	if dispatchHook != nil {
+		dispatchHook(c, ev.kind)
+	}
 	if c.ended {
+		if ev.kind == evLeave {
+			// As Phoenix answers a leave of a topic not joined.
+			c.reply(ev.msg, "ok", nil, replyEmpty)
+		}
 		return
 	}
 	switch ev.kind {
@@ -328,6 +392,8 @@ func (c *channel) dispatch(ev event) {
 		c.handleIn(ev.msg)
 	case evOut:
 		c.handleOut(ev.out)
+	case evFast:
+		c.handleFast(ev.out)
 	case evLeave:
 		c.handleLeave(ev.msg)
 	case evStop:
@@ -340,16 +406,25 @@ func (c *channel) dispatch(ev event) {
 // Conn is the socket the channel writes to.
 func (c *channel) Conn() *hub.Conn { return c.conn }
 
-// Intercepts reports whether the channel's current script handles event in
-// handle_out; a reload changes the answer for the next broadcast.
-func (c *channel) Intercepts(event string) bool { return c.file.script().Intercepts(event) }
+// Intercepts reports whether a broadcast of event must go through the
+// channel's mailbox: when the current script handles event in handle_out (a
+// reload changes the answer for the next broadcast), and, for every event,
+// while earlier broadcasts wait there (see queuedOut).
+func (c *channel) Intercepts(event string) bool {
+	return c.queuedOut.Load() > 0 || c.file.script().Intercepts(event)
+}
 
-// Deliver queues an intercepted broadcast for handle_out in the mailbox, in
-// arrival order with the channel's other events. A mailbox it wakes is run by
-// one of the engine's intercept workers rather than a goroutine of its own
-// (see intercept.go).
+// Deliver queues a broadcast in the mailbox, in arrival order with the
+// channel's other events: for handle_out when the script intercepts it,
+// otherwise as the fast lane's frame, behind the broadcasts before it. A
+// mailbox it wakes is run by one of the engine's intercept workers rather
+// than a goroutine of its own (see intercept.go).
 func (c *channel) Deliver(b *hub.Broadcast) {
-	if c.enqueue(event{kind: evOut, out: b}) {
+	kind := evFast
+	if c.file.script().Intercepts(b.Event) {
+		kind = evOut
+	}
+	if c.enqueue(event{kind: kind, out: b}) {
 		c.e.outs.post(c)
 	}
 }
@@ -362,7 +437,7 @@ func (c *channel) ID() string      { return c.conn.ID() }
 // Push is socket:push: an event to this client only, sent when the
 // callback returns.
 func (c *channel) Push(event string, p luabind.Payload) error {
-	c.outbox = append(c.outbox, outgoingSend{event: event, p: p})
+	c.outbox = append(c.outbox, outgoingSend{kind: sendPush, event: event, p: p})
 	return nil
 }
 
@@ -370,24 +445,35 @@ func (c *channel) Push(event string, p luabind.Payload) error {
 // every subscriber of the channel's topic (or every one but this socket),
 // sent when the callback returns.
 func (c *channel) Broadcast(event string, p luabind.Payload, excludeSelf bool) error {
-	c.outbox = append(c.outbox, outgoingSend{event: event, p: p, broadcast: true, excludeSelf: excludeSelf})
+	kind := sendBroadcast
+	if excludeSelf {
+		kind = sendBroadcastFrom
+	}
+	c.outbox = append(c.outbox, outgoingSend{kind: kind, topic: c.topic, event: event, p: p})
 	return nil
 }
 
-// flush sends what the last callback pushed and broadcast, in order.
+// BroadcastTopic is luachan.broadcast in one of the channel's callbacks: an
+// event to every subscriber of topic, sent when the callback returns.
+func (c *channel) BroadcastTopic(topic, event string, p luabind.Payload) error {
+	c.outbox = append(c.outbox, outgoingSend{kind: sendTopic, topic: topic, event: event, p: p})
+	return nil
+}
+
+// DisconnectID is luachan.disconnect in one of the channel's callbacks:
+// every socket whose id is id closes once the callback's earlier pushes are
+// queued (a close writes what is queued first).
+func (c *channel) DisconnectID(id string) error {
+	c.outbox = append(c.outbox, outgoingSend{kind: sendDisconnect, topic: id})
+	return nil
+}
+
+// flush sends what the last callback sent, in order.
 func (c *channel) flush() {
 	out := c.outbox
 	c.outbox = nil
 	for i := range out {
-		o := &out[i]
-		if !o.broadcast {
-			c.send(o.event, o.p)
-			o.p.Release() // queued: send copied it
-			continue
-		}
-		if err := c.broadcast(o.event, o.p, o.excludeSelf); err != nil {
-			c.e.log.Warn("broadcast not published to other nodes", "topic", c.topic, "event", o.event, "err", err)
-		}
+		c.sendOut(&out[i])
 	}
 	if cap(out) <= maxKeptOutbox { // kept for the next callback, unless one sent a lot
 		clear(out)
@@ -395,7 +481,41 @@ func (c *channel) flush() {
 	}
 }
 
-// maxKeptOutbox is the largest outbox (64 bytes an entry) a channel keeps
+// flushUnjoined is flush for a join that failed: a client that did not join
+// gets nothing of the channel's, while what the script sent elsewhere
+// (luachan.broadcast, luachan.disconnect) still goes.
+func (c *channel) flushUnjoined() {
+	out := c.outbox
+	c.outbox = nil
+	for i := range out {
+		if out[i].kind.leavesChannel() {
+			c.sendOut(&out[i])
+		}
+	}
+}
+
+// sendOut sends one thing a callback sent.
+func (c *channel) sendOut(o *outgoingSend) {
+	var err error
+	switch o.kind {
+	case sendPush:
+		c.send(o.event, o.p)
+		o.p.Release() // queued: send copied it
+	case sendFast:
+		if err := o.fast.SendTo(c.conn); err != nil {
+			c.e.log.Debug("broadcast not sent", "conn", c.conn.Key(), "topic", c.topic, "event", o.fast.Event, "err", err)
+		}
+	case sendDisconnect:
+		err = c.e.Disconnect(o.topic)
+	default:
+		err = c.broadcastTo(o.topic, o.event, o.p, o.kind == sendBroadcastFrom)
+	}
+	if err != nil {
+		c.e.log.Warn("broadcast not published to other nodes", "topic", o.topic, "event", o.event, "err", err)
+	}
+}
+
+// maxKeptOutbox is the largest outbox (88 bytes an entry) a channel keeps
 // between callbacks: enough for the usual push or two, without every
 // channel that once sent a burst keeping a kilobyte for it.
 const maxKeptOutbox = 4
@@ -410,7 +530,12 @@ func (c *channel) send(event string, p luabind.Payload) {
 }
 
 func (c *channel) broadcast(event string, p luabind.Payload, excludeSelf bool) error {
-	b := &hub.Broadcast{Topic: c.topic, Event: event, Payload: p.Data, Binary: p.Binary}
+	return c.broadcastTo(c.topic, event, p, excludeSelf)
+}
+
+// broadcastTo broadcasts on topic, from this socket when excludeSelf.
+func (c *channel) broadcastTo(topic, event string, p luabind.Payload, excludeSelf bool) error {
+	b := &hub.Broadcast{Topic: topic, Event: event, Payload: p.Data, Binary: p.Binary}
 	if excludeSelf {
 		b.From = c.conn.Key()
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -121,16 +122,40 @@ func (w *outWorker) loop(e *Engine) {
 	}
 }
 
-// run runs the handle_out calls at the head of c's mailbox, up to outTurn,
-// which the worker owns (c.running) until it ends the run, hands the mailbox
-// to a goroutine, or puts the channel back in its queue for another turn.
+// run runs the handle_out calls (and fast-laned broadcasts queued behind
+// them) at the head of c's mailbox, up to outTurn, which the worker owns
+// (c.running) until it ends the run, hands the mailbox to a goroutine, or
+// puts the channel back in its queue for another turn. A panic meanwhile
+// crashes the channel, as in dispatch, and the worker carries on.
 func (w *outWorker) run(c *channel) {
 	script := c.file.script()
-	// Anything but a handle_out call at the head, or a reload (the VM held is
-	// the old script's, and the new one's pool may make us wait), ends a turn.
+	// Anything but a broadcast at the head, or a reload (the VM held is the
+	// old script's, and the new one's pool may make us wait), ends a turn.
 	outNext := func() bool {
-		return len(c.queue) > 0 && c.queue[0].kind == evOut && c.file.script() == script
+		if len(c.queue) == 0 || c.file.script() != script {
+			return false
+		}
+		k := c.queue[0].kind
+		return k == evOut || k == evFast
 	}
+	owned := true // the worker still owns c's mailbox
+	popped := int32(0)
+	var current event
+	defer func() {
+		if !owned {
+			return
+		}
+		if p := recover(); p != nil {
+			c.e.log.Error("channel panicked; crashing it", "topic", c.topic, "conn", c.conn.Key(),
+				"event", current.kind.String(), "panic", p, "stack", string(debug.Stack()))
+			w.hold.Release() // the call may have left its VM half done
+			c.queuedOut.Add(-popped)
+			go func() { // ending it may wait, as in crashOut
+				c.crashAfterPanic(current)
+				c.run() // inherits running and the wg count
+			}()
+		}
+	}()
 	for calls := 0; calls < outTurn; calls++ {
 		c.mu.Lock()
 		if !outNext() {
@@ -140,6 +165,7 @@ func (w *outWorker) run(c *channel) {
 		if calls == 0 {
 			c.mu.Unlock()
 			if script.HandleOutWait() > waitOut || !w.hold.TryHold(c.e.ctx, script) {
+				owned = false
 				go c.run() // inherits running and the wg count
 				return
 			}
@@ -149,25 +175,37 @@ func (w *outWorker) run(c *channel) {
 				break
 			}
 		}
-		ev := c.popLocked()
+		current = c.popLocked()
 		c.mu.Unlock()
+		popped++
+		if dispatchHook != nil {
+			dispatchHook(c, current.kind)
+		}
 		if c.ended {
 			continue
 		}
-		if err := c.callHandleOut(script, ev.out, &w.hold); err != nil {
+		if current.kind == evFast {
+			c.outbox = append(c.outbox, outgoingSend{kind: sendFast, fast: current.out})
+			continue
+		}
+		if err := c.callHandleOut(script, current.out, &w.hold); err != nil {
 			// The channel crashes, after what its calls sent, on a goroutine:
 			// ending it may wait (Unsubscribe, presence), and the worker must not.
 			c.flushOut()
-			go func() {
-				c.crashOut(script, err)
+			c.queuedOut.Add(-popped)
+			owned = false
+			go func(ev event) {
+				c.protect(ev, func() { c.crashOut(script, err) })
 				c.run() // inherits running and the wg count
-			}()
+			}(current)
 			return
 		}
 	}
 	// The turn's copies leave together, while the worker still owns the
 	// mailbox (the outbox is the runner's).
 	c.flushOut()
+	c.queuedOut.Add(-popped)
+	owned = false
 
 	c.mu.Lock()
 	switch {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"runtime/debug"
+
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
 )
@@ -49,7 +51,7 @@ func (c *channel) handleJoin(m *hub.Message) {
 			c.reply(m, "error", reply, replyUnauthorized)
 		}
 		c.closeReplaced(closeRef)
-		c.outbox = nil // a client that did not join gets nothing of the channel's
+		c.flushUnjoined()
 		c.end()
 		return
 	}
@@ -57,7 +59,7 @@ func (c *channel) handleJoin(m *hub.Message) {
 	gen, added := c.file.add(c)
 	if !added || !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
 		if added && !c.file.shutSince(gen) {
-			c.outbox = nil
+			c.flushUnjoined()
 			return // stopped while joining; the stop event follows
 		}
 		c.endJoinOnShutFile(m, reply, closeRef) // the script file went while join ran
@@ -104,9 +106,18 @@ func (c *channel) handleOut(b *hub.Broadcast) {
 	script := c.file.script()
 	err := c.callHandleOut(script, b, nil)
 	c.flushOut()
+	c.queuedOut.Add(-1)
 	if err != nil {
 		c.crashOut(script, err)
 	}
+}
+
+// handleFast sends a fast-laned broadcast that waited in the mailbox behind
+// intercepted ones (see channel.queuedOut).
+func (c *channel) handleFast(b *hub.Broadcast) {
+	c.outbox = append(c.outbox, outgoingSend{kind: sendFast, fast: b})
+	c.flushOut()
+	c.queuedOut.Add(-1)
 }
 
 // callHandleOut runs handle_out of script for b on the VM h holds (see
@@ -138,8 +149,8 @@ func (c *channel) flushOut() {
 		return
 	}
 	c.conn.Cork()
+	defer c.conn.UncorkLater() // even when a send panics
 	c.flush()
-	c.conn.UncorkLater()
 }
 
 // outgoing converts an intercepted broadcast's payload for Lua once, however
@@ -228,11 +239,85 @@ func (c *channel) end() {
 	c.mu.Lock()
 	c.stopping = true
 	unsubscribe := c.stopEventsLocked()
-	c.queue = nil // what is still queued would only be dropped
+	c.dropQueuedLocked() // what is still queued would only be dropped
 	c.mu.Unlock()
 	if unsubscribe {
 		c.unsubscribe()
 	}
+}
+
+// dispatchHook, when set (by tests), runs before a channel handles each
+// event, on the goroutine that handles it.
+var dispatchHook func(c *channel, kind evKind)
+
+// recoverPanic, deferred around the handling of ev, turns a
+// panic there into a crash of the channel: logged with its stack, phx_error
+// to the client (a refused join for a join not yet answered), and the
+// mailbox carries on as after any crash, so that the process lives on, and
+// no channel stays marked running for Engine.Close to wait on.
+func (c *channel) recoverPanic(ev event) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.e.log.Error("channel panicked; crashing it", "topic", c.topic, "conn", c.conn.Key(),
+		"event", ev.kind.String(), "panic", p, "stack", string(debug.Stack()))
+	c.crashAfterPanic(ev)
+}
+
+// protect runs f, part of handling ev, crashing the channel if it panics.
+func (c *channel) protect(ev event, f func()) {
+	defer c.recoverPanic(ev)
+	f()
+}
+
+// crashAfterPanic ends the channel after a panic in handling ev. A panic in
+// ending it is logged, and the channel left ended.
+func (c *channel) crashAfterPanic(ev event) {
+	c.outbox = nil // what the failed event sent is not sent
+	c.settle(false)
+	if c.ended {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.e.log.Error("channel panicked while crashing", "topic", c.topic, "conn", c.conn.Key(),
+				"panic", p, "stack", string(debug.Stack()))
+			c.ended, c.joined = true, false
+			c.mu.Lock()
+			c.stopping = true
+			c.dropQueuedLocked()
+			c.mu.Unlock()
+		}
+	}()
+	if ev.kind == evJoin && !c.joined {
+		c.e.count.joinsCrashed.Add(1)
+		c.reply(ev.msg, "error", nil, replyJoinCrashed)
+		c.end()
+		return
+	}
+	c.crash()
+}
+
+// String names an event kind for the log.
+func (k evKind) String() string {
+	switch k {
+	case evJoin:
+		return "join"
+	case evIn:
+		return "in"
+	case evOut:
+		return "out"
+	case evLeave:
+		return "leave"
+	case evStop:
+		return "stop"
+	case evInfo:
+		return "info"
+	case evFast:
+		return "fast"
+	}
+	return "unknown"
 }
 
 // sendControl sends [joinRef, joinRef, topic, event, payload], the shape of

@@ -14,6 +14,8 @@ const numShards = 64
 type Subscriber interface {
 	Conn() *Conn
 	// Intercepts reports whether event must go through Deliver instead of the fast lane.
+	// A subscriber may take events it does not intercept too, to keep them in order
+	// behind intercepted ones it has not yet sent on.
 	Intercepts(event string) bool
 	// Deliver hands an intercepted broadcast to the subscriber. Must not block.
 	Deliver(b *Broadcast)

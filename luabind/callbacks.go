@@ -145,7 +145,9 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 	}
 	L.Push(&so.ud)
 	v.waited = 0
+	v.sock = sock
 	err = s.pcall(ctx, v, len(args)+1, lua.MultRet)
+	v.sock = nil
 	so.done = true
 	if cb == cbHandleOut {
 		s.noteOutWait(v.waited)

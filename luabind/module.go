@@ -31,15 +31,33 @@ func (v *vm) openLuachan() *lua.LTable {
 	return m
 }
 
+// SocketSends is implemented by a Socket that sends what luachan.broadcast and
+// luachan.disconnect do during one of its callbacks once the callback returns, in call
+// order with its pushes, as socket:broadcast is: a client then never sees a broadcast
+// ahead of a push the script made before it. Outside a channel's callback, or with a
+// Socket that does not implement it, they go through the Host at once.
+type SocketSends interface {
+	// BroadcastTopic is luachan.broadcast(topic, event, payload).
+	BroadcastTopic(topic, event string, p Payload) error
+	// DisconnectID is luachan.disconnect(id).
+	DisconnectID(id string) error
+}
+
 // broadcast is luachan.broadcast(topic, event, payload).
 func (v *vm) broadcast(L *lua.LState) int {
 	topic, event := L.CheckString(1), L.CheckString(2)
 	p := payloadArg(L, 3)
-	host := v.chunk.opts.Host
-	if host == nil {
-		L.RaiseError("luachan.broadcast: no host to broadcast through")
+	var err error
+	if s, ok := v.sock.(SocketSends); ok {
+		err = s.BroadcastTopic(topic, event, p)
+	} else {
+		host := v.chunk.opts.Host
+		if host == nil {
+			L.RaiseError("luachan.broadcast: no host to broadcast through")
+		}
+		err = host.Broadcast(topic, event, p)
 	}
-	if err := host.Broadcast(topic, event, p); err != nil {
+	if err != nil {
 		L.RaiseError("luachan.broadcast: %s", err)
 	}
 	return 0
@@ -48,11 +66,17 @@ func (v *vm) broadcast(L *lua.LState) int {
 // disconnect is luachan.disconnect(id): closes every socket whose id is id.
 func (v *vm) disconnect(L *lua.LState) int {
 	id := L.CheckString(1)
-	host, ok := v.chunk.opts.Host.(DisconnectHost)
-	if !ok {
-		L.RaiseError("luachan.disconnect is not available on this server")
+	var err error
+	if s, ok := v.sock.(SocketSends); ok {
+		err = s.DisconnectID(id)
+	} else {
+		host, ok := v.chunk.opts.Host.(DisconnectHost)
+		if !ok {
+			L.RaiseError("luachan.disconnect is not available on this server")
+		}
+		err = host.Disconnect(id)
 	}
-	if err := host.Disconnect(id); err != nil {
+	if err != nil {
 		L.RaiseError("luachan.disconnect: %s", err)
 	}
 	return 0

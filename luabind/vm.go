@@ -44,6 +44,7 @@ type vm struct {
 	sockFns  map[string]lua.LValue    // socket methods by name
 
 	budget *budget       // the CPU budget of the running call
+	sock   Socket        // the channel the running callback serves; nil between calls
 	broken bool          // the last call was stopped or panicked: close instead of reusing
 	waited time.Duration // how long the running call has waited on luachan.store and .presence
 }
