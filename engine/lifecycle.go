@@ -88,6 +88,15 @@ func (c *channel) handleIn(m *hub.Message) {
 		return
 	}
 	script := c.file.script()
+	if !script.HasHandleIn() {
+		// Answered at once, so a prototyper's push does not wait for its timeout.
+		c.e.count.noHandleIn.Add(1)
+		if script.FirstTime("handle_in " + m.Event) {
+			c.e.log.Warn("event for a script with no handle_in", "script", script.Name(), "topic", c.topic, "event", m.Event)
+		}
+		c.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyNoHandleIn, false)
+		return
+	}
 	status, reply, err := script.HandleIn(c.e.ctx, c, c.assigns, m.Event, payloadOf(m))
 	c.conn.Cork() // the pushes and the reply go out in one write
 	defer c.conn.Uncork()

@@ -19,6 +19,7 @@ const (
 var (
 	replyEmpty          = []byte(`{}`)
 	replyUnmatched      = []byte(`{"reason":"unmatched topic"}`)
+	replyNoHandleIn     = []byte(`{"reason":"no handle_in"}`)
 	replyTooMany        = []byte(`{"reason":"too many channels joined"}`)
 	replyJoinCrashed    = []byte(`{"reason":"join crashed"}`)
 	replyUnauthorized   = []byte(`{"reason":"unauthorized"}`)

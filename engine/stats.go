@@ -20,6 +20,8 @@ type counters struct {
 	overflows    atomic.Uint64 // sockets closed because a channel could not keep up
 	unmatched    atomic.Uint64 // joins and events for a topic with no script or not joined
 	stale        atomic.Uint64 // events for an earlier join of a topic, dropped
+	noHandleIn   atomic.Uint64 // events answered "no handle_in"
+	noHandleInfo atomic.Uint64 // socket:after messages dropped for want of handle_info
 
 	connectsRefused atomic.Uint64 // sockets socket.lua's connect refused
 	connectErrors   atomic.Uint64 // sockets refused because connect raised or ran out of time
@@ -38,6 +40,8 @@ type Stats struct {
 	Overflows    uint64 // sockets closed because a channel's events piled up
 	Unmatched    uint64 // joins and events answered "unmatched topic"
 	Stale        uint64 // events for an earlier join of a topic, dropped
+	NoHandleIn   uint64 // events answered "no handle_in": the script defines none
+	NoHandleInfo uint64 // socket:after messages dropped: the script defines no handle_info
 
 	ConnectsRefused uint64 // sockets socket.lua's connect refused (403)
 	ConnectErrors   uint64 // sockets refused because connect raised or ran out of time
@@ -60,6 +64,8 @@ func (e *Engine) Stats() Stats {
 		Overflows:    e.count.overflows.Load(),
 		Unmatched:    e.count.unmatched.Load(),
 		Stale:        e.count.stale.Load(),
+		NoHandleIn:   e.count.noHandleIn.Load(),
+		NoHandleInfo: e.count.noHandleInfo.Load(),
 
 		ConnectsRefused: e.count.connectsRefused.Load(),
 		ConnectErrors:   e.count.connectErrors.Load(),

@@ -60,6 +60,13 @@ func (c *channel) handleInfo(msg []byte) {
 		return
 	}
 	script := c.file.script()
+	if !script.HasHandleInfo() {
+		c.e.count.noHandleInfo.Add(1)
+		if script.FirstTime("handle_info") {
+			c.e.log.Warn("socket:after message dropped: the script has no handle_info", "script", script.Name(), "topic", c.topic, "msg", string(msg))
+		}
+		return
+	}
 	err := script.HandleInfo(c.e.ctx, c, c.assigns, msg)
 	c.flush()
 	if err != nil {

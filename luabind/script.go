@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,9 @@ type Script struct {
 	has       [numCallbacks]bool
 	intercept []string // events handle_out sees; nil means every event
 	warnings  []string // near-miss field names (see nearMissWarnings)
+
+	notedMu sync.Mutex
+	noted   map[string]struct{} // see FirstTime
 
 	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store and .presence, in ns
 }
@@ -164,3 +168,26 @@ func (s *Script) HasHandleIn() bool { return s.has[cbHandleIn] }
 
 // HasLeave reports whether the script defines leave.
 func (s *Script) HasLeave() bool { return s.has[cbLeave] }
+
+// HasHandleInfo reports whether the script defines handle_info.
+func (s *Script) HasHandleInfo() bool { return s.has[cbHandleInfo] }
+
+// maxNoted bounds how many distinct things FirstTime remembers per script version:
+// events are named by clients, so an unbounded set would grow without limit.
+const maxNoted = 100
+
+// FirstTime reports whether this is the first time what was noted for this version of
+// the script, so that a mistake (an event with no handle_in) is logged once per version,
+// not at every event. Past maxNoted distinct things it reports false.
+func (s *Script) FirstTime(what string) bool {
+	s.notedMu.Lock()
+	defer s.notedMu.Unlock()
+	if _, ok := s.noted[what]; ok || len(s.noted) >= maxNoted {
+		return false
+	}
+	if s.noted == nil {
+		s.noted = make(map[string]struct{})
+	}
+	s.noted[what] = struct{}{}
+	return true
+}
