@@ -2,7 +2,6 @@ package engine
 
 import (
 	"sync"
-	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -71,7 +70,7 @@ type channel struct {
 	running    bool
 	stopping   bool
 	subscribed bool
-	timers     map[*time.Timer]struct{}
+	timers     map[Timer]struct{}
 
 	// Owned by the goroutine running the mailbox.
 	joined bool
