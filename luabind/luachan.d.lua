@@ -230,10 +230,12 @@ function test.assert_push(channel, event, payload) end
 ---@return any payload
 function test.assert_broadcast(topic, event, payload) end
 
----Fails if the channel's client received `event` and has not taken it with assert_push.
+---Fails if the channel's client received `event` (with a payload holding `payload`, when
+---given) and no assert_push took it.
 ---@param channel luachan.test.Channel
 ---@param event string
-function test.refute_push(channel, event) end
+---@param payload? table
+function test.refute_push(channel, event, payload) end
 
 ---Moves the virtual clock `ms` forward: socket:after timers fall due in order, and
 ---luachan.now moves with it. Nothing sleeps.

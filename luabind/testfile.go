@@ -48,8 +48,8 @@ type TestHost interface {
 	AssertPush(ch any, event string, want []byte) (payload []byte, err error)
 	// AssertBroadcast is AssertPush for what was broadcast on topic, from anywhere.
 	AssertBroadcast(topic, event string, want []byte) (payload []byte, err error)
-	// RefutePush fails when the channel received event.
-	RefutePush(ch any, event string) error
+	// RefutePush fails when the channel received event with a payload holding want (nil: any).
+	RefutePush(ch any, event string, want []byte) error
 	// Advance moves the virtual clock ms forward, firing the timers that fall due in order.
 	Advance(ms int64) error
 }

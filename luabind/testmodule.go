@@ -232,10 +232,10 @@ func (m *testModule) assertBroadcast(L *lua.LState) int {
 	return 1
 }
 
-// refutePush is t.refute_push(ch, event).
+// refutePush is t.refute_push(ch, event[, payload]).
 func (m *testModule) refutePush(L *lua.LState) int {
 	ch := checkHandle(L, 1, true)
-	raise(L, m.host.RefutePush(ch, L.CheckString(2)))
+	raise(L, m.host.RefutePush(ch, L.CheckString(2), jsonArg(L, 3, false)))
 	return 0
 }
 
