@@ -180,11 +180,13 @@ function luachan.token.verify(token) end
 ---@class luachan.test
 local test = {}
 
----Connects a socket, running socket.lua's connect with `params` (its query parameters).
+---Connects a socket, running socket.lua's connect with `params` (its query parameters) and
+---`info.auth_token` (the JS client's authToken option). A param may not be named "token".
 ---@param params? table<string, string|number|boolean>
+---@param info? {auth_token: string}
 ---@return luachan.test.Socket|nil socket nil when connect refused
 ---@return string|nil reason
-function test.connect(params) end
+function test.connect(params, info) end
 
 ---Joins `topic`: the channel and the join's reply, or nil and the error reply.
 ---@param socket luachan.test.Socket

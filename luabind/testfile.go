@@ -35,8 +35,9 @@ type TestReply struct {
 // as the test got them. An error is raised in the test at the line that called the function,
 // so an assertion's error says what was expected and what came instead.
 type TestHost interface {
-	// Connect runs socket.lua's connect with params; a refused socket is nil with a reason.
-	Connect(params map[string]string) (sock any, refused string, err error)
+	// Connect runs socket.lua's connect with params (info.auth_token is authToken, as the
+	// JS client sends it); a refused socket is nil with a reason.
+	Connect(params map[string]string, authToken string) (sock any, refused string, err error)
 	// Join joins topic; a refused join is a nil channel with the error reply.
 	Join(sock any, topic string, payload []byte) (ch any, reply TestReply, err error)
 	// Push sends event to the channel's handle_in; a nil reply means none came.

@@ -11,8 +11,8 @@ import (
 // fakeHost connects and joins, and fails refute_push.
 type fakeHost struct{ TestHost }
 
-func (fakeHost) RefutePush(any, string, []byte) error           { return errors.New("refute_push: nope") }
-func (fakeHost) Connect(map[string]string) (any, string, error) { return 1, "", nil }
+func (fakeHost) RefutePush(any, string, []byte) error                   { return errors.New("refute_push: nope") }
+func (fakeHost) Connect(map[string]string, string) (any, string, error) { return 1, "", nil }
 func (fakeHost) Join(any, string, []byte) (any, TestReply, error) {
 	return 2, TestReply{Status: "ok", Response: []byte(`{}`)}, nil
 }

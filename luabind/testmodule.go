@@ -145,20 +145,11 @@ func raise(L *lua.LState, err error) {
 	}
 }
 
-// connect is t.connect(params): a socket, or nil and why it was refused.
+// connect is t.connect(params[, info]): a socket, or nil and why it was refused.
+// info.auth_token is the token the JS client sends as its authToken option.
 func (m *testModule) connect(L *lua.LState) int {
-	params := map[string]string{}
-	if t := L.OptTable(1, nil); t != nil {
-		t.ForEach(func(k, v lua.LValue) {
-			switch v.(type) {
-			case lua.LString, lua.LNumber, lua.LBool:
-				params[k.String()] = v.String()
-			default:
-				L.ArgError(1, "params are strings, numbers or booleans, got "+typeName(v)+" for "+k.String())
-			}
-		})
-	}
-	sock, refused, err := m.host.Connect(params)
+	params := stringTable(L, 1)
+	sock, refused, err := m.host.Connect(params, stringTable(L, 2)["auth_token"])
 	raise(L, err)
 	if sock == nil {
 		L.Push(lua.LNil)
@@ -167,6 +158,22 @@ func (m *testModule) connect(L *lua.LState) int {
 	}
 	L.Push(m.newHandle(L, &testHandle{value: sock}))
 	return 1
+}
+
+// stringTable reads argument n, an optional table of strings, numbers or booleans.
+func stringTable(L *lua.LState, n int) map[string]string {
+	out := map[string]string{}
+	if t := L.OptTable(n, nil); t != nil {
+		t.ForEach(func(k, v lua.LValue) {
+			switch v.(type) {
+			case lua.LString, lua.LNumber, lua.LBool:
+				out[k.String()] = v.String()
+			default:
+				L.ArgError(n, "strings, numbers or booleans expected, got "+typeName(v)+" for "+k.String())
+			}
+		})
+	}
+	return out
 }
 
 // join is t.join(sock, topic, payload): the channel and the join's reply, or nil and the

@@ -22,6 +22,9 @@ import (
 // longPollPath is where the hub's LongPoll handler is mounted in the server.
 const longPollPath = "/socket/longpoll"
 
+// longPollTokenParam is the query parameter naming a LongPoll session.
+const longPollTokenParam = "token"
+
 // frame is one server frame: [join_ref, ref, topic, event, payload].
 type frame struct {
 	joinRef, ref, topic, event string
@@ -42,12 +45,21 @@ type socket struct {
 }
 
 // connect opens a LongPoll session with params; a refused one is nil with the status.
-func (e *env) connect(params map[string]string) (*socket, string, error) {
+// LongPoll names its session "token" in the query, so a param of that name cannot pass;
+// a token goes as authToken, as the JS client sends it.
+func (e *env) connect(params map[string]string, authToken string) (*socket, string, error) {
 	q := url.Values{"vsn": {"2.0.0"}}
 	for k, v := range params {
+		if k == longPollTokenParam {
+			return nil, "", errors.New(`connect: a param named "token" cannot reach socket.lua in a test; pass it as t.connect(params, { auth_token = token })`)
+		}
 		q.Set(k, v)
 	}
-	status, body := e.request(http.MethodGet, q, nil)
+	h := http.Header{}
+	if authToken != "" {
+		h.Set("X-Phoenix-AuthToken", authToken)
+	}
+	status, body := e.request(http.MethodGet, q, nil, h)
 	var open struct {
 		Status int    `json:"status"`
 		Token  string `json:"token"`
@@ -77,8 +89,11 @@ func (e *env) connect(params map[string]string) (*socket, string, error) {
 }
 
 // request calls the hub's LongPoll handler in process.
-func (e *env) request(method string, q url.Values, body []byte) (int, []byte) {
+func (e *env) request(method string, q url.Values, body []byte, h http.Header) (int, []byte) {
 	r := httptest.NewRequestWithContext(e.ctx, method, longPollPath+"?"+q.Encode(), bytes.NewReader(body))
+	if h != nil {
+		r.Header = h
+	}
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()
 	e.longPoll.ServeHTTP(w, r)
@@ -90,9 +105,9 @@ func (s *socket) poll() {
 	defer s.env.wg.Done()
 	defer close(s.done)
 	defer s.update(func() { s.closed = true })
-	q := url.Values{"token": {s.token}}
+	q := url.Values{longPollTokenParam: {s.token}}
 	for s.env.ctx.Err() == nil {
-		_, body := s.env.request(http.MethodGet, q, nil)
+		_, body := s.env.request(http.MethodGet, q, nil, nil)
 		var resp struct {
 			Status   int      `json:"status"`
 			Messages []string `json:"messages"`
@@ -131,7 +146,7 @@ func (s *socket) send(joinRef, ref, topic, event string, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	_, body := s.env.request(http.MethodPost, url.Values{"token": {s.token}}, msg)
+	_, body := s.env.request(http.MethodPost, url.Values{longPollTokenParam: {s.token}}, msg, nil)
 	var resp struct {
 		Status int `json:"status"`
 	}

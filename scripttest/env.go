@@ -145,8 +145,8 @@ type channel struct {
 }
 
 // Connect is t.connect.
-func (e *env) Connect(params map[string]string) (any, string, error) {
-	s, refused, err := e.connect(params)
+func (e *env) Connect(params map[string]string, authToken string) (any, string, error) {
+	s, refused, err := e.connect(params, authToken)
 	if err != nil || s == nil {
 		return nil, refused, err
 	}
