@@ -40,8 +40,12 @@ type Config struct {
 	Out           io.Writer     // (io.Discard) one line per test, then "N passed, M failed"
 	Logger        *slog.Logger  // (discard) the engine's and the scripts' log
 	ScriptTimeout time.Duration // (the engine's default) CPU budget of a callback, and of a test's Lua
-	Secret        []byte        // HS256 key of luachan.token, for socket.lua and the tests
+	Secret        []byte        // (DefaultSecret) HS256 key of luachan.token, for socket.lua and the tests
 }
+
+// DefaultSecret signs and verifies luachan.token in script tests run without a secret, so
+// socket.lua's token checks can be tested without configuring one.
+const DefaultSecret = "luachan-test-secret"
 
 // Result counts the tests run.
 type Result struct{ Passed, Failed int }
@@ -58,6 +62,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.ScriptTimeout <= 0 {
 		cfg.ScriptTimeout = luabind.DefaultTimeout
+	}
+	if len(cfg.Secret) == 0 {
+		cfg.Secret = []byte(DefaultSecret)
 	}
 	files, err := testFiles(cfg.Dir)
 	if err != nil {

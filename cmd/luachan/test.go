@@ -14,10 +14,6 @@ import (
 	"github.com/luachan/luachan/scripttest"
 )
 
-// testSecret signs and verifies luachan.token in script tests when LUACHAN_SECRET is not
-// set, so socket.lua's token checks can be tested without configuring one.
-const testSecret = "luachan-test-secret"
-
 // runScriptTests is `luachan test [DIR]`: the script tests (*_test.lua) below DIR, the
 // -scripts folder by default, against the real engine in process. Exit status 1 when a
 // test fails, 2 on a usage error.
@@ -53,10 +49,7 @@ func runScriptTests(args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usagef("luachan test: -log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	secret := os.Getenv("LUACHAN_SECRET")
-	if secret == "" {
-		secret = testSecret
-	}
+	secret := os.Getenv("LUACHAN_SECRET") // "": scripttest.DefaultSecret
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
