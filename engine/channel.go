@@ -3,7 +3,6 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -73,7 +72,7 @@ type channel struct {
 	running    bool
 	stopping   bool
 	subscribed bool
-	timers     map[*time.Timer]struct{}
+	timers     map[Timer]struct{}
 
 	// queuedOut counts the broadcasts (evOut, evFast) in the mailbox or
 	// being handled whose copies are not yet queued on the socket. While

@@ -51,6 +51,7 @@ type Config struct {
 	Secret        []byte          // HS256 key for luachan.token (none: sign raises, verify refuses)
 	Store         luabind.Store   // (nil: luachan.store raises "no store") shared state behind luachan.store
 	Presence      PresenceReplica // (nil: presence is this node's only) the other nodes' presence entries
+	Clock         Clock           // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
 }
 
 // Engine routes topics to scripts and runs channels. It implements
@@ -79,7 +80,7 @@ type Engine struct {
 	watching  atomic.Bool   // a Watch loop is running
 
 	// wg counts running channel goroutines; Close waits for them.
-	wg     sync.WaitGroup
+	wg     busyGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
 	cancel context.CancelFunc
 }
@@ -108,6 +109,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -126,6 +130,7 @@ func New(cfg Config) (*Engine, error) {
 		Logger:  cfg.Logger,
 		Host:    e,
 		Secret:  cfg.Secret,
+		Now:     cfg.Clock.Now,
 	}
 	e.routes.Store(&router{exact: map[string]*scriptFile{}})
 	if err := e.Reload(); err != nil {

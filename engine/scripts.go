@@ -23,6 +23,9 @@ import (
 // never a channel.
 const connectScript = "socket.lua"
 
+// testSuffix ends the names of script tests (`luachan test`), never channels.
+const testSuffix = "_test.lua"
+
 // scriptFile is one channel script in the folder. Its compiled version is
 // swapped on reload; channels joined through it run the current version at
 // each event, with their assigns intact.
@@ -389,7 +392,8 @@ func listScripts(dir string) ([]string, error) {
 	var names []string
 	for _, ent := range entries {
 		name := ent.Name()
-		if !strings.HasSuffix(name, ".lua") || name == connectScript || strings.HasPrefix(name, ".") {
+		if !strings.HasSuffix(name, ".lua") || name == connectScript || strings.HasPrefix(name, ".") ||
+			strings.HasSuffix(name, testSuffix) {
 			continue
 		}
 		if ent.IsDir() {

@@ -31,10 +31,10 @@ func (c *channel) After(ms int, msg []byte) error {
 		return fmt.Errorf("socket:after: %d timers already pending on this channel", maxTimers)
 	}
 	if c.timers == nil {
-		c.timers = make(map[*time.Timer]struct{})
+		c.timers = make(map[Timer]struct{})
 	}
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
+	var t Timer
+	t = c.e.cfg.Clock.AfterFunc(d, func() {
 		c.mu.Lock()
 		_, live := c.timers[t]
 		delete(c.timers, t)

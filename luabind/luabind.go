@@ -84,12 +84,13 @@ type Socket interface {
 
 // Options configure how scripts are compiled and run. Zero values take the defaults in ().
 type Options struct {
-	Dir     string        // scripts folder; require("lib.x") loads Dir/lib/x.lua (and "lib.a.b" -> lib/a/b.lua)
-	Timeout time.Duration // (250ms) CPU budget for one callback
-	MaxVMs  int           // (4*GOMAXPROCS, at least 8) VMs alive at once per Script
-	Logger  *slog.Logger  // (slog.Default()); luachan.log and print go here, tagged "script"=file name
-	Host    Host          // required for luachan.broadcast
-	Secret  []byte        // (none) HS256 key of luachan.token; without it sign raises and verify refuses
+	Dir     string           // scripts folder; require("lib.x") loads Dir/lib/x.lua (and "lib.a.b" -> lib/a/b.lua)
+	Timeout time.Duration    // (250ms) CPU budget for one callback
+	MaxVMs  int              // (4*GOMAXPROCS, at least 8) VMs alive at once per Script
+	Logger  *slog.Logger     // (slog.Default()); luachan.log and print go here, tagged "script"=file name
+	Host    Host             // required for luachan.broadcast
+	Secret  []byte           // (none) HS256 key of luachan.token; without it sign raises and verify refuses
+	Now     func() time.Time // (time.Now) the clock of luachan.now; `luachan test` drives a virtual one
 	// MaxHeap (DefaultMaxHeap, or 3/4 of the Go memory limit when one is set) is the heap
 	// watchdog's bound, in bytes: callbacks running while the process heap is over it are
 	// stopped (see ErrHeapLimit), before the machine runs out of memory.
@@ -106,6 +107,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.MaxHeap == 0 {
 		o.MaxHeap = defaultMaxHeap()

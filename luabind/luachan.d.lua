@@ -166,3 +166,80 @@ function luachan.token.sign(claims) end
 ---@return table|nil claims
 ---@return string|nil reason
 function luachan.token.verify(token) end
+
+---A socket of a script test, from t.connect.
+---@class luachan.test.Socket
+
+---A channel of a script test, from t.join.
+---@class luachan.test.Channel
+---@field topic string
+
+---The client side of a channel, for script tests (`luachan test`): files named *_test.lua
+---return a table of test_* functions, each run against a fresh engine with a virtual clock.
+---Only a test file can require it: `local t = require("luachan.test")`.
+---@class luachan.test
+local test = {}
+
+---Connects a socket, running socket.lua's connect with `params` (its query parameters) and
+---`info.auth_token` (the JS client's authToken option). A param may not be named "token".
+---@param params? table<string, string|number|boolean>
+---@param info? {auth_token: string}
+---@return luachan.test.Socket|nil socket nil when connect refused
+---@return string|nil reason
+function test.connect(params, info) end
+
+---Joins `topic`: the channel and the join's reply, or nil and the error reply.
+---@param socket luachan.test.Socket
+---@param topic string
+---@param payload? table
+---@return luachan.test.Channel|nil
+---@return table|nil reply
+function test.join(socket, topic, payload) end
+
+---Sends `event` to the channel's handle_in: the reply's status and response, or nothing
+---when handle_in gives no reply.
+---@param channel luachan.test.Channel
+---@param event string
+---@param payload? luachan.Value
+---@return "ok"|"error"|nil status
+---@return table|nil response
+function test.push(channel, event, payload) end
+
+---Leaves the channel (phx_leave): its leave callback runs.
+---@param channel luachan.test.Channel
+function test.leave(channel) end
+
+---Broadcasts as POST /api/broadcast does, from no socket.
+---@param topic string
+---@param event string
+---@param payload? luachan.Value
+function test.broadcast_from_outside(topic, event, payload) end
+
+---Fails unless the channel's client received `event` (pushed or broadcast) with a payload
+---holding `payload` (a subset: the keys given must match). Takes the message, so the next
+---assert_push sees the one after; returns its payload.
+---@param channel luachan.test.Channel
+---@param event string
+---@param payload? table
+---@return any payload
+function test.assert_push(channel, event, payload) end
+
+---Fails unless `event` was broadcast on `topic` (from a script, presence or outside) with a
+---payload holding `payload`; takes it and returns its payload.
+---@param topic string
+---@param event string
+---@param payload? table
+---@return any payload
+function test.assert_broadcast(topic, event, payload) end
+
+---Fails if the channel's client received `event` (with a payload holding `payload`, when
+---given) and no assert_push took it.
+---@param channel luachan.test.Channel
+---@param event string
+---@param payload? table
+function test.refute_push(channel, event, payload) end
+
+---Moves the virtual clock `ms` forward: socket:after timers fall due in order, and
+---luachan.now moves with it. Nothing sleeps.
+---@param ms integer
+function test.advance(ms) end

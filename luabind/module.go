@@ -24,7 +24,7 @@ func (v *vm) openLuachan() *lua.LTable {
 	m.RawSetString("json", v.readOnly(json))
 	m.RawSetString("null", null)
 	m.RawSetString("array", L.NewFunction(luachanArray))
-	m.RawSetString("now", L.NewFunction(now))
+	m.RawSetString("now", L.NewFunction(v.now))
 	m.RawSetString("token", v.readOnly(v.openToken()))
 	m.RawSetString("store", v.readOnly(v.openStore()))
 	m.RawSetString("presence", v.readOnly(v.openPresence()))
@@ -162,8 +162,12 @@ func jsonDecode(L *lua.LState) int {
 }
 
 // now is luachan.now(): milliseconds since the Unix epoch, an integer.
-func now(L *lua.LState) int {
-	L.Push(lua.LNumber(time.Now().UnixMilli()))
+func (v *vm) now(L *lua.LState) int {
+	clock := v.chunk.opts.Now
+	if clock == nil {
+		clock = time.Now
+	}
+	L.Push(lua.LNumber(clock().UnixMilli()))
 	return 1
 }
 

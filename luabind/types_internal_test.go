@@ -38,6 +38,7 @@ func TestTypesCoverAPI(t *testing.T) {
 		})
 	}
 	walk("luachan", v.luachan)
+	walk("test", (&testModule{}).open(v)) // luachan.test, as `local test = {}`
 	for name := range v.sockFns {
 		names = append(names, "function Socket:"+name+"(")
 	}

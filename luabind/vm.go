@@ -51,6 +51,11 @@ type vm struct {
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
 func (c *chunk) newVM(ctx context.Context) (*vm, error) {
+	return c.runVM(ctx, c.newState())
+}
+
+// newState builds a sandboxed VM that has run nothing yet.
+func (c *chunk) newState() *vm {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:     true,
 		CallStackSize:    callStackSize,
@@ -62,7 +67,12 @@ func (c *chunk) newVM(ctx context.Context) (*vm, error) {
 	v.budget.maxHeap = c.opts.MaxHeap
 	v.openSandbox()
 	v.openSocket()
+	return v
+}
 
+// runVM runs the chunk in v, under the CPU budget, and binds what it returned.
+func (c *chunk) runVM(ctx context.Context, v *vm) (*vm, error) {
+	L := v.L
 	fn := L.NewFunctionFromProto(c.proto)
 	fn.Env = v.env
 	L.Push(fn)

@@ -10,6 +10,7 @@ import (
 // subcommands are the commands `luachan NAME` runs instead of the server.
 var subcommands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"types": runTypes,
+	"test":  runScriptTests,
 }
 
 // runTypes is `luachan types`: the LuaLS annotations of the script API on stdout, for
