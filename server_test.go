@@ -90,7 +90,7 @@ func touchInputs(root string) error {
 }
 
 // listeningRE matches the line slog's text handler prints once the server listens.
-var listeningRE = regexp.MustCompile(`level=INFO msg=listening addr=(\S+)`)
+var listeningRE = regexp.MustCompile(`level=INFO msg=listening addr=(\S+)|"level":"INFO","msg":"listening","addr":"([^"]+)"`)
 
 // server is one running luachan process.
 type server struct {
@@ -224,7 +224,7 @@ func (l *logSink) Write(p []byte) (int, error) {
 	if !l.found {
 		if m := listeningRE.FindSubmatch(l.buf.Bytes()); m != nil {
 			l.found = true
-			l.listening <- string(m[1])
+			l.listening <- string(m[1]) + string(m[2]) // text or JSON: one of them matched
 		}
 	}
 	return len(p), nil

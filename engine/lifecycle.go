@@ -2,6 +2,7 @@ package engine
 
 import (
 	"runtime/debug"
+	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -32,6 +33,7 @@ func (c *channel) handleJoin(m *hub.Message) {
 		return
 	}
 	script := c.file.script()
+	start := time.Now()
 	ok, reply, err := script.Join(c.e.ctx, c, c.assigns, c.topic, payloadOf(m))
 	defer func() { c.settle(c.joined) }()
 
@@ -43,11 +45,12 @@ func (c *channel) handleJoin(m *hub.Message) {
 	if err != nil || !ok {
 		if err != nil {
 			c.e.count.joinsCrashed.Add(1)
+			c.traceJoin(m, "crashed", start)
 			c.logScriptError(script, "join", err)
 			c.reply(m, "error", nil, replyJoinCrashed)
 		} else {
 			c.e.count.joinsRefused.Add(1)
-			c.e.log.Debug("join refused by script", "script", script.Name(), "topic", c.topic, "conn", c.conn.Key())
+			c.traceJoin(m, "refused", start)
 			c.reply(m, "error", reply, replyUnauthorized)
 		}
 		c.closeReplaced(closeRef)
@@ -69,6 +72,7 @@ func (c *channel) handleJoin(m *hub.Message) {
 	c.joined = true
 	c.e.count.joins.Add(1)
 	c.e.count.channels.Add(1)
+	c.traceJoin(m, "ok", start)
 	c.flush() // what join sent follows its reply
 }
 
@@ -97,15 +101,18 @@ func (c *channel) handleIn(m *hub.Message) {
 		c.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyNoHandleIn, false)
 		return
 	}
+	start := time.Now()
 	status, reply, err := script.HandleIn(c.e.ctx, c, c.assigns, m.Event, payloadOf(m))
 	c.conn.Cork() // the pushes and the reply go out in one write
 	defer c.conn.Uncork()
 	c.flush()
 	if err != nil {
+		c.traceIn(m, "crashed", start)
 		c.logScriptError(script, "handle_in", err)
 		c.crash()
 		return
 	}
+	c.traceIn(m, status, start)
 	if status != "" {
 		c.reply(m, status, reply, replyEmpty)
 	}
@@ -211,6 +218,7 @@ func (c *channel) runLeave(reason string) {
 	if !c.joined {
 		return
 	}
+	c.traceLeave(reason)
 	script := c.file.script()
 	err := script.Leave(c.e.ctx, c, c.assigns, reason)
 	c.flush()
@@ -223,6 +231,7 @@ func (c *channel) runLeave(reason string) {
 // (and rejoins by itself); the socket and its other channels carry on.
 func (c *channel) crash() {
 	c.e.count.crashes.Add(1)
+	c.traceLeave("crashed")
 	c.mu.Lock()
 	c.stopping = true
 	unsubscribe := c.stopEventsLocked()

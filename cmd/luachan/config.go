@@ -23,6 +23,7 @@ type Config struct {
 	Secret        string
 	Origins       []string
 	LogLevel      slog.Level
+	LogJSON       bool // -log-format json: every log line is a JSON object
 	MaxFrameSize  int64
 	MaxChannels   int
 	MaxQueueBytes int
@@ -83,7 +84,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&cfg.APIKey, "api-key", "LUACHAN_API_KEY", "", "bearer key for the HTTP API under /api (empty: API off)")
 	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
 	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
-	str(&logLevel, "log-level", "LUACHAN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	str(&logLevel, "log-level", "LUACHAN_LOG_LEVEL", "info", "log level: debug, info, warn or error (debug adds the traffic log: every join, event, leave and crash)")
+	var logFormat string
+	str(&logFormat, "log-format", "LUACHAN_LOG_FORMAT", "text", "log line format: text (key=value) or json")
 
 	var numErr error
 	intFlag := func(p *int64, name, envName string, def int64, help string) {
@@ -145,6 +148,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return cfg, usagef("luachan: -log-level %q: want debug, info, warn or error", logLevel)
+	}
+	switch logFormat {
+	case "text":
+	case "json":
+		cfg.LogJSON = true
+	default:
+		return cfg, usagef("luachan: -log-format %q: want text or json", logFormat)
 	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {

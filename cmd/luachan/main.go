@@ -61,7 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	var logTo slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if cfg.LogJSON {
+		logTo = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	}
+	log := slog.New(logTo)
 
 	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
 	redisPS, err := dialPubSub(ctx, cfg.PubSub, log)
