@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/luachan/luachan/presence"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,7 +58,7 @@ type RedisPresence struct {
 	// mu guards mine, the entries this node has put, to write them again after its
 	// heartbeat lapsed.
 	mu   sync.Mutex
-	mine map[string]map[string]presenceEntry // topic -> ref -> entry
+	mine map[string]map[string]presence.Entry // topic -> ref -> entry
 
 	stale   atomic.Bool // a write failed: Redis may not hold exactly mine
 	beatLog logLimiter
@@ -67,12 +67,6 @@ type RedisPresence struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
-}
-
-// presenceEntry is one stored meta: its key and its JSON (with phx_ref).
-type presenceEntry struct {
-	Key  string          `json:"key"`
-	Meta json.RawMessage `json:"meta"`
 }
 
 // Presence returns the presence replica on the adapter's Redis client, with this node's
@@ -90,7 +84,7 @@ func (r *RedisPubSub) Presence(ttl time.Duration, broadcast func(*Broadcast) err
 		node:      fmt.Sprintf("%016x", r.node),
 		ttl:       ttl,
 		broadcast: broadcast,
-		mine:      make(map[string]map[string]presenceEntry),
+		mine:      make(map[string]map[string]presence.Entry),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p
@@ -217,7 +211,7 @@ func (p *RedisPresence) resync() error {
 }
 
 // has reports whether this node has ref on topic.
-func (p *RedisPresence) has(topic, ref string) (presenceEntry, bool) {
+func (p *RedisPresence) has(topic, ref string) (presence.Entry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.mine[topic][ref]
@@ -231,7 +225,7 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 	if err != nil {
 		return err
 	}
-	joins, leaves := make(map[string][][]byte), make(map[string][][]byte)
+	joins, leaves := make(presence.State), make(presence.State)
 	// Entries in Redis this node no longer has. A Put adds to mine before it writes, so
 	// one not in mine now is gone for good.
 	var gone []string
@@ -250,7 +244,7 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 		if err != nil {
 			return err
 		}
-		var e presenceEntry
+		var e presence.Entry
 		if n > 0 && json.Unmarshal([]byte(all[f]), &e) == nil && len(e.Meta) > 0 {
 			leaves[e.Key] = append(leaves[e.Key], e.Meta)
 		}
@@ -291,24 +285,24 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 		}
 	}
 	if len(joins) > 0 || len(leaves) > 0 {
-		p.send(topic, encodeDiff(joins, leaves))
+		p.send(topic, presence.EncodeDiff(joins, leaves))
 	}
 	return nil
 }
 
 // Put stores this node's meta (JSON with phx_ref) under key for topic.
 func (p *RedisPresence) Put(topic, ref, key string, meta []byte) error {
-	e := presenceEntry{Key: key, Meta: append(json.RawMessage(nil), meta...)}
+	e := presence.Entry{Key: key, Meta: append(json.RawMessage(nil), meta...)}
 	p.mu.Lock()
 	if p.mine[topic] == nil {
-		p.mine[topic] = make(map[string]presenceEntry)
+		p.mine[topic] = make(map[string]presence.Entry)
 	}
 	p.mine[topic][ref] = e
 	p.mu.Unlock()
 	return p.put(topic, ref, e)
 }
 
-func (p *RedisPresence) put(topic, ref string, e presenceEntry) error {
+func (p *RedisPresence) put(topic, ref string, e presence.Entry) error {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	_, err := p.write(ctx, topic, ref, e, false)
@@ -319,7 +313,7 @@ func (p *RedisPresence) put(topic, ref string, e presenceEntry) error {
 }
 
 // write stores the entry (nx: unless Redis has it) and reports whether it did.
-func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presenceEntry, nx bool) (bool, error) {
+func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence.Entry, nx bool) (bool, error) {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return false, err
@@ -382,7 +376,7 @@ func (p *RedisPresence) Del(topic, ref string) error {
 }
 
 // List returns the other nodes' metas on topic, key -> metas, in a stable order.
-func (p *RedisPresence) List(topic string) (map[string][][]byte, error) {
+func (p *RedisPresence) List(topic string) (presence.State, error) {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	all, err := p.client.HGetAll(ctx, p.topicKey(topic)).Result()
@@ -396,9 +390,9 @@ func (p *RedisPresence) List(topic string) (map[string][][]byte, error) {
 		}
 	}
 	sort.Strings(fields)
-	out := make(map[string][][]byte)
+	out := make(presence.State)
 	for _, f := range fields {
-		var e presenceEntry
+		var e presence.Entry
 		if json.Unmarshal([]byte(all[f]), &e) != nil || len(e.Meta) == 0 {
 			continue
 		}
@@ -494,15 +488,15 @@ func (p *RedisPresence) reap(n string) error {
 			fields = append(fields, field{f, v})
 		}
 		sort.Slice(fields, func(i, j int) bool { return fields[i].name < fields[j].name })
-		leaves := make(map[string][][]byte)
+		leaves := make(presence.State)
 		for _, f := range fields {
-			var e presenceEntry
+			var e presence.Entry
 			if json.Unmarshal([]byte(f.value), &e) == nil && len(e.Meta) > 0 {
 				leaves[e.Key] = append(leaves[e.Key], e.Meta)
 			}
 		}
 		if len(leaves) > 0 {
-			p.send(topic, encodeDiff(nil, leaves))
+			p.send(topic, presence.EncodeDiff(nil, leaves))
 		}
 		removed += len(fields)
 	}
@@ -520,43 +514,7 @@ func (p *RedisPresence) send(topic string, payload []byte) {
 	if p.broadcast == nil {
 		return
 	}
-	if err := p.broadcast(&Broadcast{Topic: topic, Event: "presence_diff", Payload: payload}); err != nil {
+	if err := p.broadcast(&Broadcast{Topic: topic, Event: presence.EventDiff, Payload: payload}); err != nil {
 		p.log.Warn("presence_diff not published", "topic", topic, "err", err)
 	}
-}
-
-// encodeDiff encodes a presence_diff, keys sorted.
-func encodeDiff(joins, leaves map[string][][]byte) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"joins":`)
-	encodeState(&b, joins)
-	b.WriteString(`,"leaves":`)
-	encodeState(&b, leaves)
-	b.WriteByte('}')
-	return b.Bytes()
-}
-
-func encodeState(b *bytes.Buffer, m map[string][][]byte) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		name, _ := json.Marshal(k)
-		b.Write(name)
-		b.WriteString(`:{"metas":[`)
-		for j, meta := range m[k] {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(meta)
-		}
-		b.WriteString(`]}`)
-	}
-	b.WriteByte('}')
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/presence"
 )
 
 const (
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxLongPollSessions: cfg.MaxLongPolls,
 		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
-	var presence engine.PresenceReplica // nil: presence is this node's only
+	var replica presence.Replica // nil: presence is this node's only
 	if redisPS != nil {
 		redisPS.Start(h) // broadcasts from other nodes go to h's subscribers
 		// Presence spans the nodes; a dead node's entries go within the TTL and a
@@ -110,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		rp := redisPS.Presence(cfg.PresenceTTL, h.Broadcast)
 		rp.Start()
 		closers = append(closers, rp.Close) // before redisPS.Close: removes the heartbeat
-		presence = rp
+		replica = rp
 	}
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
@@ -119,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
 		Store:         store,
-		Presence:      presence,
+		Presence:      replica,
 		Secret:        []byte(cfg.Secret),
 	})
 	if err != nil {
