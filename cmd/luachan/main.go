@@ -23,8 +23,10 @@ import (
 
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/luabind"
 	"github.com/luachan/luachan/presence"
+	"github.com/luachan/luachan/store"
 )
 
 const (
@@ -69,8 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	var pubsub hub.PubSub                          // nil: this process only
-	var store luabind.Store = hub.NewMemoryStore() // luachan.store
+	var pubsub hub.PubSub                    // nil: this process only
+	var kv luabind.Store = store.NewMemory() // luachan.store
 	// closers are let go of when run returns, newest first, by stopBy at the latest: a
 	// Redis that stopped answering must not hold the process past its deadline.
 	var closers []func()
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 	if redisPS != nil {
 		closers = append(closers, func() { _ = redisPS.Close() })
-		pubsub, store = redisPS, redisPS.Store()
+		pubsub, kv = redisPS, redisPS.Store()
 	}
 
 	// The hub and the engine need each other: the hub hands frames to the
@@ -119,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:        log,
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
-		Store:         store,
+		Store:         kv,
 		Presence:      replica,
 		Secret:        []byte(cfg.Secret),
 	})
@@ -221,13 +223,13 @@ func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
 
 // dialPubSub connects to the Redis of a redis:// -pubsub URL; nil for memory. An
 // unreachable Redis is a usage error: the node would silently serve alone.
-func dialPubSub(ctx context.Context, url string, log *slog.Logger) (*hub.RedisPubSub, error) {
+func dialPubSub(ctx context.Context, url string, log *slog.Logger) (*redis.PubSub, error) {
 	if url == "memory" {
 		return nil, nil
 	}
-	ps, err := hub.DialRedis(ctx, hub.RedisConfig{URL: url, Logger: log})
+	ps, err := redis.Dial(ctx, redis.Config{URL: url, Logger: log})
 	if err != nil {
-		return nil, usagef("luachan: -pubsub%s: %s", redactURL(url), strings.TrimPrefix(err.Error(), "hub: "))
+		return nil, usagef("luachan: -pubsub%s: %s", redactURL(url), strings.TrimPrefix(err.Error(), "redis: "))
 	}
 	return ps, nil
 }

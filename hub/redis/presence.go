@@ -1,4 +1,4 @@
-package hub
+package redis
 
 import (
 	"context"
@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/presence"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // DefaultPresenceTTL is how long a node's presence heartbeat lives in Redis. A node
@@ -26,7 +27,7 @@ const DefaultPresenceTTL = 20 * time.Second
 // and the heartbeat's resync repairs Redis.
 const presenceCallTimeout = 100 * time.Millisecond
 
-// RedisPresence keeps this node's presence entries in Redis, so that presence_state and
+// Presence keeps this node's presence entries in Redis, so that presence_state and
 // luachan.presence.list span the nodes, and removes the entries of nodes that died.
 //
 // Keys (Prefix is the adapter's, "luachan:" by default):
@@ -47,13 +48,13 @@ const presenceCallTimeout = 100 * time.Millisecond
 // A node whose writes failed, or that lost Redis for longer than TTL and was taken for
 // dead, resyncs at its next heartbeat: it writes what Redis lacks of its entries and
 // broadcasts them as joins, and removes what it no longer has and broadcasts the leaves.
-type RedisPresence struct {
-	client    *redis.Client
+type Presence struct {
+	client    *goredis.Client
 	log       *slog.Logger
 	prefix    string
 	node      string
 	ttl       time.Duration
-	broadcast func(*Broadcast) error
+	broadcast func(*hub.Broadcast) error
 
 	// mu guards mine, the entries this node has put, to write them again after its
 	// heartbeat lapsed.
@@ -73,11 +74,11 @@ type RedisPresence struct {
 // id. ttl <= 0 takes DefaultPresenceTTL. broadcast (Hub.Broadcast) carries the leaves of
 // dead nodes to every node. Start starts its heartbeat and janitor; Close, before the
 // adapter's, stops them.
-func (r *RedisPubSub) Presence(ttl time.Duration, broadcast func(*Broadcast) error) *RedisPresence {
+func (r *PubSub) Presence(ttl time.Duration, broadcast func(*hub.Broadcast) error) *Presence {
 	if ttl <= 0 {
 		ttl = DefaultPresenceTTL
 	}
-	p := &RedisPresence{
+	p := &Presence{
 		client:    r.client,
 		log:       r.log.With("presence", "redis"),
 		prefix:    r.cfg.Prefix,
@@ -90,28 +91,28 @@ func (r *RedisPubSub) Presence(ttl time.Duration, broadcast func(*Broadcast) err
 	return p
 }
 
-func (p *RedisPresence) topicKey(topic string) string  { return p.prefix + "presence:t:" + topic }
-func (p *RedisPresence) nodesKey() string              { return p.prefix + "presence:nodes" }
-func (p *RedisPresence) nodeTopicsKey(n string) string { return p.prefix + "presence:n:" + n }
-func (p *RedisPresence) heartbeatKey(n string) string  { return p.prefix + "node:" + n }
-func (p *RedisPresence) claimKey(n string) string      { return p.prefix + "presence:claim:" + n }
+func (p *Presence) topicKey(topic string) string  { return p.prefix + "presence:t:" + topic }
+func (p *Presence) nodesKey() string              { return p.prefix + "presence:nodes" }
+func (p *Presence) nodeTopicsKey(n string) string { return p.prefix + "presence:n:" + n }
+func (p *Presence) heartbeatKey(n string) string  { return p.prefix + "node:" + n }
+func (p *Presence) claimKey(n string) string      { return p.prefix + "presence:claim:" + n }
 
 // opCtx bounds one Redis round trip of the background goroutine.
-func (p *RedisPresence) opCtx() (context.Context, context.CancelFunc) {
+func (p *Presence) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, redisIOTimeout)
 }
 
 // callCtx bounds one Redis round trip of Put, Del or List.
-func (p *RedisPresence) callCtx() (context.Context, context.CancelFunc) {
+func (p *Presence) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, presenceCallTimeout)
 }
 
 // Node is this node's id, as in its Redis keys.
-func (p *RedisPresence) Node() string { return p.node }
+func (p *Presence) Node() string { return p.node }
 
 // Start writes the heartbeat once (so the node's entries are never taken for a dead
 // node's) and starts the heartbeat and janitor goroutine.
-func (p *RedisPresence) Start() {
+func (p *Presence) Start() {
 	if _, err := p.beat(); err != nil {
 		p.stale.Store(true)
 		p.log.Warn("presence heartbeat not written; retrying", "err", err)
@@ -122,7 +123,7 @@ func (p *RedisPresence) Start() {
 
 // Close stops the goroutine and removes the heartbeat, so that survivors clean up at
 // once whatever entries are left.
-func (p *RedisPresence) Close() {
+func (p *Presence) Close() {
 	p.once.Do(func() {
 		p.cancel()
 		p.wg.Wait()
@@ -133,17 +134,17 @@ func (p *RedisPresence) Close() {
 }
 
 // beat refreshes the heartbeat and reports whether it had lapsed (was missing).
-func (p *RedisPresence) beat() (lapsed bool, err error) {
+func (p *Presence) beat() (lapsed bool, err error) {
 	ctx, cancel := p.opCtx()
 	defer cancel()
-	err = p.client.SetArgs(ctx, p.heartbeatKey(p.node), "1", redis.SetArgs{TTL: p.ttl, Get: true}).Err()
-	if err == redis.Nil {
+	err = p.client.SetArgs(ctx, p.heartbeatKey(p.node), "1", goredis.SetArgs{TTL: p.ttl, Get: true}).Err()
+	if err == goredis.Nil {
 		return true, nil
 	}
 	return false, err
 }
 
-func (p *RedisPresence) loop() {
+func (p *Presence) loop() {
 	defer p.wg.Done()
 	beatEvery, sweepEvery := p.ttl/3, p.ttl/4
 	beatT, sweepT := time.NewTicker(beatEvery), time.NewTicker(sweepEvery)
@@ -181,7 +182,7 @@ func (p *RedisPresence) loop() {
 // heartbeat lapsed (the other nodes may have removed them): it writes the missing ones
 // and broadcasts them as joins, and removes those this node no longer has and broadcasts
 // their leaves, since the other nodes' clients may have missed either.
-func (p *RedisPresence) resync() error {
+func (p *Presence) resync() error {
 	p.mu.Lock()
 	topics := make(map[string]struct{}, len(p.mine))
 	for t := range p.mine {
@@ -211,14 +212,14 @@ func (p *RedisPresence) resync() error {
 }
 
 // has reports whether this node has ref on topic.
-func (p *RedisPresence) has(topic, ref string) (presence.Entry, bool) {
+func (p *Presence) has(topic, ref string) (presence.Entry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.mine[topic][ref]
 	return e, ok
 }
 
-func (p *RedisPresence) resyncTopic(topic string) error {
+func (p *Presence) resyncTopic(topic string) error {
 	ctx, cancel := p.opCtx()
 	all, err := p.client.HGetAll(ctx, p.topicKey(topic)).Result()
 	cancel()
@@ -291,7 +292,7 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 }
 
 // Put stores this node's meta (JSON with phx_ref) under key for topic.
-func (p *RedisPresence) Put(topic, ref, key string, meta []byte) error {
+func (p *Presence) Put(topic, ref, key string, meta []byte) error {
 	e := presence.Entry{Key: key, Meta: append(json.RawMessage(nil), meta...)}
 	p.mu.Lock()
 	if p.mine[topic] == nil {
@@ -302,7 +303,7 @@ func (p *RedisPresence) Put(topic, ref, key string, meta []byte) error {
 	return p.put(topic, ref, e)
 }
 
-func (p *RedisPresence) put(topic, ref string, e presence.Entry) error {
+func (p *Presence) put(topic, ref string, e presence.Entry) error {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	_, err := p.write(ctx, topic, ref, e, false)
@@ -313,7 +314,7 @@ func (p *RedisPresence) put(topic, ref string, e presence.Entry) error {
 }
 
 // write stores the entry (nx: unless Redis has it) and reports whether it did.
-func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence.Entry, nx bool) (bool, error) {
+func (p *Presence) write(ctx context.Context, topic, ref string, e presence.Entry, nx bool) (bool, error) {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return false, err
@@ -321,7 +322,7 @@ func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence
 	pipe := p.client.TxPipeline()
 	pipe.SAdd(ctx, p.nodesKey(), p.node)
 	pipe.SAdd(ctx, p.nodeTopicsKey(p.node), topic)
-	var set *redis.BoolCmd
+	var set *goredis.BoolCmd
 	if nx {
 		set = pipe.HSetNX(ctx, p.topicKey(topic), p.node+"|"+ref, v)
 	} else {
@@ -336,7 +337,7 @@ func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence
 // delLast removes a node's field from a topic hash and, when the node has no other
 // field there, the topic from the node's set. KEYS: topic hash, node's topic set;
 // ARGV: field, node+"|", topic.
-var delLast = redis.NewScript(`
+var delLast = goredis.NewScript(`
 redis.call('HDEL', KEYS[1], ARGV[1])
 local all = redis.call('HKEYS', KEYS[1])
 for _, f in ipairs(all) do
@@ -347,7 +348,7 @@ return 1
 `)
 
 // Del removes this node's meta ref from topic.
-func (p *RedisPresence) Del(topic, ref string) error {
+func (p *Presence) Del(topic, ref string) error {
 	last := false
 	p.mu.Lock()
 	if es := p.mine[topic]; es != nil {
@@ -376,7 +377,7 @@ func (p *RedisPresence) Del(topic, ref string) error {
 }
 
 // List returns the other nodes' metas on topic, key -> metas, in a stable order.
-func (p *RedisPresence) List(topic string) (presence.State, error) {
+func (p *Presence) List(topic string) (presence.State, error) {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	all, err := p.client.HGetAll(ctx, p.topicKey(topic)).Result()
@@ -402,7 +403,7 @@ func (p *RedisPresence) List(topic string) (presence.State, error) {
 }
 
 // sweep cleans up after every node whose heartbeat is gone.
-func (p *RedisPresence) sweep() {
+func (p *Presence) sweep() {
 	ctx, cancel := p.opCtx()
 	nodes, err := p.client.SMembers(ctx, p.nodesKey()).Result()
 	cancel()
@@ -426,7 +427,7 @@ func (p *RedisPresence) sweep() {
 // value, ...), unless n's heartbeat exists (then nil): a node whose heartbeat came back
 // keeps its entries, and each entry is removed, and its leave broadcast, once.
 // KEYS: heartbeat, topic hash; ARGV: n+"|".
-var reapTopic = redis.NewScript(`
+var reapTopic = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local all = redis.call('HGETALL', KEYS[2])
 local out = {}
@@ -442,7 +443,7 @@ return out
 
 // forgetNode forgets node n (ARGV[1]) once its entries are gone, unless its heartbeat
 // came back. KEYS: heartbeat, the node's topic set, the set of nodes.
-var forgetNode = redis.NewScript(`
+var forgetNode = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
@@ -451,7 +452,7 @@ return 1
 
 // reap removes node n's entries, broadcasting their leaves, if n's heartbeat is gone and
 // this node wins the claim.
-func (p *RedisPresence) reap(n string) error {
+func (p *Presence) reap(n string) error {
 	ctx, cancel := context.WithTimeout(p.ctx, 4*redisIOTimeout)
 	defer cancel()
 	hb := p.heartbeatKey(n)
@@ -473,7 +474,7 @@ func (p *RedisPresence) reap(n string) error {
 	removed := 0
 	for _, topic := range topics {
 		res, err := reapTopic.Run(ctx, p.client, []string{hb, p.topicKey(topic)}, n+"|").Result()
-		if err == redis.Nil {
+		if err == goredis.Nil {
 			return nil // the node is back
 		}
 		if err != nil {
@@ -510,11 +511,11 @@ func (p *RedisPresence) reap(n string) error {
 }
 
 // send broadcasts a presence_diff on topic to every node.
-func (p *RedisPresence) send(topic string, payload []byte) {
+func (p *Presence) send(topic string, payload []byte) {
 	if p.broadcast == nil {
 		return
 	}
-	if err := p.broadcast(&Broadcast{Topic: topic, Event: presence.EventDiff, Payload: payload}); err != nil {
+	if err := p.broadcast(&hub.Broadcast{Topic: topic, Event: presence.EventDiff, Payload: payload}); err != nil {
 		p.log.Warn("presence_diff not published", "topic", topic, "err", err)
 	}
 }
