@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/engine"
+	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/luabind"
@@ -141,9 +142,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		io.WriteString(w, "ok")
 	})
 	mux.Handle("GET /metrics", metricsHandler(h, eng))
-	mux.Handle("/api/", h.APIHandler(cfg.APIKey))
+	mux.Handle("/api/", httpapi.New(httpapi.Config{
+		Key: cfg.APIKey, Hub: h, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: log,
+	}))
 	if cfg.APIKey != "" {
-		mux.Handle("GET /api/scripts", hub.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
+		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -147,7 +147,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // redisNode is one luachan node of a test: a Hub behind a real HTTP server, with a
-// RedisPubSub.
+// redis.PubSub.
 type redisNode struct {
 	*hubtest.Server
 	ps *redis.PubSub
