@@ -17,6 +17,7 @@ import (
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/presence"
 )
 
 // Defaults for Config.
@@ -42,16 +43,16 @@ type Broadcaster interface {
 
 // Config configures an Engine. Zero values take the defaults.
 type Config struct {
-	Dir           string          // scripts folder
-	Hub           Broadcaster     // required
-	Logger        *slog.Logger    // (slog.Default())
-	MaxChannels   int             // (DefaultMaxChannels) topics per socket
-	ScriptTimeout time.Duration   // (DefaultScriptTimeout) CPU budget per callback
-	MaxPending    int             // (DefaultMaxPending) queued events per channel
-	Secret        []byte          // HS256 key for luachan.token (none: sign raises, verify refuses)
-	Store         luabind.Store   // (nil: luachan.store raises "no store") shared state behind luachan.store
-	Presence      PresenceReplica // (nil: presence is this node's only) the other nodes' presence entries
-	Clock         Clock           // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
+	Dir           string           // scripts folder
+	Hub           Broadcaster      // required
+	Logger        *slog.Logger     // (slog.Default())
+	MaxChannels   int              // (DefaultMaxChannels) topics per socket
+	ScriptTimeout time.Duration    // (DefaultScriptTimeout) CPU budget per callback
+	MaxPending    int              // (DefaultMaxPending) queued events per channel
+	Secret        []byte           // HS256 key for luachan.token (none: sign raises, verify refuses)
+	Store         luabind.Store    // (nil: luachan.store raises "no store") shared state behind luachan.store
+	Presence      presence.Replica // (nil: presence is this node's only) the other nodes' presence entries
+	Clock         Clock            // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
 }
 
 // Engine routes topics to scripts and runs channels. It implements
@@ -63,7 +64,7 @@ type Engine struct {
 
 	routes   atomic.Pointer[router]
 	connect  atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
-	presence *presence
+	presence *channelPresence
 
 	// mu guards files, the loaded script files by name; tried, the content
 	// hash of each file's last load attempt (so an unchanged broken file is

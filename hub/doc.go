@@ -3,12 +3,14 @@
 // most one writer at a time (the hub reads and writes RFC 6455 frames itself;
 // gorilla/websocket only performs the handshake; see Goroutines below), Phoenix's LongPoll transport for clients that cannot
 // use WebSockets, per-connection limits (frame size, inbound message rate, a
-// bytes-bounded outbound queue, idle timeout), the sharded topic registry, local PubSub
-// fan-out and the small HTTP API for broadcasting from outside.
+// bytes-bounded outbound queue, idle timeout), the sharded topic registry and broadcast
+// to local subscribers.
 //
-// hub knows nothing about scripts. What a frame means is decided by a Handler (the
-// engine), which hub calls through the Handler, Session and Subscriber interfaces;
-// cmd/luachan wires the two together.
+// hub is transport and routing only, and imports nothing of luachan's. What a frame
+// means is decided by a Handler (the engine), which hub calls through the Handler,
+// Session and Subscriber interfaces; broadcasts reach other nodes through a PubSub, an
+// adapter in a package of its own (hub/redis); the HTTP API is httpapi's. cmd/luachan
+// wires them together.
 //
 // # Locks
 //

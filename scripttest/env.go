@@ -14,6 +14,7 @@ import (
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/store"
 )
 
 // Waits of a test's operations, in real time. None of them is slept through: each ends as
@@ -70,7 +71,7 @@ func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 		Logger:        log,
 		ScriptTimeout: cfg.ScriptTimeout,
 		Secret:        cfg.Secret,
-		Store:         hub.NewMemoryStore(),
+		Store:         store.NewMemory(),
 		Clock:         e.clock,
 	})
 	if err != nil {

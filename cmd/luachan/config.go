@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
 )
 
 // Config is everything the command line and the environment can set.
@@ -162,9 +163,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	if cfg.PubSub != "memory" {
-		if err := hub.CheckRedisURL(cfg.PubSub); err != nil {
+		if err := redis.CheckURL(cfg.PubSub); err != nil {
 			return cfg, usagef("luachan: -pubsub%s: %s; want memory, or redis://[user:password@]host:port/db (rediss:// for TLS)",
-				redactURL(cfg.PubSub), strings.TrimPrefix(err.Error(), "hub: "))
+				redactURL(cfg.PubSub), strings.TrimPrefix(err.Error(), "redis: "))
 		}
 	}
 	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 ||

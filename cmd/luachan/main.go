@@ -22,8 +22,12 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/engine"
+	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/presence"
+	"github.com/luachan/luachan/store"
 )
 
 const (
@@ -72,8 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	var pubsub hub.PubSub                          // nil: this process only
-	var store luabind.Store = hub.NewMemoryStore() // luachan.store
+	var pubsub hub.PubSub                    // nil: this process only
+	var kv luabind.Store = store.NewMemory() // luachan.store
 	// closers are let go of when run returns, newest first, by stopBy at the latest: a
 	// Redis that stopped answering must not hold the process past its deadline.
 	var closers []func()
@@ -86,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 	if redisPS != nil {
 		closers = append(closers, func() { _ = redisPS.Close() })
-		pubsub, store = redisPS, redisPS.Store()
+		pubsub, kv = redisPS, redisPS.Store()
 	}
 
 	// The hub and the engine need each other: the hub hands frames to the
@@ -106,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxLongPollSessions: cfg.MaxLongPolls,
 		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
-	var presence engine.PresenceReplica // nil: presence is this node's only
+	var replica presence.Replica // nil: presence is this node's only
 	if redisPS != nil {
 		redisPS.Start(h) // broadcasts from other nodes go to h's subscribers
 		// Presence spans the nodes; a dead node's entries go within the TTL and a
@@ -114,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		rp := redisPS.Presence(cfg.PresenceTTL, h.Broadcast)
 		rp.Start()
 		closers = append(closers, rp.Close) // before redisPS.Close: removes the heartbeat
-		presence = rp
+		replica = rp
 	}
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
@@ -122,8 +126,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:        log,
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
-		Store:         store,
-		Presence:      presence,
+		Store:         kv,
+		Presence:      replica,
 		Secret:        []byte(cfg.Secret),
 	})
 	if err != nil {
@@ -142,9 +146,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		io.WriteString(w, "ok")
 	})
 	mux.Handle("GET /metrics", metricsHandler(h, eng))
-	mux.Handle("/api/", h.APIHandler(cfg.APIKey))
+	mux.Handle("/api/", httpapi.New(httpapi.Config{
+		Key: cfg.APIKey, Hub: h, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: log,
+	}))
 	if cfg.APIKey != "" {
-		mux.Handle("GET /api/scripts", hub.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
+		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -224,13 +230,13 @@ func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
 
 // dialPubSub connects to the Redis of a redis:// -pubsub URL; nil for memory. An
 // unreachable Redis is a usage error: the node would silently serve alone.
-func dialPubSub(ctx context.Context, url string, log *slog.Logger) (*hub.RedisPubSub, error) {
+func dialPubSub(ctx context.Context, url string, log *slog.Logger) (*redis.PubSub, error) {
 	if url == "memory" {
 		return nil, nil
 	}
-	ps, err := hub.DialRedis(ctx, hub.RedisConfig{URL: url, Logger: log})
+	ps, err := redis.Dial(ctx, redis.Config{URL: url, Logger: log})
 	if err != nil {
-		return nil, usagef("luachan: -pubsub%s: %s", redactURL(url), strings.TrimPrefix(err.Error(), "hub: "))
+		return nil, usagef("luachan: -pubsub%s: %s", redactURL(url), strings.TrimPrefix(err.Error(), "redis: "))
 	}
 	return ps, nil
 }

@@ -1,7 +1,6 @@
-package hub
+package redis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/presence"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // DefaultPresenceTTL is how long a node's presence heartbeat lives in Redis. A node
@@ -26,7 +27,7 @@ const DefaultPresenceTTL = 20 * time.Second
 // and the heartbeat's resync repairs Redis.
 const presenceCallTimeout = 100 * time.Millisecond
 
-// RedisPresence keeps this node's presence entries in Redis, so that presence_state and
+// Presence keeps this node's presence entries in Redis, so that presence_state and
 // luachan.presence.list span the nodes, and removes the entries of nodes that died.
 //
 // Keys (Prefix is the adapter's, "luachan:" by default):
@@ -47,18 +48,18 @@ const presenceCallTimeout = 100 * time.Millisecond
 // A node whose writes failed, or that lost Redis for longer than TTL and was taken for
 // dead, resyncs at its next heartbeat: it writes what Redis lacks of its entries and
 // broadcasts them as joins, and removes what it no longer has and broadcasts the leaves.
-type RedisPresence struct {
-	client    *redis.Client
+type Presence struct {
+	client    *goredis.Client
 	log       *slog.Logger
 	prefix    string
 	node      string
 	ttl       time.Duration
-	broadcast func(*Broadcast) error
+	broadcast func(*hub.Broadcast) error
 
 	// mu guards mine, the entries this node has put, to write them again after its
 	// heartbeat lapsed.
 	mu   sync.Mutex
-	mine map[string]map[string]presenceEntry // topic -> ref -> entry
+	mine map[string]map[string]presence.Entry // topic -> ref -> entry
 
 	stale   atomic.Bool // a write failed: Redis may not hold exactly mine
 	beatLog logLimiter
@@ -69,55 +70,49 @@ type RedisPresence struct {
 	once   sync.Once
 }
 
-// presenceEntry is one stored meta: its key and its JSON (with phx_ref).
-type presenceEntry struct {
-	Key  string          `json:"key"`
-	Meta json.RawMessage `json:"meta"`
-}
-
 // Presence returns the presence replica on the adapter's Redis client, with this node's
 // id. ttl <= 0 takes DefaultPresenceTTL. broadcast (Hub.Broadcast) carries the leaves of
 // dead nodes to every node. Start starts its heartbeat and janitor; Close, before the
 // adapter's, stops them.
-func (r *RedisPubSub) Presence(ttl time.Duration, broadcast func(*Broadcast) error) *RedisPresence {
+func (r *PubSub) Presence(ttl time.Duration, broadcast func(*hub.Broadcast) error) *Presence {
 	if ttl <= 0 {
 		ttl = DefaultPresenceTTL
 	}
-	p := &RedisPresence{
+	p := &Presence{
 		client:    r.client,
 		log:       r.log.With("presence", "redis"),
 		prefix:    r.cfg.Prefix,
 		node:      fmt.Sprintf("%016x", r.node),
 		ttl:       ttl,
 		broadcast: broadcast,
-		mine:      make(map[string]map[string]presenceEntry),
+		mine:      make(map[string]map[string]presence.Entry),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	return p
 }
 
-func (p *RedisPresence) topicKey(topic string) string  { return p.prefix + "presence:t:" + topic }
-func (p *RedisPresence) nodesKey() string              { return p.prefix + "presence:nodes" }
-func (p *RedisPresence) nodeTopicsKey(n string) string { return p.prefix + "presence:n:" + n }
-func (p *RedisPresence) heartbeatKey(n string) string  { return p.prefix + "node:" + n }
-func (p *RedisPresence) claimKey(n string) string      { return p.prefix + "presence:claim:" + n }
+func (p *Presence) topicKey(topic string) string  { return p.prefix + "presence:t:" + topic }
+func (p *Presence) nodesKey() string              { return p.prefix + "presence:nodes" }
+func (p *Presence) nodeTopicsKey(n string) string { return p.prefix + "presence:n:" + n }
+func (p *Presence) heartbeatKey(n string) string  { return p.prefix + "node:" + n }
+func (p *Presence) claimKey(n string) string      { return p.prefix + "presence:claim:" + n }
 
 // opCtx bounds one Redis round trip of the background goroutine.
-func (p *RedisPresence) opCtx() (context.Context, context.CancelFunc) {
+func (p *Presence) opCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, redisIOTimeout)
 }
 
 // callCtx bounds one Redis round trip of Put, Del or List.
-func (p *RedisPresence) callCtx() (context.Context, context.CancelFunc) {
+func (p *Presence) callCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(p.ctx, presenceCallTimeout)
 }
 
 // Node is this node's id, as in its Redis keys.
-func (p *RedisPresence) Node() string { return p.node }
+func (p *Presence) Node() string { return p.node }
 
 // Start writes the heartbeat once (so the node's entries are never taken for a dead
 // node's) and starts the heartbeat and janitor goroutine.
-func (p *RedisPresence) Start() {
+func (p *Presence) Start() {
 	if _, err := p.beat(); err != nil {
 		p.stale.Store(true)
 		p.log.Warn("presence heartbeat not written; retrying", "err", err)
@@ -128,7 +123,7 @@ func (p *RedisPresence) Start() {
 
 // Close stops the goroutine and removes the heartbeat, so that survivors clean up at
 // once whatever entries are left.
-func (p *RedisPresence) Close() {
+func (p *Presence) Close() {
 	p.once.Do(func() {
 		p.cancel()
 		p.wg.Wait()
@@ -139,17 +134,17 @@ func (p *RedisPresence) Close() {
 }
 
 // beat refreshes the heartbeat and reports whether it had lapsed (was missing).
-func (p *RedisPresence) beat() (lapsed bool, err error) {
+func (p *Presence) beat() (lapsed bool, err error) {
 	ctx, cancel := p.opCtx()
 	defer cancel()
-	err = p.client.SetArgs(ctx, p.heartbeatKey(p.node), "1", redis.SetArgs{TTL: p.ttl, Get: true}).Err()
-	if err == redis.Nil {
+	err = p.client.SetArgs(ctx, p.heartbeatKey(p.node), "1", goredis.SetArgs{TTL: p.ttl, Get: true}).Err()
+	if err == goredis.Nil {
 		return true, nil
 	}
 	return false, err
 }
 
-func (p *RedisPresence) loop() {
+func (p *Presence) loop() {
 	defer p.wg.Done()
 	beatEvery, sweepEvery := p.ttl/3, p.ttl/4
 	beatT, sweepT := time.NewTicker(beatEvery), time.NewTicker(sweepEvery)
@@ -187,7 +182,7 @@ func (p *RedisPresence) loop() {
 // heartbeat lapsed (the other nodes may have removed them): it writes the missing ones
 // and broadcasts them as joins, and removes those this node no longer has and broadcasts
 // their leaves, since the other nodes' clients may have missed either.
-func (p *RedisPresence) resync() error {
+func (p *Presence) resync() error {
 	p.mu.Lock()
 	topics := make(map[string]struct{}, len(p.mine))
 	for t := range p.mine {
@@ -217,21 +212,21 @@ func (p *RedisPresence) resync() error {
 }
 
 // has reports whether this node has ref on topic.
-func (p *RedisPresence) has(topic, ref string) (presenceEntry, bool) {
+func (p *Presence) has(topic, ref string) (presence.Entry, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.mine[topic][ref]
 	return e, ok
 }
 
-func (p *RedisPresence) resyncTopic(topic string) error {
+func (p *Presence) resyncTopic(topic string) error {
 	ctx, cancel := p.opCtx()
 	all, err := p.client.HGetAll(ctx, p.topicKey(topic)).Result()
 	cancel()
 	if err != nil {
 		return err
 	}
-	joins, leaves := make(map[string][][]byte), make(map[string][][]byte)
+	joins, leaves := make(presence.State), make(presence.State)
 	// Entries in Redis this node no longer has. A Put adds to mine before it writes, so
 	// one not in mine now is gone for good.
 	var gone []string
@@ -250,7 +245,7 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 		if err != nil {
 			return err
 		}
-		var e presenceEntry
+		var e presence.Entry
 		if n > 0 && json.Unmarshal([]byte(all[f]), &e) == nil && len(e.Meta) > 0 {
 			leaves[e.Key] = append(leaves[e.Key], e.Meta)
 		}
@@ -291,24 +286,24 @@ func (p *RedisPresence) resyncTopic(topic string) error {
 		}
 	}
 	if len(joins) > 0 || len(leaves) > 0 {
-		p.send(topic, encodeDiff(joins, leaves))
+		p.send(topic, presence.EncodeDiff(joins, leaves))
 	}
 	return nil
 }
 
 // Put stores this node's meta (JSON with phx_ref) under key for topic.
-func (p *RedisPresence) Put(topic, ref, key string, meta []byte) error {
-	e := presenceEntry{Key: key, Meta: append(json.RawMessage(nil), meta...)}
+func (p *Presence) Put(topic, ref, key string, meta []byte) error {
+	e := presence.Entry{Key: key, Meta: append(json.RawMessage(nil), meta...)}
 	p.mu.Lock()
 	if p.mine[topic] == nil {
-		p.mine[topic] = make(map[string]presenceEntry)
+		p.mine[topic] = make(map[string]presence.Entry)
 	}
 	p.mine[topic][ref] = e
 	p.mu.Unlock()
 	return p.put(topic, ref, e)
 }
 
-func (p *RedisPresence) put(topic, ref string, e presenceEntry) error {
+func (p *Presence) put(topic, ref string, e presence.Entry) error {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	_, err := p.write(ctx, topic, ref, e, false)
@@ -319,7 +314,7 @@ func (p *RedisPresence) put(topic, ref string, e presenceEntry) error {
 }
 
 // write stores the entry (nx: unless Redis has it) and reports whether it did.
-func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presenceEntry, nx bool) (bool, error) {
+func (p *Presence) write(ctx context.Context, topic, ref string, e presence.Entry, nx bool) (bool, error) {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return false, err
@@ -327,7 +322,7 @@ func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence
 	pipe := p.client.TxPipeline()
 	pipe.SAdd(ctx, p.nodesKey(), p.node)
 	pipe.SAdd(ctx, p.nodeTopicsKey(p.node), topic)
-	var set *redis.BoolCmd
+	var set *goredis.BoolCmd
 	if nx {
 		set = pipe.HSetNX(ctx, p.topicKey(topic), p.node+"|"+ref, v)
 	} else {
@@ -342,7 +337,7 @@ func (p *RedisPresence) write(ctx context.Context, topic, ref string, e presence
 // delLast removes a node's field from a topic hash and, when the node has no other
 // field there, the topic from the node's set. KEYS: topic hash, node's topic set;
 // ARGV: field, node+"|", topic.
-var delLast = redis.NewScript(`
+var delLast = goredis.NewScript(`
 redis.call('HDEL', KEYS[1], ARGV[1])
 local all = redis.call('HKEYS', KEYS[1])
 for _, f in ipairs(all) do
@@ -353,7 +348,7 @@ return 1
 `)
 
 // Del removes this node's meta ref from topic.
-func (p *RedisPresence) Del(topic, ref string) error {
+func (p *Presence) Del(topic, ref string) error {
 	last := false
 	p.mu.Lock()
 	if es := p.mine[topic]; es != nil {
@@ -382,7 +377,7 @@ func (p *RedisPresence) Del(topic, ref string) error {
 }
 
 // List returns the other nodes' metas on topic, key -> metas, in a stable order.
-func (p *RedisPresence) List(topic string) (map[string][][]byte, error) {
+func (p *Presence) List(topic string) (presence.State, error) {
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	all, err := p.client.HGetAll(ctx, p.topicKey(topic)).Result()
@@ -396,9 +391,9 @@ func (p *RedisPresence) List(topic string) (map[string][][]byte, error) {
 		}
 	}
 	sort.Strings(fields)
-	out := make(map[string][][]byte)
+	out := make(presence.State)
 	for _, f := range fields {
-		var e presenceEntry
+		var e presence.Entry
 		if json.Unmarshal([]byte(all[f]), &e) != nil || len(e.Meta) == 0 {
 			continue
 		}
@@ -408,7 +403,7 @@ func (p *RedisPresence) List(topic string) (map[string][][]byte, error) {
 }
 
 // sweep cleans up after every node whose heartbeat is gone.
-func (p *RedisPresence) sweep() {
+func (p *Presence) sweep() {
 	ctx, cancel := p.opCtx()
 	nodes, err := p.client.SMembers(ctx, p.nodesKey()).Result()
 	cancel()
@@ -432,7 +427,7 @@ func (p *RedisPresence) sweep() {
 // value, ...), unless n's heartbeat exists (then nil): a node whose heartbeat came back
 // keeps its entries, and each entry is removed, and its leave broadcast, once.
 // KEYS: heartbeat, topic hash; ARGV: n+"|".
-var reapTopic = redis.NewScript(`
+var reapTopic = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local all = redis.call('HGETALL', KEYS[2])
 local out = {}
@@ -448,7 +443,7 @@ return out
 
 // forgetNode forgets node n (ARGV[1]) once its entries are gone, unless its heartbeat
 // came back. KEYS: heartbeat, the node's topic set, the set of nodes.
-var forgetNode = redis.NewScript(`
+var forgetNode = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
@@ -457,7 +452,7 @@ return 1
 
 // reap removes node n's entries, broadcasting their leaves, if n's heartbeat is gone and
 // this node wins the claim.
-func (p *RedisPresence) reap(n string) error {
+func (p *Presence) reap(n string) error {
 	ctx, cancel := context.WithTimeout(p.ctx, 4*redisIOTimeout)
 	defer cancel()
 	hb := p.heartbeatKey(n)
@@ -479,7 +474,7 @@ func (p *RedisPresence) reap(n string) error {
 	removed := 0
 	for _, topic := range topics {
 		res, err := reapTopic.Run(ctx, p.client, []string{hb, p.topicKey(topic)}, n+"|").Result()
-		if err == redis.Nil {
+		if err == goredis.Nil {
 			return nil // the node is back
 		}
 		if err != nil {
@@ -494,15 +489,15 @@ func (p *RedisPresence) reap(n string) error {
 			fields = append(fields, field{f, v})
 		}
 		sort.Slice(fields, func(i, j int) bool { return fields[i].name < fields[j].name })
-		leaves := make(map[string][][]byte)
+		leaves := make(presence.State)
 		for _, f := range fields {
-			var e presenceEntry
+			var e presence.Entry
 			if json.Unmarshal([]byte(f.value), &e) == nil && len(e.Meta) > 0 {
 				leaves[e.Key] = append(leaves[e.Key], e.Meta)
 			}
 		}
 		if len(leaves) > 0 {
-			p.send(topic, encodeDiff(nil, leaves))
+			p.send(topic, presence.EncodeDiff(nil, leaves))
 		}
 		removed += len(fields)
 	}
@@ -516,47 +511,11 @@ func (p *RedisPresence) reap(n string) error {
 }
 
 // send broadcasts a presence_diff on topic to every node.
-func (p *RedisPresence) send(topic string, payload []byte) {
+func (p *Presence) send(topic string, payload []byte) {
 	if p.broadcast == nil {
 		return
 	}
-	if err := p.broadcast(&Broadcast{Topic: topic, Event: "presence_diff", Payload: payload}); err != nil {
+	if err := p.broadcast(&hub.Broadcast{Topic: topic, Event: presence.EventDiff, Payload: payload}); err != nil {
 		p.log.Warn("presence_diff not published", "topic", topic, "err", err)
 	}
-}
-
-// encodeDiff encodes a presence_diff, keys sorted.
-func encodeDiff(joins, leaves map[string][][]byte) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"joins":`)
-	encodeState(&b, joins)
-	b.WriteString(`,"leaves":`)
-	encodeState(&b, leaves)
-	b.WriteByte('}')
-	return b.Bytes()
-}
-
-func encodeState(b *bytes.Buffer, m map[string][][]byte) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		name, _ := json.Marshal(k)
-		b.Write(name)
-		b.WriteString(`:{"metas":[`)
-		for j, meta := range m[k] {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(meta)
-		}
-		b.WriteString(`]}`)
-	}
-	b.WriteByte('}')
 }

@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"bytes"
@@ -7,27 +7,72 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/luachan/luachan/hub"
 )
 
-// APIHandler serves the HTTP API for broadcasting from outside, authenticated with
+// disconnectEvent, broadcast on a socket id, makes every node close the sockets with
+// that id (hub.Hub.DeliverLocal).
+const disconnectEvent = "disconnect"
+
+// Hub is what the API needs from the hub. *hub.Hub implements it.
+type Hub interface {
+	// Broadcast delivers b to the local subscribers and publishes it to the other nodes.
+	Broadcast(b *hub.Broadcast) error
+	// Disconnect closes this node's sockets with id and returns how many.
+	Disconnect(id string) int
+}
+
+// Publisher carries a broadcast to the other nodes only. hub.PubSub implements it.
+type Publisher interface {
+	Publish(b *hub.Broadcast) error
+}
+
+// Config configures the API. Zero values take the defaults in parentheses.
+type Config struct {
+	Key      string       // the bearer key; "" disables the API: every request gets 404
+	Hub      Hub          // required
+	PubSub   Publisher    // (nil: this node only) tells the other nodes to disconnect
+	MaxBody  int64        // (hub.DefaultMaxFrameSize) request body limit
+	MaxDepth int          // (hub.DefaultMaxDepth) payload nesting limit
+	Logger   *slog.Logger // (slog.Default())
+}
+
+// api serves the routes of New.
+type api struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the HTTP API for broadcasting from outside, authenticated with
 // "Authorization: Bearer key":
 //
 //	POST /api/broadcast  {"topic","event","payload"}  202; payload must be an object ({} if absent)
 //	POST /api/disconnect {"id"}                       202 {"closed":n} (n on this node; every node closes its own)
 //
-// A missing or wrong key gets 401, a bad body 400. key "" disables the API: every
-// request gets 404. Errors have a {"error":"..."} body.
-func (h *Hub) APIHandler(key string) http.Handler {
-	if key == "" {
+// A missing or wrong key gets 401, a bad body 400. Errors have a {"error":"..."} body.
+func New(cfg Config) http.Handler {
+	if cfg.Key == "" {
 		return http.NotFoundHandler()
 	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = hub.DefaultMaxFrameSize
+	}
+	if cfg.MaxDepth <= 0 {
+		cfg.MaxDepth = hub.DefaultMaxDepth
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &api{cfg: cfg, log: cfg.Logger}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/broadcast", h.apiBroadcast)
-	mux.HandleFunc("POST /api/disconnect", h.apiDisconnect)
-	return RequireKey(key, mux)
+	mux.HandleFunc("POST /api/broadcast", a.broadcast)
+	mux.HandleFunc("POST /api/disconnect", a.disconnect)
+	return RequireKey(cfg.Key, mux)
 }
 
 // RequireKey lets through requests bearing "Authorization: Bearer key" and answers the
@@ -48,14 +93,14 @@ func RequireKey(key string, next http.Handler) http.Handler {
 	})
 }
 
-// apiBroadcast handles POST /api/broadcast.
-func (h *Hub) apiBroadcast(w http.ResponseWriter, r *http.Request) {
+// broadcast handles POST /api/broadcast.
+func (a *api) broadcast(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Topic   string          `json:"topic"`
 		Event   string          `json:"event"`
 		Payload json.RawMessage `json:"payload"`
 	}
-	if err := h.decodeAPIBody(w, r, &body); err != nil {
+	if err := a.decodeBody(w, r, &body); err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -65,30 +110,30 @@ func (h *Hub) apiBroadcast(w http.ResponseWriter, r *http.Request) {
 	}
 	payload := bytes.TrimSpace(body.Payload)
 	if len(payload) == 0 || string(payload) == "null" {
-		payload = emptyObject
+		payload = []byte("{}")
 	}
 	if !utf8.Valid(payload) {
 		apiError(w, http.StatusBadRequest, "payload is not valid UTF-8")
 		return
 	}
-	if err := checkPayload(payload, h.cfg.MaxDepth); err != nil {
+	if err := hub.CheckPayload(payload, a.cfg.MaxDepth); err != nil {
 		apiError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "hub: bad frame: "))
 		return
 	}
-	err := h.Broadcast(&Broadcast{Topic: body.Topic, Event: body.Event, Payload: payload})
+	err := a.cfg.Hub.Broadcast(&hub.Broadcast{Topic: body.Topic, Event: body.Event, Payload: payload})
 	if err != nil {
 		// Local subscribers have it; other nodes may not. Still accepted, but logged.
-		h.log.Warn("api broadcast not published", "topic", body.Topic, "reason", err)
+		a.log.Warn("api broadcast not published", "topic", body.Topic, "reason", err)
 	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// apiDisconnect handles POST /api/disconnect.
-func (h *Hub) apiDisconnect(w http.ResponseWriter, r *http.Request) {
+// disconnect handles POST /api/disconnect.
+func (a *api) disconnect(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ID string `json:"id"`
 	}
-	if err := h.decodeAPIBody(w, r, &body); err != nil {
+	if err := a.decodeBody(w, r, &body); err != nil {
 		apiError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -96,12 +141,12 @@ func (h *Hub) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "id is required")
 		return
 	}
-	n := h.Disconnect(body.ID)
+	n := a.cfg.Hub.Disconnect(body.ID)
 	// The other nodes close theirs when the same "disconnect" broadcast reaches them.
-	if h.cfg.PubSub != nil {
-		b := &Broadcast{Topic: body.ID, Event: disconnectEvent, Payload: emptyObject}
-		if err := h.cfg.PubSub.Publish(b); err != nil {
-			h.log.Warn("api disconnect not published to other nodes", "id", body.ID, "reason", err)
+	if a.cfg.PubSub != nil {
+		b := &hub.Broadcast{Topic: body.ID, Event: disconnectEvent, Payload: []byte("{}")}
+		if err := a.cfg.PubSub.Publish(b); err != nil {
+			a.log.Warn("api disconnect not published to other nodes", "id", body.ID, "reason", err)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -111,9 +156,9 @@ func (h *Hub) apiDisconnect(w http.ResponseWriter, r *http.Request) {
 	}{n})
 }
 
-// decodeAPIBody reads a JSON object body of at most MaxFrameSize bytes into v.
-func (h *Hub) decodeAPIBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxFrameSize))
+// decodeBody reads a JSON object body of at most MaxBody bytes into v.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

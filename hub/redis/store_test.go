@@ -1,4 +1,4 @@
-package hub_test
+package redis_test
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
+	"github.com/luachan/luachan/store"
 )
 
-// store is luabind.Store, which hub's stores implement (hub does not import luabind).
-type store interface {
+// storeAPI is luabind.Store, which store.Memory and redis.Store implement (neither imports luabind).
+type storeAPI interface {
 	Get(key string) (value []byte, ok bool, err error)
 	Set(key string, value []byte) error
 	Incr(key string, by int64) (int64, error)
@@ -20,24 +21,24 @@ type store interface {
 }
 
 var (
-	_ store = (*hub.MemoryStore)(nil)
-	_ store = (*hub.RedisStore)(nil)
+	_ storeAPI = (*store.Memory)(nil)
+	_ storeAPI = (*redis.Store)(nil)
 )
 
 // stores returns a fresh store of every kind, by name; the Redis ones are two nodes'
 // views of one Redis.
-func stores(t *testing.T) map[string][2]store {
+func stores(t *testing.T) map[string][2]storeAPI {
 	t.Helper()
-	mem := hub.NewMemoryStore()
+	mem := store.NewMemory()
 	rs := startRedis(t)
 	a := dialStore(t, rs.url())
 	b := dialStore(t, rs.url())
-	return map[string][2]store{"memory": {mem, mem}, "redis": {a, b}}
+	return map[string][2]storeAPI{"memory": {mem, mem}, "redis": {a, b}}
 }
 
-func dialStore(t *testing.T, url string) *hub.RedisStore {
+func dialStore(t *testing.T, url string) *redis.Store {
 	t.Helper()
-	ps, err := hub.DialRedis(context.Background(), hub.RedisConfig{URL: url, Logger: testLogger(t)})
+	ps, err := redis.Dial(context.Background(), redis.Config{URL: url, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +90,12 @@ func TestStore(t *testing.T) {
 
 			for _, v := range []string{`"text"`, `1.5`, `{}`, `null`} {
 				a.Set("bad", []byte(v))
-				if _, err := a.Incr("bad", 1); !errors.Is(err, hub.ErrNotInteger) {
+				if _, err := a.Incr("bad", 1); !errors.Is(err, store.ErrNotInteger) {
 					t.Errorf("Incr on %s: %v, want ErrNotInteger", v, err)
 				}
 			}
 			a.Set("big", []byte(fmt.Sprint(int64(math.MaxInt64))))
-			if _, err := a.Incr("big", 1); !errors.Is(err, hub.ErrNotInteger) {
+			if _, err := a.Incr("big", 1); !errors.Is(err, store.ErrNotInteger) {
 				t.Errorf("Incr past MaxInt64: %v, want ErrNotInteger", err)
 			}
 		})
@@ -145,7 +146,7 @@ func TestRedisStoreWithoutRedis(t *testing.T) {
 	rs := startRedis(t)
 	s := dialStore(t, rs.url())
 	rs.kill(t)
-	if _, err := s.Incr("n", 1); err == nil || errors.Is(err, hub.ErrNotInteger) {
+	if _, err := s.Incr("n", 1); err == nil || errors.Is(err, store.ErrNotInteger) {
 		t.Fatalf("Incr with Redis down: %v, want a Redis error", err)
 	}
 	if _, _, err := s.Get("n"); err == nil {

@@ -1,4 +1,4 @@
-package hub_test
+package redis_test
 
 import (
 	"bytes"
@@ -18,8 +18,11 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/luachan/luachan/hub"
-	"github.com/redis/go-redis/v9"
+	"github.com/luachan/luachan/hub/redis"
+	"github.com/luachan/luachan/internal/hubtest"
 )
 
 // redisServer is a redis-server process of the test's own, on a free loopback port.
@@ -71,7 +74,7 @@ func (rs *redisServer) start(tb testing.TB) {
 	rs.cmd, rs.done = cmd, done
 	rs.mu.Unlock()
 
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(hubtest.WaitTimeout)
 	for !rs.answers() {
 		select {
 		case <-done:
@@ -79,7 +82,7 @@ func (rs *redisServer) start(tb testing.TB) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("redis-server did not answer PING within %v:\n%s", waitTimeout, rs.output())
+			tb.Fatalf("redis-server did not answer PING within %v:\n%s", hubtest.WaitTimeout, rs.output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -113,7 +116,7 @@ func (rs *redisServer) kill(tb testing.TB) {
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	select {
 	case <-done:
-	case <-time.After(waitTimeout):
+	case <-time.After(hubtest.WaitTimeout):
 		tb.Errorf("redis-server did not exit after SIGKILL")
 	}
 }
@@ -125,8 +128,8 @@ func (rs *redisServer) output() string {
 }
 
 // client returns a plain client of the server, closed when the test ends.
-func (rs *redisServer) client(tb testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + rs.port, MaxRetries: -1, DialerRetries: 1})
+func (rs *redisServer) client(tb testing.TB) *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + rs.port, MaxRetries: -1, DialerRetries: 1})
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
@@ -144,27 +147,27 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // redisNode is one luachan node of a test: a Hub behind a real HTTP server, with a
-// RedisPubSub.
+// redis.PubSub.
 type redisNode struct {
-	*testServer
-	ps *hub.RedisPubSub
+	*hubtest.Server
+	ps *redis.PubSub
 }
 
 // startRedisNode dials url, starts a Hub on it and stops both when the test ends.
-func startRedisNode(tb testing.TB, url string, cfg hub.RedisConfig) *redisNode {
+func startRedisNode(tb testing.TB, url string, cfg redis.Config) *redisNode {
 	tb.Helper()
 	cfg.URL = url
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(tb)
 	}
-	ps, err := hub.DialRedis(context.Background(), cfg)
+	ps, err := redis.Dial(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("DialRedis: %v", err)
 	}
 	tb.Cleanup(func() { ps.Close() }) // after the Hub's shutdown: cleanups run last first
-	ts := startServer(tb, hub.Config{PubSub: ps, Logger: cfg.Logger})
-	ps.Start(ts.hub)
-	return &redisNode{testServer: ts, ps: ps}
+	ts := hubtest.StartServer(tb, hub.Config{PubSub: ps, Logger: cfg.Logger})
+	ps.Start(ts.Hub)
+	return &redisNode{Server: ts, ps: ps}
 }
 
 // testLogger logs to the test's output when -v is given, and nowhere otherwise.
@@ -188,48 +191,48 @@ func bcast(topic, event string, n int) *hub.Broadcast {
 }
 
 // expectBroadcast reads c's next frame and requires it to be the broadcast bcast(topic, event, n).
-func (c *client) expectBroadcast(topic, event string, n int) {
-	c.tb.Helper()
-	_, data := c.read()
+func expectBroadcast(c *hubtest.Client, topic, event string, n int) {
+	c.TB.Helper()
+	_, data := c.Read()
 	want := fmt.Sprintf(`[null,null,%q,%q,{"n":%d}]`, topic, event, n)
 	if string(data) != want {
-		c.tb.Fatalf("got %s\nwant %s", data, want)
+		c.TB.Fatalf("got %s\nwant %s", data, want)
 	}
 }
 
 // expectQuiet sends a heartbeat and requires its reply to be the next frame: nothing
 // else was on its way.
-func (c *client) expectQuiet(ref string) {
-	c.tb.Helper()
-	c.sendText(`[null,"` + ref + `","phoenix","heartbeat",{}]`)
-	_, data := c.read()
+func expectQuiet(c *hubtest.Client, ref string) {
+	c.TB.Helper()
+	c.SendText(`[null,"` + ref + `","phoenix","heartbeat",{}]`)
+	_, data := c.Read()
 	want := `[null,"` + ref + `","phoenix","phx_reply",{"status":"ok","response":{}}]`
 	if string(data) != want {
-		c.tb.Fatalf("got %s\nwant the heartbeat reply %s", data, want)
+		c.TB.Fatalf("got %s\nwant the heartbeat reply %s", data, want)
 	}
 }
 
 func TestRedisBroadcastReachesEveryNodeOnce(t *testing.T) {
 	rs := startRedis(t)
-	a := startRedisNode(t, rs.url(), hub.RedisConfig{})
-	b := startRedisNode(t, rs.url(), hub.RedisConfig{})
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	b := startRedisNode(t, rs.url(), redis.Config{})
 	const topic = "rooms:lobby"
-	ca, cb := a.dial(t, "vsn=2.0.0"), b.dial(t, "vsn=2.0.0")
-	subA, subB := newSub(ca.session.conn), newSub(cb.session.conn)
-	a.hub.Subscribe(topic, subA) // waits for Redis to confirm
-	b.hub.Subscribe(topic, subB)
+	ca, cb := a.Dial(t, "vsn=2.0.0"), b.Dial(t, "vsn=2.0.0")
+	subA, subB := hubtest.NewSub(ca.Conn), hubtest.NewSub(cb.Conn)
+	a.Hub.Subscribe(topic, subA) // waits for Redis to confirm
+	b.Hub.Subscribe(topic, subB)
 
 	// Both ways, exactly once, in order per sender: a client reads its own node's
 	// broadcasts as they are made, the other node's as Redis brings them, interleaved.
 	const n = 300
 	for i := range n {
-		a.hub.Broadcast(bcast(topic, "from_a", i))
-		b.hub.Broadcast(bcast(topic, "from_b", i))
+		a.Hub.Broadcast(bcast(topic, "from_a", i))
+		b.Hub.Broadcast(bcast(topic, "from_b", i))
 	}
-	for _, c := range []*client{ca, cb} {
+	for _, c := range []*hubtest.Client{ca, cb} {
 		next := map[string]int{"from_a": 0, "from_b": 0}
 		for range 2 * n {
-			arr := c.readV2()
+			arr := c.ReadV2()
 			event, _ := arr[3].(string)
 			want, ok := next[event]
 			if !ok || arr[2] != topic || fmt.Sprint(arr[4]) != fmt.Sprintf("map[n:%d]", want) {
@@ -238,38 +241,38 @@ func TestRedisBroadcastReachesEveryNodeOnce(t *testing.T) {
 			next[event]++
 		}
 	}
-	ca.expectQuiet("1")
-	cb.expectQuiet("1")
+	expectQuiet(ca, "1")
+	expectQuiet(cb, "1")
 
 	// broadcast_from skips the sender on its node only.
 	from := bcast(topic, "typing", 1)
-	from.From = ca.session.conn.Key()
-	a.hub.Broadcast(from)
-	cb.expectBroadcast(topic, "typing", 1)
-	ca.expectQuiet("2")
-	cb.expectQuiet("2")
+	from.From = ca.Conn.Key()
+	a.Hub.Broadcast(from)
+	expectBroadcast(cb, topic, "typing", 1)
+	expectQuiet(ca, "2")
+	expectQuiet(cb, "2")
 
 	// Intercepted events go through Deliver on the receiving node, with From 0 there.
-	c2 := b.dial(t, "vsn=2.0.0")
-	sub := newSub(c2.session.conn, "shaped")
-	b.hub.Subscribe(topic, sub)
+	c2 := b.Dial(t, "vsn=2.0.0")
+	sub := hubtest.NewSub(c2.Conn, "shaped")
+	b.Hub.Subscribe(topic, sub)
 	from = bcast(topic, "shaped", 7)
-	from.From = ca.session.conn.Key()
-	a.hub.Broadcast(from)
-	got := recv(t, sub.delivered, "Deliver on node b")
+	from.From = ca.Conn.Key()
+	a.Hub.Broadcast(from)
+	got := hubtest.Recv(t, sub.Delivered, "Deliver on node b")
 	if got.Topic != topic || got.Event != "shaped" || string(got.Payload) != `{"n":7}` || got.From != 0 || got.Binary {
 		t.Fatalf("delivered %+v", got)
 	}
-	cb.expectBroadcast(topic, "shaped", 7) // the fast lane for the others
-	c2.expectQuiet("3")
-	ca.expectQuiet("3")
-	b.hub.Unsubscribe(topic, sub)
+	expectBroadcast(cb, topic, "shaped", 7) // the fast lane for the others
+	expectQuiet(c2, "3")
+	expectQuiet(ca, "3")
+	b.Hub.Unsubscribe(topic, sub)
 
 	// Binary payloads cross as they are.
 	payload := []byte{0, 1, 2, 255}
-	a.hub.Broadcast(&hub.Broadcast{Topic: topic, Event: "bin", Payload: payload, Binary: true})
-	for _, c := range []*client{ca, cb} {
-		typ, data := c.read()
+	a.Hub.Broadcast(&hub.Broadcast{Topic: topic, Event: "bin", Payload: payload, Binary: true})
+	for _, c := range []*hubtest.Client{ca, cb} {
+		typ, data := c.Read()
 		want := append([]byte{2, byte(len(topic)), 3}, topic+"bin"...)
 		want = append(want, payload...)
 		if typ != websocket.BinaryMessage || !bytes.Equal(data, want) {
@@ -286,7 +289,7 @@ func TestRedisBroadcastReachesEveryNodeOnce(t *testing.T) {
 func TestRedisSubscribesWhileTopicHasLocalSubscribers(t *testing.T) {
 	rs := startRedis(t)
 	rc := rs.client(t)
-	a := startRedisNode(t, rs.url(), hub.RedisConfig{Prefix: "test:"})
+	a := startRedisNode(t, rs.url(), redis.Config{Prefix: "test:"})
 	numsub := func(topic string) int64 {
 		n, err := rc.PubSubNumSub(context.Background(), "test:topic:"+topic).Result()
 		if err != nil {
@@ -294,28 +297,28 @@ func TestRedisSubscribesWhileTopicHasLocalSubscribers(t *testing.T) {
 		}
 		return n["test:topic:"+topic]
 	}
-	c1, c2 := a.dial(t, "vsn=2.0.0"), a.dial(t, "vsn=2.0.0")
-	s1, s2 := newSub(c1.session.conn), newSub(c2.session.conn)
+	c1, c2 := a.Dial(t, "vsn=2.0.0"), a.Dial(t, "vsn=2.0.0")
+	s1, s2 := hubtest.NewSub(c1.Conn), hubtest.NewSub(c2.Conn)
 
-	a.hub.Subscribe("t:1", s1)
+	a.Hub.Subscribe("t:1", s1)
 	if n := numsub("t:1"); n != 1 { // Subscribe waited for Redis's confirmation
 		t.Fatalf("after the first subscriber: %d Redis subscribers, want 1", n)
 	}
-	a.hub.Subscribe("t:1", s2)
-	a.hub.Unsubscribe("t:1", s1)
+	a.Hub.Subscribe("t:1", s2)
+	a.Hub.Unsubscribe("t:1", s1)
 	if n := numsub("t:1"); n != 1 {
 		t.Fatalf("with one subscriber left: %d Redis subscribers, want 1", n)
 	}
-	a.hub.Unsubscribe("t:1", s2)
-	waitFor(t, "the node to leave the topic's channel", func() bool { return numsub("t:1") == 0 })
+	a.Hub.Unsubscribe("t:1", s2)
+	hubtest.WaitFor(t, "the node to leave the topic's channel", func() bool { return numsub("t:1") == 0 })
 	if numsub("t:2") != 0 {
 		t.Fatal("subscribed to a topic nobody joined")
 	}
 
 	// a quick leave and rejoin ends subscribed
-	a.hub.Subscribe("t:3", s1)
-	a.hub.Unsubscribe("t:3", s1)
-	a.hub.Subscribe("t:3", s1)
+	a.Hub.Subscribe("t:3", s1)
+	a.Hub.Unsubscribe("t:3", s1)
+	a.Hub.Subscribe("t:3", s1)
 	if n := numsub("t:3"); n != 1 {
 		t.Fatalf("after leave and rejoin: %d Redis subscribers, want 1", n)
 	}
@@ -326,67 +329,67 @@ func TestRedisSubscribesWhileTopicHasLocalSubscribers(t *testing.T) {
 
 func TestRedisLostAndBack(t *testing.T) {
 	rs := startRedis(t)
-	a := startRedisNode(t, rs.url(), hub.RedisConfig{})
-	b := startRedisNode(t, rs.url(), hub.RedisConfig{})
-	ca, cb := a.dial(t, "vsn=2.0.0"), b.dial(t, "vsn=2.0.0")
-	a.hub.Subscribe("t:old", newSub(ca.session.conn))
-	b.hub.Subscribe("t:old", newSub(cb.session.conn))
-	a.hub.Broadcast(bcast("t:old", "e", 0))
-	ca.expectBroadcast("t:old", "e", 0)
-	cb.expectBroadcast("t:old", "e", 0)
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	b := startRedisNode(t, rs.url(), redis.Config{})
+	ca, cb := a.Dial(t, "vsn=2.0.0"), b.Dial(t, "vsn=2.0.0")
+	a.Hub.Subscribe("t:old", hubtest.NewSub(ca.Conn))
+	b.Hub.Subscribe("t:old", hubtest.NewSub(cb.Conn))
+	a.Hub.Broadcast(bcast("t:old", "e", 0))
+	expectBroadcast(ca, "t:old", "e", 0)
+	expectBroadcast(cb, "t:old", "e", 0)
 
 	rs.kill(t)
-	waitFor(t, "both nodes to notice", func() bool { return !a.ps.Stats().Connected && !b.ps.Stats().Connected })
+	hubtest.WaitFor(t, "both nodes to notice", func() bool { return !a.ps.Stats().Connected && !b.ps.Stats().Connected })
 
 	// Local delivery carries on; joining a new topic does not wait for Redis.
 	start := time.Now()
-	a.hub.Subscribe("t:new", newSub(ca.session.conn))
-	b.hub.Subscribe("t:new", newSub(cb.session.conn))
+	a.Hub.Subscribe("t:new", hubtest.NewSub(ca.Conn))
+	b.Hub.Subscribe("t:new", hubtest.NewSub(cb.Conn))
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("subscribing while Redis is down took %v", d)
 	}
 	start = time.Now()
 	for i := range 1000 {
-		a.hub.Broadcast(bcast("t:old", "local", i))
+		a.Hub.Broadcast(bcast("t:old", "local", i))
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("1000 broadcasts while Redis is down took %v", d)
 	}
 	for i := range 1000 {
-		ca.expectBroadcast("t:old", "local", i)
+		expectBroadcast(ca, "t:old", "local", i)
 	}
-	cb.expectQuiet("1")
+	expectQuiet(cb, "1")
 
 	rs.start(t)
-	waitFor(t, "both nodes to resubscribe", func() bool { return a.ps.Stats().Connected && b.ps.Stats().Connected })
+	hubtest.WaitFor(t, "both nodes to resubscribe", func() bool { return a.ps.Stats().Connected && b.ps.Stats().Connected })
 	if a.ps.Stats().Reconnects != 1 {
 		t.Errorf("Reconnects = %d, want 1", a.ps.Stats().Reconnects)
 	}
 	// Broadcasts queued during the outage may arrive now, or may have been lost; drain them.
-	a.hub.Broadcast(bcast("t:old", "marker", 0))
-	ca.expectBroadcast("t:old", "marker", 0)
+	a.Hub.Broadcast(bcast("t:old", "marker", 0))
+	expectBroadcast(ca, "t:old", "marker", 0)
 	for {
-		_, data := cb.read()
+		_, data := cb.Read()
 		if string(data) == `[null,null,"t:old","marker",{"n":0}]` {
 			break
 		}
 	}
 	for _, topic := range []string{"t:old", "t:new"} {
-		b.hub.Broadcast(bcast(topic, "again", 1))
-		ca.expectBroadcast(topic, "again", 1)
-		cb.expectBroadcast(topic, "again", 1)
+		b.Hub.Broadcast(bcast(topic, "again", 1))
+		expectBroadcast(ca, topic, "again", 1)
+		expectBroadcast(cb, topic, "again", 1)
 	}
 }
 
 func TestRedisPublishNeverBlocks(t *testing.T) {
 	rs := startRedis(t)
-	a := startRedisNode(t, rs.url(), hub.RedisConfig{QueueLen: 16})
+	a := startRedisNode(t, rs.url(), redis.Config{QueueLen: 16})
 	rs.kill(t)
-	waitFor(t, "the node to notice", func() bool { return !a.ps.Stats().Connected })
+	hubtest.WaitFor(t, "the node to notice", func() bool { return !a.ps.Stats().Connected })
 	start := time.Now()
 	const n = 100000
 	for i := range n {
-		a.hub.Broadcast(bcast("t", "e", i))
+		a.Hub.Broadcast(bcast("t", "e", i))
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("%d broadcasts with Redis down took %v", n, d)
@@ -399,18 +402,18 @@ func TestRedisPublishNeverBlocks(t *testing.T) {
 
 func TestRedisIgnoresForeignMessages(t *testing.T) {
 	rs := startRedis(t)
-	a := startRedisNode(t, rs.url(), hub.RedisConfig{})
-	c := a.dial(t, "vsn=2.0.0")
-	a.hub.Subscribe("t", newSub(c.session.conn))
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	c := a.Dial(t, "vsn=2.0.0")
+	a.Hub.Subscribe("t", hubtest.NewSub(c.Conn))
 	rc := rs.client(t)
 	for _, junk := range []string{"", "x", "\x01short", "\x01\x00\x00\x00\x00\x00\x00\x00\x02\x00\xff"} {
 		if err := rc.Publish(context.Background(), "luachan:topic:t", junk).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := startRedisNode(t, rs.url(), hub.RedisConfig{})
-	b.hub.Broadcast(bcast("t", "real", 1))
-	c.expectBroadcast("t", "real", 1)
+	b := startRedisNode(t, rs.url(), redis.Config{})
+	b.Hub.Broadcast(bcast("t", "real", 1))
+	expectBroadcast(c, "t", "real", 1)
 }
 
 func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
@@ -421,11 +424,11 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 	if _, err := sub.Receive(context.Background()); err != nil { // the subscription's confirmation
 		t.Fatal(err)
 	}
-	ps, err := hub.DialRedis(context.Background(), hub.RedisConfig{URL: rs.url(), Logger: testLogger(t)})
+	ps, err := redis.Dial(context.Background(), redis.Config{URL: rs.url(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(hub.Config{Handler: newTestHandler(), PubSub: ps, Logger: testLogger(t)})
+	h := hub.New(hub.Config{Handler: hubtest.NewHandler(), PubSub: ps, Logger: testLogger(t)})
 	ps.Start(h)
 	const n = 2000
 	for i := range n {
@@ -447,7 +450,7 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 	if st := ps.Stats(); st.Published != n || st.Dropped != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 	defer cancel()
 	h.Shutdown(ctx)
 }
@@ -472,16 +475,16 @@ func TestCheckRedisURL(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
-			err := hub.CheckRedisURL(tc.url)
+			err := redis.CheckURL(tc.url)
 			if (err == nil) != tc.ok {
 				t.Fatalf("CheckRedisURL(%q) = %v, want ok=%v", tc.url, err, tc.ok)
 			}
-			if err != nil && !errors.Is(err, hub.ErrRedisURL) {
+			if err != nil && !errors.Is(err, redis.ErrURL) {
 				t.Fatalf("error %v is not ErrRedisURL", err)
 			}
 		})
 	}
-	err := hub.CheckRedisURL("redis://:hunter2@localhost:6379/x")
+	err := redis.CheckURL("redis://:hunter2@localhost:6379/x")
 	if err == nil || bytes.Contains([]byte(err.Error()), []byte("hunter2")) {
 		t.Fatalf("error %v shows the password", err)
 	}
@@ -495,7 +498,7 @@ func TestDialRedisUnreachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	start := time.Now()
-	_, err = hub.DialRedis(context.Background(), hub.RedisConfig{URL: "redis://:hunter2@" + addr + "/0"})
+	_, err = redis.Dial(context.Background(), redis.Config{URL: "redis://:hunter2@" + addr + "/0"})
 	if err == nil {
 		t.Fatal("DialRedis succeeded with nothing listening")
 	}
@@ -525,21 +528,26 @@ func BenchmarkRedisFanout(b *testing.B) {
 	}
 }
 
+// benchPayload is a typical chat message, as in hub's benchmarks.
+var benchPayload = []byte(`{"uid":"user:42","body":"hello, everyone in the lobby!"}`)
+
 // fanoutWindow is how far the publisher of BenchmarkRedisFanout may run ahead.
 const fanoutWindow = 2048
 
 func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 	hubs := make([]*hub.Hub, nodes)
+	handlers := make([]hub.Handler, nodes)
 	for i := range hubs {
+		handlers[i] = hubtest.NewHandler()
 		cfg := hub.Config{
-			Handler:       newTestHandler(),
+			Handler:       handlers[i],
 			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 			MaxQueueBytes: 1 << 30,
 		}
-		var ps *hub.RedisPubSub
+		var ps *redis.PubSub
 		if nodes > 1 {
 			var err error
-			ps, err = hub.DialRedis(context.Background(), hub.RedisConfig{URL: rs.url(), Logger: cfg.Logger})
+			ps, err = redis.Dial(context.Background(), redis.Config{URL: rs.url(), Logger: cfg.Logger})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -551,19 +559,19 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 			ps.Start(h)
 		}
 		b.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 			defer cancel()
 			h.Shutdown(ctx)
 		})
 		hubs[i] = h
 	}
-	sinks := make([]*discardConn, subs)
+	sinks := make([]*hubtest.Sink, subs)
 	for i := range sinks {
-		sinks[i] = &discardConn{}
 		h := hubs[i%nodes]
-		c := hub.NewWriterConn(h, hub.V2, sinks[i])
+		var c *hub.Conn
+		c, sinks[i] = hubtest.AttachSink(b, h, handlers[i%nodes])
 		b.Cleanup(func() { c.Close(hub.CloseNormal, "") })
-		h.Subscribe("rooms:lobby", newSub(c))
+		h.Subscribe("rooms:lobby", hubtest.NewSub(c))
 	}
 	newB := func() *hub.Broadcast {
 		return &hub.Broadcast{Topic: "rooms:lobby", Event: "new:msg", Payload: benchPayload}
@@ -574,7 +582,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 	progress := func() int {
 		low := int64(-1)
 		for i := nodes - 1; i < subs; i += nodes {
-			if w := sinks[i].written.Load(); low < 0 || w < low {
+			if w := sinks[i].Written(); low < 0 || w < low {
 				low = w
 			}
 		}
@@ -583,7 +591,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 	drained := func(n int) func() bool {
 		return func() bool {
 			for _, s := range sinks {
-				if s.written.Load() < perConn*int64(n) {
+				if s.Written() < perConn*int64(n) {
 					return false
 				}
 			}
@@ -592,7 +600,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 	}
 	send := func(sent int) {
 		if sent%256 == 0 {
-			waitFor(b, "the other node to keep up", func() bool { return progress() >= sent-fanoutWindow })
+			hubtest.WaitFor(b, "the other node to keep up", func() bool { return progress() >= sent-fanoutWindow })
 		}
 		hubs[0].Broadcast(newB())
 	}
@@ -600,7 +608,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 	for i := range warmup {
 		send(i)
 	}
-	waitFor(b, "writers to drain the warm-up", drained(warmup))
+	hubtest.WaitFor(b, "writers to drain the warm-up", drained(warmup))
 
 	cpu0, redis0 := processCPU(), procCPU(rs)
 	b.ReportAllocs()
@@ -610,7 +618,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 		send(sent)
 		sent++
 	}
-	waitFor(b, "writers to drain", drained(sent))
+	hubtest.WaitFor(b, "writers to drain", drained(sent))
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subs), "ns/delivery")
 	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")

@@ -1,20 +1,22 @@
-package hub
+package redis
 
 import (
 	"context"
 	"time"
+
+	"github.com/luachan/luachan/hub"
 )
 
-// The publishing half of RedisPubSub: one goroutine sending the queue to Redis, in order.
+// The publishing half of PubSub: one goroutine sending the queue to Redis, in order.
 
 // publishLoop sends the queue to Redis in order, a pipeline of up to redisMaxBatch
 // broadcasts at a time. After a failure it waits (backoff) before the next attempt, and
 // the queue absorbs what arrives meanwhile. It returns once Close has stopped it and the
 // queue is flushed.
-func (r *RedisPubSub) publishLoop() {
+func (r *PubSub) publishLoop() {
 	defer r.wg.Done()
 	var (
-		batch  []*Broadcast
+		batch  []*hub.Broadcast
 		buf    []byte
 		bo     backoff
 		failed bool
@@ -53,7 +55,7 @@ func (r *RedisPubSub) publishLoop() {
 
 // fill adds queued broadcasts to batch, without waiting, up to redisMaxBatch of them or
 // redisMaxBatchBytes of payload.
-func (r *RedisPubSub) fill(batch []*Broadcast) []*Broadcast {
+func (r *PubSub) fill(batch []*hub.Broadcast) []*hub.Broadcast {
 	size := 0
 	for _, b := range batch {
 		size += len(b.Payload)
@@ -71,7 +73,7 @@ func (r *RedisPubSub) fill(batch []*Broadcast) []*Broadcast {
 }
 
 // flush publishes what is left in the queue, for up to redisCloseFlush.
-func (r *RedisPubSub) flush(batch []*Broadcast, buf []byte) {
+func (r *PubSub) flush(batch []*hub.Broadcast, buf []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisCloseFlush)
 	defer cancel()
 	for {
@@ -93,7 +95,7 @@ func (r *RedisPubSub) flush(batch []*Broadcast, buf []byte) {
 
 // publishBatch sends batch as one pipeline, encoding every message into buf (returned for
 // reuse). Broadcasts whose PUBLISH failed are counted as dropped.
-func (r *RedisPubSub) publishBatch(ctx context.Context, batch []*Broadcast, buf []byte) ([]byte, error) {
+func (r *PubSub) publishBatch(ctx context.Context, batch []*hub.Broadcast, buf []byte) ([]byte, error) {
 	ends := make([]int, len(batch))
 	buf = buf[:0]
 	var bytes int64

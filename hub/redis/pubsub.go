@@ -1,4 +1,4 @@
-package hub
+package redis
 
 import (
 	"context"
@@ -15,14 +15,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/luachan/luachan/hub"
 )
 
-// Defaults for the zero values of RedisConfig.
+// Defaults for the zero values of Config.
 const (
-	DefaultRedisPrefix     = "luachan:" // of every Redis channel and key luachan uses
-	DefaultRedisQueueLen   = 16384      // broadcasts waiting to be published
-	DefaultRedisQueueBytes = 64 << 20   // their payload bytes (64 MiB)
+	DefaultPrefix     = "luachan:" // of every Redis channel and key luachan uses
+	DefaultQueueLen   = 16384      // broadcasts waiting to be published
+	DefaultQueueBytes = 64 << 20   // their payload bytes (64 MiB)
 )
 
 // Timeouts and sizes of the Redis adapter.
@@ -43,21 +45,21 @@ const (
 	redisSyncPing       = "sync:"                // PING payload marking the end of a subscription batch
 )
 
-// ErrRedisURL is returned for a URL that is not a usable redis:// or rediss:// URL.
-var ErrRedisURL = errors.New("hub: bad Redis URL")
+// ErrURL is returned for a URL that is not a usable redis:// or rediss:// URL.
+var ErrURL = errors.New("redis: bad Redis URL")
 
-// RedisConfig configures a RedisPubSub. Zero values take the defaults in parentheses.
-type RedisConfig struct {
+// Config configures a PubSub. Zero values take the defaults in parentheses.
+type Config struct {
 	// URL is redis://[user:password@]host:port/db, or rediss:// for TLS. Required.
 	URL        string
-	Prefix     string       // (DefaultRedisPrefix) of every Redis channel and key, so clusters can share a Redis
+	Prefix     string       // (DefaultPrefix) of every Redis channel and key, so clusters can share a Redis
 	Logger     *slog.Logger // (slog.Default())
-	QueueLen   int          // (DefaultRedisQueueLen) broadcasts waiting to be published; beyond it they are dropped
-	QueueBytes int64        // (DefaultRedisQueueBytes) payload bytes waiting to be published; likewise
+	QueueLen   int          // (DefaultQueueLen) broadcasts waiting to be published; beyond it they are dropped
+	QueueBytes int64        // (DefaultQueueBytes) payload bytes waiting to be published; likewise
 }
 
-// RedisPubSub is the PubSub for several nodes on one Redis, and the owner of the Redis
-// client that RedisStore shares.
+// PubSub is the hub.PubSub for several nodes on one Redis, and the owner of the Redis
+// client that Store shares.
 //
 // Each topic is one Redis channel, Prefix+"topic:"+topic. A node subscribes to it while
 // the topic has local subscribers, so Redis sends a node only the topics it serves.
@@ -75,20 +77,20 @@ type RedisConfig struct {
 //
 // Goroutines: the publisher and the subscriber, started by Start, plus one sync goroutine
 // per subscriber connection; Close stops and waits for all of them. Locks: the Hub calls
-// Subscribe and Unsubscribe holding a registry shard's subMu, so RedisPubSub.mu comes
-// after shard.subMu; nothing holding RedisPubSub.mu calls into the Hub or Redis, and the
+// Subscribe and Unsubscribe holding a registry shard's subMu, so PubSub.mu comes
+// after shard.subMu; nothing holding PubSub.mu calls into the Hub or Redis, and the
 // logLimiter locks are leaves.
-type RedisPubSub struct {
-	cfg     RedisConfig
+type PubSub struct {
+	cfg     Config
 	log     *slog.Logger
-	client  *redis.Client
-	node    uint64           // this node's id, in every message it publishes
-	deliver func(*Broadcast) // Hub.DeliverLocal, set by Start
+	client  *goredis.Client
+	node    uint64               // this node's id, in every message it publishes
+	deliver func(*hub.Broadcast) // Hub.DeliverLocal, set by Start
 
-	queue      chan *Broadcast // broadcasts waiting for the publisher
-	queueBytes atomic.Int64    // their payload bytes
-	closing    atomic.Bool     // Close started: Publish drops
-	kick       chan struct{}   // (cap 1) tells the subscriber that want changed
+	queue      chan *hub.Broadcast // broadcasts waiting for the publisher
+	queueBytes atomic.Int64        // their payload bytes
+	closing    atomic.Bool         // Close started: Publish drops
+	kick       chan struct{}       // (cap 1) tells the subscriber that want changed
 
 	mu        sync.Mutex          // guards the fields below
 	want      map[string]struct{} // topics with local subscribers
@@ -112,7 +114,7 @@ type RedisPubSub struct {
 	closeOnce sync.Once
 }
 
-var _ PubSub = (*RedisPubSub)(nil)
+var _ hub.PubSub = (*PubSub)(nil)
 
 // redisCounters are the adapter's totals since start.
 type redisCounters struct {
@@ -123,8 +125,8 @@ type redisCounters struct {
 	reconnects atomic.Uint64
 }
 
-// RedisStats is a snapshot of a RedisPubSub's counters.
-type RedisStats struct {
+// Stats is a snapshot of a PubSub's counters.
+type Stats struct {
 	Published  uint64 // broadcasts published to Redis
 	Dropped    uint64 // broadcasts the other nodes did not get: queue full, or Redis failed
 	Received   uint64 // broadcasts from other nodes delivered here
@@ -134,23 +136,23 @@ type RedisStats struct {
 	Connected  bool   // the subscriber connection is up and subscribed
 }
 
-// CheckRedisURL reports whether s is a usable redis:// or rediss:// URL. Its errors never
+// CheckURL reports whether s is a usable redis:// or rediss:// URL. Its errors never
 // contain the password.
-func CheckRedisURL(s string) error {
+func CheckURL(s string) error {
 	_, err := redisOptions(s)
 	return err
 }
 
 // redisOptions parses a -pubsub URL into client options, with luachan's timeouts where
 // the URL sets none.
-func redisOptions(s string) (*redis.Options, error) {
+func redisOptions(s string) (*goredis.Options, error) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, ErrRedisURL
+		return nil, ErrURL
 	}
-	opts, err := redis.ParseURL(s)
+	opts, err := goredis.ParseURL(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", ErrRedisURL, strings.TrimPrefix(err.Error(), "redis: "))
+		return nil, fmt.Errorf("%w (%s)", ErrURL, strings.TrimPrefix(err.Error(), "redis: "))
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = redisDialTimeout
@@ -175,42 +177,48 @@ func redisOptions(s string) (*redis.Options, error) {
 	return opts, nil
 }
 
-// DialRedis connects to the Redis at cfg.URL and checks that it answers. The adapter
+// Deliverer is what the adapter needs from the hub: delivery of the other nodes'
+// broadcasts to this node's subscribers. *hub.Hub implements it.
+type Deliverer interface {
+	DeliverLocal(b *hub.Broadcast)
+}
+
+// Dial connects to the Redis at cfg.URL and checks that it answers. The adapter
 // publishes and subscribes once Start has given it a Hub; Close releases it.
-func DialRedis(ctx context.Context, cfg RedisConfig) (*RedisPubSub, error) {
+func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 	opts, err := redisOptions(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultRedisPrefix
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = DefaultRedisQueueLen
+		cfg.QueueLen = DefaultQueueLen
 	}
 	if cfg.QueueBytes <= 0 {
-		cfg.QueueBytes = DefaultRedisQueueBytes
+		cfg.QueueBytes = DefaultQueueBytes
 	}
-	redis.SetLogger(redisClientLog{cfg.Logger}) // process-wide: go-redis has one logger
-	client := redis.NewClient(opts)
+	goredis.SetLogger(redisClientLog{cfg.Logger}) // process-wide: go-redis has one logger
+	client := goredis.NewClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+opts.ReadTimeout)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("hub: cannot reach Redis at %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", opts.Addr, err)
 	}
 
 	var id [8]byte
 	_, _ = crand.Read(id[:])
-	r := &RedisPubSub{
+	r := &PubSub{
 		cfg:     cfg,
 		log:     cfg.Logger.With("pubsub", "redis", "redis", opts.Addr),
 		client:  client,
 		node:    binary.BigEndian.Uint64(id[:]) | 1, // never 0
-		queue:   make(chan *Broadcast, cfg.QueueLen),
+		queue:   make(chan *hub.Broadcast, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),
 		want:    make(map[string]struct{}),
 		changed: make(map[string]struct{}),
@@ -225,7 +233,7 @@ func DialRedis(ctx context.Context, cfg RedisConfig) (*RedisPubSub, error) {
 // h.DeliverLocal. Topics subscribed to before Start are subscribed to now. It waits (up
 // to 5 s) for the subscriber connection, so that a node serves clients only once it
 // hears the others. Start must be called once, before Close.
-func (r *RedisPubSub) Start(h *Hub) {
+func (r *PubSub) Start(h Deliverer) {
 	r.mu.Lock()
 	started := r.started
 	r.started = true
@@ -244,8 +252,8 @@ func (r *RedisPubSub) Start(h *Hub) {
 }
 
 // Close publishes what is queued (for up to 1 s), stops the goroutines and closes the
-// Redis client; the RedisStore stops working too.
-func (r *RedisPubSub) Close() error {
+// Redis client; the Store stops working too.
+func (r *PubSub) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.closing.Store(true)
@@ -258,11 +266,11 @@ func (r *RedisPubSub) Close() error {
 }
 
 // Stats returns the adapter's counters.
-func (r *RedisPubSub) Stats() RedisStats {
+func (r *PubSub) Stats() Stats {
 	r.mu.Lock()
 	topics, up := len(r.want), r.up
 	r.mu.Unlock()
-	return RedisStats{
+	return Stats{
 		Published:  r.count.published.Load(),
 		Dropped:    r.count.dropped.Load(),
 		Received:   r.count.received.Load(),
@@ -274,17 +282,17 @@ func (r *RedisPubSub) Stats() RedisStats {
 }
 
 // Store returns luachan.store kept in this Redis, sharing the adapter's client.
-func (r *RedisPubSub) Store() *RedisStore {
-	return &RedisStore{client: r.client, prefix: r.cfg.Prefix + "store:"}
+func (r *PubSub) Store() *Store {
+	return &Store{client: r.client, prefix: r.cfg.Prefix + "store:"}
 }
 
 // channel returns topic's Redis channel.
-func (r *RedisPubSub) channel(topic string) string { return r.cfg.Prefix + "topic:" + topic }
+func (r *PubSub) channel(topic string) string { return r.cfg.Prefix + "topic:" + topic }
 
 // Publish queues b for the other nodes and returns at once. It never fails: when the
 // queue is full (Redis slow or gone) b is dropped for the other nodes, counted and
 // logged; local subscribers have it already.
-func (r *RedisPubSub) Publish(b *Broadcast) error {
+func (r *PubSub) Publish(b *hub.Broadcast) error {
 	if r.closing.Load() {
 		r.dropped(1, "shutting down")
 		return nil
@@ -305,7 +313,7 @@ func (r *RedisPubSub) Publish(b *Broadcast) error {
 }
 
 // dropped counts n broadcasts lost for the other nodes and logs it, rate-limited.
-func (r *RedisPubSub) dropped(n int, why string) {
+func (r *PubSub) dropped(n int, why string) {
 	r.count.dropped.Add(uint64(n))
 	if ok, since := r.dropLog.allow(n); ok {
 		r.log.Warn("broadcasts not sent to other nodes", "reason", why, "dropped", since)
@@ -316,7 +324,7 @@ func (r *RedisPubSub) dropped(n int, why string) {
 // fail: while Redis is unreachable the topic is subscribed to once it is back. When the
 // subscriber connection is up, it waits (up to 1 s) for Redis to confirm, so that a
 // broadcast published anywhere after a join reply reaches the new subscriber.
-func (r *RedisPubSub) Subscribe(topic string) error {
+func (r *PubSub) Subscribe(topic string) error {
 	r.mu.Lock()
 	r.want[topic] = struct{}{}
 	r.changed[topic] = struct{}{}
@@ -328,7 +336,7 @@ func (r *RedisPubSub) Subscribe(topic string) error {
 }
 
 // Unsubscribe stops this node receiving topic's broadcasts; it does not wait for Redis.
-func (r *RedisPubSub) Unsubscribe(topic string) error {
+func (r *PubSub) Unsubscribe(topic string) error {
 	r.mu.Lock()
 	delete(r.want, topic)
 	r.changed[topic] = struct{}{}
@@ -338,7 +346,7 @@ func (r *RedisPubSub) Unsubscribe(topic string) error {
 }
 
 // wake tells the subscriber goroutine that want changed.
-func (r *RedisPubSub) wake() {
+func (r *PubSub) wake() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -348,7 +356,7 @@ func (r *RedisPubSub) wake() {
 // await waits until Redis has answered subscription batch ticket, the subscriber
 // connection is down, or redisSubscribeWait passes. It waits at most once per stall: while
 // Redis does not answer, the callers (holding a registry shard's subMu) must not queue up.
-func (r *RedisPubSub) await(ticket uint64) {
+func (r *PubSub) await(ticket uint64) {
 	done := r.waitState(redisSubscribeWait, func() bool { return !r.up || r.stalled || r.confirmed >= ticket })
 	if !done {
 		// Redis is slow or the connection is dead but not yet known to be: the
@@ -362,7 +370,7 @@ func (r *RedisPubSub) await(ticket uint64) {
 
 // waitState waits until cond holds (it is called with r.mu held), Close is called or
 // timeout passes (false).
-func (r *RedisPubSub) waitState(timeout time.Duration, cond func() bool) bool {
+func (r *PubSub) waitState(timeout time.Duration, cond func() bool) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -385,7 +393,7 @@ func (r *RedisPubSub) waitState(timeout time.Duration, cond func() bool) bool {
 
 // setStateLocked records a confirmed batch and whether the connection is up, and wakes
 // the waiters. r.mu must be held.
-func (r *RedisPubSub) setStateLocked(confirmed uint64, up bool) {
+func (r *PubSub) setStateLocked(confirmed uint64, up bool) {
 	r.confirmed = max(r.confirmed, confirmed)
 	r.up = up
 	r.stalled = false
@@ -459,7 +467,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // appendRedisMessage appends b as published on its topic's channel: the version byte,
 // the node id (8 bytes, big endian), a flags byte (1: binary payload), the event's length
 // as a uvarint, the event, then the payload.
-func appendRedisMessage(dst []byte, node uint64, b *Broadcast) []byte {
+func appendRedisMessage(dst []byte, node uint64, b *hub.Broadcast) []byte {
 	dst = append(dst, redisMsgVersion)
 	dst = binary.BigEndian.AppendUint64(dst, node)
 	var flags byte
@@ -473,10 +481,10 @@ func appendRedisMessage(dst []byte, node uint64, b *Broadcast) []byte {
 }
 
 // errRedisMessage is a message on a luachan channel that luachan did not write.
-var errRedisMessage = errors.New("hub: malformed message from Redis")
+var errRedisMessage = errors.New("redis: malformed message from Redis")
 
 // parseRedisMessage reverses appendRedisMessage.
-func parseRedisMessage(data string) (node uint64, b *Broadcast, err error) {
+func parseRedisMessage(data string) (node uint64, b *hub.Broadcast, err error) {
 	if len(data) < 10 || data[0] != redisMsgVersion {
 		return 0, nil, errRedisMessage
 	}
@@ -488,7 +496,7 @@ func parseRedisMessage(data string) (node uint64, b *Broadcast, err error) {
 		return 0, nil, errRedisMessage
 	}
 	rest = rest[k:]
-	b = &Broadcast{Event: rest[:n], Payload: []byte(rest[n:]), Binary: flags&1 != 0}
+	b = &hub.Broadcast{Event: rest[:n], Payload: []byte(rest[n:]), Binary: flags&1 != 0}
 	return node, b, nil
 }
 

@@ -1,4 +1,4 @@
-package hub_test
+package redis_test
 
 import (
 	"context"
@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
+	"github.com/luachan/luachan/internal/hubtest"
 )
 
 // presenceTestTTL makes the heartbeat and the janitor run every 100 ms or so.
 const presenceTestTTL = 400 * time.Millisecond
 
-// presenceNode is one node's RedisPresence, recording what it broadcasts.
+// presenceNode is one node's Presence, recording what it broadcasts.
 type presenceNode struct {
-	*hub.RedisPresence
+	*redis.Presence
 	mu   sync.Mutex
 	sent []*hub.Broadcast
 }
@@ -34,16 +36,16 @@ func (n *presenceNode) broadcasts() []*hub.Broadcast {
 	return append([]*hub.Broadcast(nil), n.sent...)
 }
 
-// startPresenceNode dials url and starts a RedisPresence on it, stopped when the test ends.
+// startPresenceNode dials url and starts a Presence on it, stopped when the test ends.
 func startPresenceNode(tb testing.TB, url string) *presenceNode {
 	tb.Helper()
-	ps, err := hub.DialRedis(context.Background(), hub.RedisConfig{URL: url, Logger: testLogger(tb)})
+	ps, err := redis.Dial(context.Background(), redis.Config{URL: url, Logger: testLogger(tb)})
 	if err != nil {
 		tb.Fatalf("DialRedis: %v", err)
 	}
 	tb.Cleanup(func() { ps.Close() })
 	n := &presenceNode{}
-	n.RedisPresence = ps.Presence(presenceTestTTL, n.broadcast)
+	n.Presence = ps.Presence(presenceTestTTL, n.broadcast)
 	n.Start()
 	tb.Cleanup(n.Close) // before ps.Close: cleanups run last first
 	return n
@@ -73,19 +75,19 @@ func mustPut(tb testing.TB, n *presenceNode, topic, ref, key string) string {
 	return meta
 }
 
-// presenceWait polls cond every 20 ms until it holds or waitTimeout passes.
+// presenceWait polls cond every 20 ms until it holds or hubtest.WaitTimeout passes.
 func presenceWait(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(hubtest.WaitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %v", what, waitTimeout)
+			tb.Fatalf("%s: not within %v", what, hubtest.WaitTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// TestRedisPresence: each node lists the others' entries and not its own; a node that
+// TestPresence: each node lists the others' entries and not its own; a node that
 // dies has its entries removed by one survivor, which broadcasts their leaves once.
 func TestRedisPresence(t *testing.T) {
 	t.Parallel()
@@ -140,7 +142,7 @@ func TestRedisPresence(t *testing.T) {
 	}
 }
 
-// TestRedisPresenceLapsed: a node whose heartbeat lapsed (Redis unreachable for longer
+// TestPresenceLapsed: a node whose heartbeat lapsed (Redis unreachable for longer
 // than the TTL) is cleaned up by the others, then writes its entries again and
 // broadcasts them as joins.
 func TestRedisPresenceLapsed(t *testing.T) {
@@ -193,7 +195,7 @@ func TestRedisPresenceLapsed(t *testing.T) {
 	}
 }
 
-// TestRedisPresenceOutage: what a node tracks and untracks while Redis is down (or after
+// TestPresenceOutage: what a node tracks and untracks while Redis is down (or after
 // it restarted empty) is in Redis once it is back, and the others are told.
 func TestRedisPresenceOutage(t *testing.T) {
 	t.Parallel()

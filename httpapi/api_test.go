@@ -1,4 +1,4 @@
-package hub_test
+package httpapi_test
 
 import (
 	"io"
@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/hubtest"
 )
 
 // apiCall posts body to path on api with the given Authorization header value.
@@ -24,8 +26,8 @@ func apiCall(tb testing.TB, api http.Handler, path, auth, body string) (int, str
 }
 
 func TestAPIAuth(t *testing.T) {
-	ts := startServer(t, hub.Config{})
-	api := ts.hub.APIHandler("s3cret")
+	ts := hubtest.StartServer(t, hub.Config{})
+	api := httpapi.New(httpapi.Config{Key: "s3cret", Hub: ts.Hub})
 	body := `{"topic":"t","event":"e","payload":{}}`
 	for _, tc := range []struct {
 		name, auth string
@@ -43,16 +45,16 @@ func TestAPIAuth(t *testing.T) {
 			}
 		})
 	}
-	if status, _ := apiCall(t, ts.hub.APIHandler(""), "/api/broadcast", "Bearer ", body); status != http.StatusNotFound {
+	if status, _ := apiCall(t, httpapi.New(httpapi.Config{Key: "", Hub: ts.Hub}), "/api/broadcast", "Bearer ", body); status != http.StatusNotFound {
 		t.Fatalf("API without a key: %d, want 404", status)
 	}
 }
 
 func TestAPIBroadcast(t *testing.T) {
-	ts := startServer(t, hub.Config{})
-	c := ts.dial(t, "vsn=2.0.0")
-	ts.join(c, "rooms:lobby")
-	api := ts.hub.APIHandler("k")
+	ts := hubtest.StartServer(t, hub.Config{})
+	c := ts.Dial(t, "vsn=2.0.0")
+	ts.Join(c, "rooms:lobby")
+	api := httpapi.New(httpapi.Config{Key: "k", Hub: ts.Hub})
 	for _, tc := range []struct {
 		name, body string
 		status     int
@@ -76,14 +78,14 @@ func TestAPIBroadcast(t *testing.T) {
 			}
 		})
 	}
-	_, data := c.read()
-	expectJSON(t, data, `[null,null,"rooms:lobby","news",{"n":1}]`)
+	_, data := c.Read()
+	hubtest.ExpectJSON(t, data, `[null,null,"rooms:lobby","news",{"n":1}]`)
 }
 
 func TestAPIDisconnect(t *testing.T) {
-	ts := startServer(t, hub.Config{})
-	c := ts.dial(t, "vsn=2.0.0&id=user:7")
-	api := ts.hub.APIHandler("k")
+	ts := hubtest.StartServer(t, hub.Config{})
+	c := ts.Dial(t, "vsn=2.0.0&id=user:7")
+	api := httpapi.New(httpapi.Config{Key: "k", Hub: ts.Hub})
 	if status, _ := apiCall(t, api, "/api/disconnect", "Bearer k", `{}`); status != http.StatusBadRequest {
 		t.Fatalf("no id: %d, want 400", status)
 	}
@@ -91,7 +93,24 @@ func TestAPIDisconnect(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("status %d", status)
 	}
-	expectJSON(t, []byte(resp), `{"closed":1}`)
-	c.expectClose(hub.CloseGoingAway)
-	c.closedReason()
+	hubtest.ExpectJSON(t, []byte(resp), `{"closed":1}`)
+	c.ExpectClose(hub.CloseGoingAway)
+	c.ClosedReason()
+}
+
+// recorder is a Publisher that records what it is given.
+type recorder struct{ got []*hub.Broadcast }
+
+func (r *recorder) Publish(b *hub.Broadcast) error { r.got = append(r.got, b); return nil }
+
+func TestAPIDisconnectTellsOtherNodes(t *testing.T) {
+	ts := hubtest.StartServer(t, hub.Config{})
+	var pub recorder
+	api := httpapi.New(httpapi.Config{Key: "k", Hub: ts.Hub, PubSub: &pub})
+	if status, resp := apiCall(t, api, "/api/disconnect", "Bearer k", `{"id":"user:9"}`); status != http.StatusAccepted {
+		t.Fatalf("status %d (%s)", status, resp)
+	}
+	if len(pub.got) != 1 || pub.got[0].Topic != "user:9" || pub.got[0].Event != "disconnect" || string(pub.got[0].Payload) != "{}" {
+		t.Fatalf("published %+v, want one disconnect on user:9", pub.got)
+	}
 }

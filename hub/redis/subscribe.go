@@ -1,4 +1,4 @@
-package hub
+package redis
 
 import (
 	"context"
@@ -6,16 +6,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
-// The subscribing half of RedisPubSub: one connection at a time, subscribed to the
+// The subscribing half of PubSub: one connection at a time, subscribed to the
 // channels of the topics with local subscribers, read by the subscriber goroutine and
 // written by a sync goroutine of its own, and replaced with backoff when it is lost.
 
 // subscribeLoop keeps a subscriber connection, reconnecting with backoff when it is lost,
 // until Close.
-func (r *RedisPubSub) subscribeLoop() {
+func (r *PubSub) subscribeLoop() {
 	defer r.wg.Done()
 	var bo backoff
 	for {
@@ -44,7 +44,7 @@ func (r *RedisPubSub) subscribeLoop() {
 // session runs one subscriber connection: the sync goroutine writes the subscriptions
 // and keep-alive pings, this goroutine reads. It returns when either fails or Close is
 // called, with whether the connection was ever up (subscribed to every wanted topic).
-func (r *RedisPubSub) session() (wasUp bool, err error) {
+func (r *PubSub) session() (wasUp bool, err error) {
 	ps := r.client.Subscribe(r.ctx)
 	ctx, cancel := context.WithCancel(r.ctx)
 	syncErr := make(chan error, 1)
@@ -64,7 +64,7 @@ func (r *RedisPubSub) session() (wasUp bool, err error) {
 
 // readLoop delivers what arrives on ps until it fails. Any silence longer than
 // redisSilenceLimit fails it: the sync goroutine pings every redisPingEvery.
-func (r *RedisPubSub) readLoop(ps *redis.PubSub) (wasUp bool, err error) {
+func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
 	prefix := r.cfg.Prefix + "topic:"
 	for {
 		msg, err := ps.ReceiveTimeout(r.ctx, redisSilenceLimit)
@@ -72,7 +72,7 @@ func (r *RedisPubSub) readLoop(ps *redis.PubSub) (wasUp bool, err error) {
 			return wasUp, err
 		}
 		switch m := msg.(type) {
-		case *redis.Message:
+		case *goredis.Message:
 			topic, ok := strings.CutPrefix(m.Channel, prefix)
 			if !ok {
 				continue
@@ -91,7 +91,7 @@ func (r *RedisPubSub) readLoop(ps *redis.PubSub) (wasUp bool, err error) {
 			b.Topic = topic
 			r.count.received.Add(1)
 			r.deliver(b)
-		case *redis.Pong:
+		case *goredis.Pong:
 			n, ok := strings.CutPrefix(m.Payload, redisSyncPing)
 			if !ok {
 				continue
@@ -119,7 +119,7 @@ func (r *RedisPubSub) readLoop(ps *redis.PubSub) (wasUp bool, err error) {
 // change, each batch followed by a PING whose answer confirms it to Subscribe; and it
 // pings every redisPingEvery, so that the reader hears from Redis. It closes ps when it
 // returns, which ends the reader too.
-func (r *RedisPubSub) syncLoop(ctx context.Context, ps *redis.PubSub) error {
+func (r *PubSub) syncLoop(ctx context.Context, ps *goredis.PubSub) error {
 	defer ps.Close()
 	applied := make(map[string]struct{}) // the topics ps is subscribed to
 	if err := r.syncBatch(ctx, ps, applied, true); err != nil {
@@ -145,7 +145,7 @@ func (r *RedisPubSub) syncLoop(ctx context.Context, ps *redis.PubSub) error {
 
 // syncBatch subscribes ps to every wanted topic (all) or applies the changed ones, then
 // sends the batch's PING.
-func (r *RedisPubSub) syncBatch(ctx context.Context, ps *redis.PubSub, applied map[string]struct{}, all bool) error {
+func (r *PubSub) syncBatch(ctx context.Context, ps *goredis.PubSub, applied map[string]struct{}, all bool) error {
 	var sub, unsub []string
 	r.mu.Lock()
 	if !all && len(r.changed) == 0 {
@@ -191,7 +191,7 @@ func (r *RedisPubSub) syncBatch(ctx context.Context, ps *redis.PubSub, applied m
 // sendChunked calls cmd (SUBSCRIBE or UNSUBSCRIBE) with the channels of topics, at most
 // redisSubscribeChunk at a time, and not at all when there are none (UNSUBSCRIBE with no
 // channel would unsubscribe from all of them).
-func (r *RedisPubSub) sendChunked(ctx context.Context, cmd func(context.Context, ...string) error, topics []string) error {
+func (r *PubSub) sendChunked(ctx context.Context, cmd func(context.Context, ...string) error, topics []string) error {
 	for len(topics) > 0 {
 		n := min(len(topics), redisSubscribeChunk)
 		channels := make([]string, n)

@@ -1,0 +1,27 @@
+// Package redis runs several luachan nodes on one Redis (SPEC sections 5 and 6): PubSub,
+// the hub.PubSub that carries broadcasts between the nodes; Presence, the
+// presence.Replica that shares presence entries and removes those of dead nodes; and
+// Store, luachan.store kept in Redis. All three share one client, owned by PubSub.
+//
+// It implements interfaces its consumers declare (hub.PubSub, presence.Replica,
+// luabind.Store) and imports neither the engine nor luabind; cmd/luachan wires it. Another
+// broker is a sibling package implementing the same interfaces. go-redis is imported as
+// goredis.
+//
+// # Locks
+//
+//	PubSub.mu      the wanted topics, the subscription batches and the connection state
+//	Presence.mu    this node's own entries, to write them again after an outage
+//	logLimiter.mu  one rate-limited log line's counters; a leaf
+//
+// The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
+// PubSub.mu comes after it. Nothing holding PubSub.mu or Presence.mu calls into the hub
+// or Redis.
+//
+// # Goroutines
+//
+// PubSub.Start starts the publisher (publishLoop) and the subscriber (subscribeLoop),
+// which runs one sync goroutine (syncLoop) per subscriber connection; PubSub.Close stops
+// and waits for them. Presence.Start starts its heartbeat and janitor (loop);
+// Presence.Close, called before PubSub.Close, stops it and removes the heartbeat.
+package redis
