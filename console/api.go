@@ -21,7 +21,7 @@ type snapshot struct {
 	Topic   *topicView   `json:"topic,omitempty"` // the topic the page opened
 }
 
-// scriptView is a script file with its callback rates since the previous snapshot.
+// scriptView is a script file with its callback rates over the last rateWindow.
 type scriptView struct {
 	engine.ScriptInfo
 	CallRate  float64 `json:"call_rate"`  // callbacks per second
@@ -89,11 +89,20 @@ func (c *Console) api(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// rateWindow is how far back a script's callback rates look: long enough that a burst
+// stays visible for a few seconds, short enough to follow a change.
+const rateWindow = 5 * time.Second
+
 // streamState is what one stream remembers between snapshots, for rates and deltas.
 type streamState struct {
+	calls  []callCounts // the counts of the last rateWindow, oldest first
+	series int64        // the newest sample sent
+}
+
+// callCounts are the scripts' callback counters at one moment.
+type callCounts struct {
 	at     time.Time
-	calls  map[string][2]uint64 // file -> calls, errors at the previous snapshot
-	series int64                // the newest sample sent
+	counts map[string][2]uint64 // file -> calls, errors
 }
 
 // stream sends a snapshot as a server-sent event every snapshotEvery until the client
@@ -145,18 +154,25 @@ func (c *Console) snapshot(q query, rg *ring, st *streamState) snapshot {
 	if n := len(s.Series); n > 0 {
 		st.series = s.Series[n-1].At
 	}
-	dt := now.Sub(st.at).Seconds()
-	calls := make(map[string][2]uint64)
+	for len(st.calls) > 1 && now.Sub(st.calls[1].at) >= rateWindow {
+		st.calls = st.calls[1:]
+	}
+	var base callCounts
+	if len(st.calls) > 0 {
+		base = st.calls[0]
+	}
+	dt := now.Sub(base.at).Seconds()
+	counts := make(map[string][2]uint64)
 	for _, info := range c.cfg.Engine.Scripts() {
 		v := scriptView{ScriptInfo: info}
-		if prev, ok := st.calls[info.File]; ok && dt > 0 {
+		if prev, ok := base.counts[info.File]; ok && dt > 0 {
 			v.CallRate = delta(info.Calls, prev[0]) / dt
 			v.ErrorRate = delta(info.Errors, prev[1]) / dt
 		}
-		calls[info.File] = [2]uint64{info.Calls, info.Errors}
+		counts[info.File] = [2]uint64{info.Calls, info.Errors}
 		s.Scripts = append(s.Scripts, v)
 	}
-	st.at, st.calls = now, calls
+	st.calls = append(st.calls, callCounts{at: now, counts: counts})
 
 	top, matched := c.cfg.Hub.TopicCounts(q.filter, q.top)
 	s.Topics = topicList{Filter: q.filter, Matched: matched, Top: top}
