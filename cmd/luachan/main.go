@@ -153,6 +153,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
 	}
 
+	if cfg.Console {
+		cons := newConsole(ctx, cfg, h, eng, log)
+		mux.Handle("/console", cons)
+		mux.Handle("/console/", cons)
+		defer cons.Close()
+	}
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return usagef("luachan: cannot listen on %s: %v (pass -addr HOST:PORT)", cfg.Addr, err)
