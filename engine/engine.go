@@ -74,8 +74,8 @@ type Engine struct {
 	tried    map[string]string
 	loadErrs map[string]error // files that never loaded, and why
 
-	count counters
-	outs  outRunner // handle_out's workers
+	count   counters
+	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
 	watching  atomic.Bool   // a Watch loop is running
@@ -123,7 +123,7 @@ func New(cfg Config) (*Engine, error) {
 		rescanNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.outs.e = e
+	e.workers.e = e
 	e.presence = newPresence(e)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
