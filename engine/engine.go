@@ -1,9 +1,3 @@
-// Package engine runs channels: it routes each topic to the Lua script that
-// serves it, drives a channel's lifecycle (join, events, leave) one event at a
-// time, and swaps scripts when they change on disk.
-//
-// The engine speaks to sockets through the hub's types and to Lua through
-// luabind; it owns neither the wire nor the VMs.
 package engine
 
 import (
@@ -80,7 +74,8 @@ type Engine struct {
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
 	watching  atomic.Bool   // a Watch loop is running
 
-	// wg counts running channel goroutines; Close waits for them.
+	// wg counts the owners of channel mailboxes and the watcher; Close
+	// waits for them.
 	wg     busyGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
 	cancel context.CancelFunc
