@@ -1,9 +1,3 @@
-// Package engine runs channels: it routes each topic to the Lua script that
-// serves it, drives a channel's lifecycle (join, events, leave) one event at a
-// time, and swaps scripts when they change on disk.
-//
-// The engine speaks to sockets through the hub's types and to Lua through
-// luabind; it owns neither the wire nor the VMs.
 package engine
 
 import (
@@ -74,13 +68,14 @@ type Engine struct {
 	tried    map[string]string
 	loadErrs map[string]error // files that never loaded, and why
 
-	count counters
-	outs  outRunner // handle_out's workers
+	count   counters
+	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
 	watching  atomic.Bool   // a Watch loop is running
 
-	// wg counts running channel goroutines; Close waits for them.
+	// wg counts the owners of channel mailboxes and the watcher; Close
+	// waits for them.
 	wg     busyGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
 	cancel context.CancelFunc
@@ -123,7 +118,7 @@ func New(cfg Config) (*Engine, error) {
 		rescanNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.outs.e = e
+	e.workers.e = e
 	e.presence = newPresence(e)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
