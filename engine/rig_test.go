@@ -80,7 +80,7 @@ func (r *rig) close() error {
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), rigTimeout)
 	defer cancel()
-	if err := r.hub.Shutdown(ctx); err != nil {
+	if err := r.hub.Close(ctx); err != nil {
 		return err
 	}
 	return r.eng.Close(ctx)

@@ -97,7 +97,7 @@ func (e *env) scriptOptions(cfg *Config, log *slog.Logger) luabind.Options {
 func (e *env) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	_ = e.hub.Shutdown(ctx)
+	_ = e.hub.Close(ctx)
 	e.cancel() // pollers still waiting stop
 	e.wg.Wait()
 	_ = e.eng.Close(ctx)

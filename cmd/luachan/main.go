@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer cancel()
 	srv.SetKeepAlivesEnabled(false)
 	ln.Close() // refuse new connections at once
-	if err := h.Shutdown(drain); err != nil {
+	if err := h.Close(drain); err != nil {
 		log.Warn("sockets did not all close in time", "err", err)
 	}
 	if err := eng.Close(drain); err != nil {

@@ -452,7 +452,7 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 	defer cancel()
-	h.Shutdown(ctx)
+	h.Close(ctx)
 }
 
 func TestCheckRedisURL(t *testing.T) {
@@ -561,7 +561,7 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 		b.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 			defer cancel()
-			h.Shutdown(ctx)
+			h.Close(ctx)
 		})
 		hubs[i] = h
 	}
