@@ -46,8 +46,7 @@ const waitOut = 20 * time.Microsecond
 // held back meanwhile.
 type outRunner struct {
 	e       *Engine
-	start   sync.Once
-	workers []*outWorker
+	workers []*outWorker // started by Engine.Start
 }
 
 // outWorker is one worker's queue of channels and its VM.
@@ -62,10 +61,8 @@ type outWorker struct {
 }
 
 // post gives c's mailbox, which c.Deliver just woke, to c's worker (chosen
-// by socket, so one client's channels share one), starting the workers on
-// first use.
+// by socket, so one client's channels share one).
 func (r *outRunner) post(c *channel) {
-	r.start.Do(r.startWorkers)
 	w := r.workers[c.conn.Key()%uint64(len(r.workers))]
 	w.mu.Lock()
 	w.queue = append(w.queue, c)
@@ -79,12 +76,18 @@ func (r *outRunner) post(c *channel) {
 	}
 }
 
-func (r *outRunner) startWorkers() {
+// startWorkers starts the workers, each counted in wg until the engine's
+// context ends and it returns.
+func (r *outRunner) startWorkers(wg *sync.WaitGroup) {
 	r.workers = make([]*outWorker, runtime.GOMAXPROCS(0))
 	for i := range r.workers {
 		w := &outWorker{wake: make(chan struct{}, 1)}
 		r.workers[i] = w
-		go w.loop(r.e)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(r.e)
+		}()
 	}
 }
 

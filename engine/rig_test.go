@@ -57,6 +57,10 @@ func startRig(tb testing.TB, scripts map[string]string) *rig {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if err := eng.Start(context.Background()); err != nil {
+		_ = eng.Close(context.Background())
+		tb.Fatal(err)
+	}
 	r.eng = eng
 	h.Handler = eng
 	r.srv = httptest.NewServer(r.hub)
@@ -70,7 +74,7 @@ func startRig(tb testing.TB, scripts map[string]string) *rig {
 	return r
 }
 
-// close closes the clients, then shuts the hub down and then the engine, as
+// close closes the clients, then the hub and then the engine, as
 // cmd/luachan does, each within rigTimeout, returning the first error.
 func (r *rig) close() error {
 	r.mu.Lock()

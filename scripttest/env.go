@@ -52,7 +52,7 @@ var _ luabind.TestHost = (*env)(nil)
 // handlerRef lets the hub be built before the engine it hands sockets to.
 type handlerRef struct{ hub.Handler }
 
-// newEnv starts a hub and an engine on cfg.Dir, without watching it.
+// newEnv starts a hub and an engine on cfg.Dir, without watching it (Config.Watch off).
 func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 	e := &env{clock: newVirtualClock(time.Now().Truncate(time.Millisecond))}
 	e.ctx, e.cancel = context.WithCancel(ctx)
@@ -75,6 +75,11 @@ func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 		Clock:         e.clock,
 	})
 	if err != nil {
+		e.cancel()
+		return nil, err
+	}
+	if err := eng.Start(e.ctx); err != nil {
+		_ = eng.Close(context.Background()) // the workers Start began
 		e.cancel()
 		return nil, err
 	}

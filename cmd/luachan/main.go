@@ -122,6 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	eng, err := engine.New(engine.Config{
 		Dir:           cfg.Scripts,
+		Watch:         true,
 		Hub:           h,
 		Logger:        log,
 		MaxChannels:   cfg.MaxChannels,
@@ -134,8 +135,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return usagef("luachan: %v", err)
 	}
 	handler.Handler = eng
-	if err := eng.Watch(ctx); err != nil {
-		return fmt.Errorf("watching scripts folder %s: %w", cfg.Scripts, err)
+	if err := eng.Start(ctx); err != nil {
+		if errors.Is(err, engine.ErrWatch) {
+			return err
+		}
+		return usagef("luachan: %v", err)
 	}
 	go reloadOnHangup(ctx, eng, log)
 
