@@ -71,3 +71,35 @@ func TestReadmeQuickStartNode(t *testing.T) {
 		t.Errorf("the quick start opened %v LongPoll sessions, want a WebSocket", n)
 	}
 }
+
+// TestReadmeQuickStartGo runs the README's Go quick start (the nshafer/phx client) as
+// written, against the examples, with only the address changed.
+func TestReadmeQuickStartGo(t *testing.T) {
+	t.Parallel()
+	code := readmeBlock(t, "go")
+	if !strings.Contains(code, `"ws://localhost:4000/socket"`) {
+		t.Fatalf("the quick start no longer connects to ws://localhost:4000/socket:\n%s", code)
+	}
+	s := startServer(t, "scripts/examples")
+	code = strings.ReplaceAll(code, "ws://localhost:4000/socket", "ws://"+s.addr+"/socket")
+
+	// Inside the module, so go run finds nshafer/phx in go.mod; without -race, as the
+	// client has data races of its own (see test/phxclient).
+	dir, err := os.MkdirTemp("test", "readme-go-*.generated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "run", "./"+filepath.ToSlash(dir)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go run: %v\n%s", err, out)
+	}
+	if want := "new:msg map[body:hi is_editable:true uid:alice]"; !strings.Contains(string(out), want) {
+		t.Errorf("the quick start printed %q, want a line with %q", out, want)
+	}
+}

@@ -78,7 +78,7 @@ func touchInputs(root string) error {
 			return nil
 		}
 		switch filepath.Ext(path) {
-		case ".go", ".lua", ".mjs", ".json", ".mod", ".sum":
+		case ".go", ".lua", ".mjs", ".json", ".mod", ".sum", ".html", ".css":
 			f, err := os.Open(path)
 			if err != nil {
 				return err

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"sync"
-	"sync/atomic"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -12,23 +11,26 @@ import (
 type evKind uint8
 
 const (
-	evJoin  evKind = iota // the client's phx_join
-	evIn                  // a client event for handle_in
-	evOut                 // an intercepted broadcast for handle_out
-	evLeave               // the client's phx_leave
-	evStop                // the channel ends for a reason of the server's
-	evInfo                // a socket:after timer fired, for handle_info
-	evFast                // a fast-laned broadcast queued behind intercepted ones
+	evJoin        evKind = iota // the client's phx_join
+	evIn                        // a client event for handle_in
+	evIntercepted               // a broadcast the script intercepts, for handle_out
+	evLeave                     // the client's phx_leave
+	evStop                      // the channel ends for a reason of the server's
+	evInfo                      // a socket:after timer fired, for handle_info
+	evFast                      // a fast-laned broadcast queued behind intercepted ones
 )
 
 // event is one entry of a channel's mailbox.
 type event struct {
-	kind evKind
-	msg  *hub.Message   // evJoin, evIn, evLeave
-	out  *hub.Broadcast // evOut, evFast
-	why  stopReason     // evStop
-	info []byte         // evInfo: the timer's message, JSON
+	kind      evKind
+	msg       *hub.Message   // evJoin, evIn, evLeave
+	broadcast *hub.Broadcast // evIntercepted, evFast
+	why       stopReason     // evStop
+	info      []byte         // evInfo: the timer's message, JSON
 }
+
+// isBroadcast reports whether ev is a broadcast for the channel's client.
+func (ev event) isBroadcast() bool { return ev.kind == evIntercepted || ev.kind == evFast }
 
 // stopReason says why the server ends a channel.
 type stopReason uint8
@@ -53,8 +55,8 @@ func (r stopReason) leaveReason() string {
 }
 
 // channel is one socket joined to one topic. Its events run one at a time,
-// in arrival order, on a goroutine that exists only while the mailbox has
-// work; different channels run in parallel.
+// in arrival order, by whoever owns its mailbox (see mailbox); different
+// channels run in parallel.
 type channel struct {
 	e       *Engine
 	sess    *session
@@ -64,27 +66,19 @@ type channel struct {
 	joinRef string
 	assigns *luabind.Assigns
 
-	// mu guards the mailbox (queue, running), the subscription state
-	// (stopping, subscribed) and timers. Lock order: channel.mu, then the
-	// hub's locks.
+	mb mailbox // the channel's events, and who runs them
+
+	// mu guards subscribed and timers, and makes closing the mailbox one
+	// step with stopping them. Lock order: channel.mu, then mailbox.mu or
+	// the hub's locks.
 	mu         sync.Mutex
-	queue      []event
-	running    bool
-	stopping   bool
 	subscribed bool
 	timers     map[Timer]struct{}
 
-	// queuedOut counts the broadcasts (evOut, evFast) in the mailbox or
-	// being handled whose copies are not yet queued on the socket. While
-	// there are any, Intercepts sends every broadcast through the mailbox,
-	// so a fast-laned broadcast never overtakes an intercepted one before
-	// it: a sender's broadcasts reach the client in the order it sent them.
-	queuedOut atomic.Int32
-
-	// Owned by the goroutine running the mailbox.
+	// Owned by the mailbox's owner.
 	joined bool
 	ended  bool
-	outbox []outgoingSend // what the running callback sent, in order
+	sends  []pendingSend // what the running callback sent, in order
 
 	// A join of a topic the socket had already joined takes over from the
 	// earlier channel, but only once that channel's own join has settled, as
@@ -95,13 +89,13 @@ type channel struct {
 	joinOK   bool          // written before settled is closed: the join succeeded
 }
 
-// outgoingSend is something a callback sent: a push, a broadcast, a
+// pendingSend is something a callback sent: a push, a broadcast, a
 // luachan.broadcast or luachan.disconnect, or a fast-laned broadcast queued
 // behind intercepted ones. They are sent when the callback returns, in call
 // order: the fan-out of a broadcast to many subscribers then costs the script
 // none of its CPU budget, join's sends follow its reply, and nothing a
 // callback sends overtakes what it sent before.
-type outgoingSend struct {
+type pendingSend struct {
 	kind  sendKind
 	topic string // sendTopic: the topic; sendDisconnect: the socket id
 	event string
@@ -109,7 +103,7 @@ type outgoingSend struct {
 	fast  *hub.Broadcast // sendFast
 }
 
-// sendKind says what an outgoingSend is.
+// sendKind says what a pendingSend is.
 type sendKind uint8
 
 const (
@@ -132,7 +126,7 @@ var (
 )
 
 func newChannel(s *session, f *scriptFile, topic, joinRef string, replaced *channel) *channel {
-	return &channel{
+	c := &channel{
 		e:        s.e,
 		sess:     s,
 		conn:     s.conn,
@@ -143,10 +137,12 @@ func newChannel(s *session, f *scriptFile, topic, joinRef string, replaced *chan
 		replaced: replaced,
 		settled:  make(chan struct{}),
 	}
+	c.mb = newMailbox(c, &s.e.wg, s.e.cfg.MaxPending)
+	return c
 }
 
 // settle records the outcome of the channel's join for a channel that
-// replaces it. Only the mailbox goroutine calls it.
+// replaces it. Only the mailbox's owner calls it.
 func (c *channel) settle(ok bool) {
 	select {
 	case <-c.settled:
@@ -182,42 +178,16 @@ func socketAssigns(c *hub.Conn) *luabind.Assigns {
 	return luabind.NewAssigns()
 }
 
-// post queues ev and makes sure a goroutine is running the mailbox.
+// post queues ev and makes sure someone runs the mailbox. A client whose
+// events pile up beyond MaxPending is closed: its channel cannot keep up,
+// and queueing without bound would let it take the server's memory.
 func (c *channel) post(ev event) {
-	if c.enqueue(ev) {
-		go c.run() // inherits running and the wg count
-	}
-}
-
-// enqueue adds ev to the mailbox and reports whether it woke it: the caller
-// then runs it (c.running is set and counted in the wg). A client whose
-// events pile up beyond MaxPending is closed: its channel cannot keep up, and
-// queueing without bound would let it take the server's memory.
-func (c *channel) enqueue(ev event) (woke bool) {
-	c.mu.Lock()
-	// A leave is always taken: the session has already forgotten the
-	// channel, so nothing else would end it or answer the client (and it
-	// comes once). A channel that is ending answers it when its turn comes.
-	if c.stopping && ev.kind != evLeave {
-		c.mu.Unlock()
-		return false
-	}
-	if len(c.queue) >= c.e.cfg.MaxPending && ev.kind != evLeave {
-		c.mu.Unlock()
+	switch c.mb.put(ev) {
+	case putAcquired:
+		c.mb.start()
+	case putFull:
 		c.overflow()
-		return false
 	}
-	c.queue = append(c.queue, ev)
-	if ev.kind == evOut || ev.kind == evFast {
-		c.queuedOut.Add(1)
-	}
-	woke = !c.running
-	if woke {
-		c.running = true
-		c.e.wg.Add(1)
-	}
-	c.mu.Unlock()
-	return woke
 }
 
 // overflow closes the socket of a channel whose events pile up.
@@ -234,37 +204,26 @@ func (c *channel) overflow() {
 // for a leave, answered after the stop.
 func (c *channel) stop(why stopReason) {
 	c.mu.Lock()
-	if c.stopping {
+	closed, acquired := c.mb.stop(event{kind: evStop, why: why})
+	if !closed {
 		c.mu.Unlock()
 		return
 	}
-	c.stopping = true
 	unsubscribe := c.stopEventsLocked()
-	c.dropQueuedLocked()
-	c.queue = append(c.queue, event{})
-	copy(c.queue[1:], c.queue)
-	c.queue[0] = event{kind: evStop, why: why}
-	c.startLocked()
 	c.mu.Unlock()
+	if acquired {
+		c.mb.start()
+	}
 	if unsubscribe {
 		c.unsubscribe()
 	}
 }
 
-func (c *channel) startLocked() {
-	if c.running {
-		return
-	}
-	c.running = true
-	c.e.wg.Add(1)
-	go c.run()
-}
-
 // stopEventsLocked stops everything that could add events: the timers at
 // once, and broadcasts through unsubscribe, which the caller must run when it
 // reports true, once c.mu is released: Hub.Unsubscribe may wait on the
-// registry (up to a second while Redis confirms a subscription), and the
-// hub's deliveries, which take c.mu (Deliver), would wait with it.
+// registry (up to a second while Redis confirms a subscription), and
+// nothing slow runs under c.mu (a firing timer takes it).
 func (c *channel) stopEventsLocked() (unsubscribe bool) {
 	c.stopTimersLocked()
 	unsubscribe = c.subscribed
@@ -272,15 +231,27 @@ func (c *channel) stopEventsLocked() (unsubscribe bool) {
 	return unsubscribe
 }
 
+// closeEvents closes the mailbox to all but a leave (dropping what waits in
+// it too, when drop) and stops the timers and broadcasts.
+func (c *channel) closeEvents(drop bool) {
+	c.mu.Lock()
+	if drop {
+		c.mb.closeAndDrop()
+	} else {
+		c.mb.close()
+	}
+	unsubscribe := c.stopEventsLocked()
+	c.mu.Unlock()
+	if unsubscribe {
+		c.unsubscribe()
+	}
+}
+
 // unsubscribe ends the channel's subscription; see stopEventsLocked.
 func (c *channel) unsubscribe() { c.e.cfg.Hub.Unsubscribe(c.topic, c) }
 
 // isStopping reports whether the channel is ending.
-func (c *channel) isStopping() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stopping
-}
+func (c *channel) isStopping() bool { return c.mb.isClosed() }
 
 // subscribe starts broadcasts to the channel, unless it is already
 // stopping, and runs first (the join reply) atomically with it: the client
@@ -288,7 +259,7 @@ func (c *channel) isStopping() bool {
 func (c *channel) subscribe(first func()) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopping {
+	if c.mb.isClosed() {
 		return false
 	}
 	c.subscribed = true
@@ -296,84 +267,20 @@ func (c *channel) subscribe(first func()) bool {
 	return true
 }
 
-// dropQueuedLocked empties the mailbox of a channel that is ending, but for
-// a leave, which is still answered (see dispatch). c.mu must be held.
-func (c *channel) dropQueuedLocked() {
-	kept, dropped := c.queue[:0], int32(0)
-	for _, ev := range c.queue {
-		switch ev.kind {
-		case evLeave:
-			kept = append(kept, ev)
-		case evOut, evFast:
-			dropped++
-		}
-	}
-	clear(c.queue[len(kept):])
-	c.queue = kept
-	c.queuedOut.Add(-dropped)
-}
-
-// popLocked takes the mailbox's next event; there must be one.
-func (c *channel) popLocked() event {
-	ev := c.queue[0]
-	c.queue[0] = event{} // let what it holds be collected
-	c.queue = c.queue[1:]
-	return ev
-}
-
-// run drains the mailbox, one event at a time, and exits when it is empty.
-func (c *channel) run() {
-	defer c.e.wg.Done()
-	for {
-		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.running = false
-			c.queue = nil
-			c.mu.Unlock()
-			return
-		}
-		ev := c.popLocked()
-		c.mu.Unlock()
-		c.dispatch(ev)
-	}
-}
-
 // runNow runs ev on the calling goroutine, the socket's reader, when the
 // mailbox is idle, instead of starting a goroutine for it; otherwise it posts
 // ev. The socket reads its next frame once the callback returns (within the
 // script budget), so the client's own events wait in the socket rather than
-// in the mailbox, and a request costs no goroutine start and no wake-up.
-// Only a socket with no other channel runs events so, whose frames it would
-// otherwise hold up.
+// in the mailbox. Only a socket with no other channel runs events so, whose
+// frames it would otherwise hold up.
 func (c *channel) runNow(ev event) {
-	c.mu.Lock()
-	if c.stopping || c.running {
-		c.mu.Unlock()
+	if !c.mb.runNow(ev) {
 		c.post(ev)
-		return
 	}
-	c.running = true
-	c.e.wg.Add(1)
-	c.mu.Unlock()
-
-	c.dispatch(ev)
-
-	c.mu.Lock()
-	if len(c.queue) > 0 { // posted meanwhile: they get a goroutine, as usual
-		c.mu.Unlock()
-		go c.run() // inherits running and the wg count
-		return
-	}
-	c.running = false
-	c.queue = nil
-	c.mu.Unlock()
-	c.e.wg.Done()
 }
 
-// dispatch runs one event of the mailbox. A panic in handling it crashes
-// the channel (see recoverPanic), never the process.
-func (c *channel) dispatch(ev event) {
-	defer c.recoverPanic(ev)
+// handle runs one event of the mailbox, for its owner.
+func (c *channel) handle(ev event) {
 	if dispatchHook != nil {
 		dispatchHook(c, ev.kind)
 	}
@@ -389,10 +296,10 @@ func (c *channel) dispatch(ev event) {
 		c.handleJoin(ev.msg)
 	case evIn:
 		c.handleIn(ev.msg)
-	case evOut:
-		c.handleOut(ev.out)
+	case evIntercepted:
+		c.handleOut(ev.broadcast)
 	case evFast:
-		c.handleFast(ev.out)
+		c.handleFast(ev.broadcast)
 	case evLeave:
 		c.handleLeave(ev.msg)
 	case evStop:
@@ -408,23 +315,26 @@ func (c *channel) Conn() *hub.Conn { return c.conn }
 // Intercepts reports whether a broadcast of event must go through the
 // channel's mailbox: when the current script handles event in handle_out (a
 // reload changes the answer for the next broadcast), and, for every event,
-// while earlier broadcasts wait there (see queuedOut).
+// while earlier broadcasts wait there (see mailbox.unsentBroadcasts).
 func (c *channel) Intercepts(event string) bool {
-	return c.queuedOut.Load() > 0 || c.file.script().Intercepts(event)
+	return c.mb.hasUnsentBroadcasts() || c.file.script().Intercepts(event)
 }
 
 // Deliver queues a broadcast in the mailbox, in arrival order with the
 // channel's other events: for handle_out when the script intercepts it,
 // otherwise as the fast lane's frame, behind the broadcasts before it. A
-// mailbox it wakes is run by one of the engine's intercept workers rather
-// than a goroutine of its own (see intercept.go).
+// mailbox it acquires goes to one of the engine's intercept workers rather
+// than a goroutine of its own (see interceptWorkers).
 func (c *channel) Deliver(b *hub.Broadcast) {
 	kind := evFast
 	if c.file.script().Intercepts(b.Event) {
-		kind = evOut
+		kind = evIntercepted
 	}
-	if c.enqueue(event{kind: kind, out: b}) {
-		c.e.outs.post(c)
+	switch c.mb.put(event{kind: kind, broadcast: b}) {
+	case putAcquired:
+		c.e.workers.post(c)
+	case putFull:
+		c.overflow()
 	}
 }
 
@@ -436,7 +346,7 @@ func (c *channel) ID() string      { return c.conn.ID() }
 // Push is socket:push: an event to this client only, sent when the
 // callback returns.
 func (c *channel) Push(event string, p luabind.Payload) error {
-	c.outbox = append(c.outbox, outgoingSend{kind: sendPush, event: event, p: p})
+	c.sends = append(c.sends, pendingSend{kind: sendPush, event: event, p: p})
 	return nil
 }
 
@@ -448,14 +358,14 @@ func (c *channel) Broadcast(event string, p luabind.Payload, excludeSelf bool) e
 	if excludeSelf {
 		kind = sendBroadcastFrom
 	}
-	c.outbox = append(c.outbox, outgoingSend{kind: kind, topic: c.topic, event: event, p: p})
+	c.sends = append(c.sends, pendingSend{kind: kind, topic: c.topic, event: event, p: p})
 	return nil
 }
 
 // BroadcastTopic is luachan.broadcast in one of the channel's callbacks: an
 // event to every subscriber of topic, sent when the callback returns.
 func (c *channel) BroadcastTopic(topic, event string, p luabind.Payload) error {
-	c.outbox = append(c.outbox, outgoingSend{kind: sendTopic, topic: topic, event: event, p: p})
+	c.sends = append(c.sends, pendingSend{kind: sendTopic, topic: topic, event: event, p: p})
 	return nil
 }
 
@@ -463,20 +373,20 @@ func (c *channel) BroadcastTopic(topic, event string, p luabind.Payload) error {
 // every socket whose id is id closes once the callback's earlier pushes are
 // queued (a close writes what is queued first).
 func (c *channel) DisconnectID(id string) error {
-	c.outbox = append(c.outbox, outgoingSend{kind: sendDisconnect, topic: id})
+	c.sends = append(c.sends, pendingSend{kind: sendDisconnect, topic: id})
 	return nil
 }
 
 // flush sends what the last callback sent, in order.
 func (c *channel) flush() {
-	out := c.outbox
-	c.outbox = nil
-	for i := range out {
-		c.sendOut(&out[i])
+	sends := c.sends
+	c.sends = nil
+	for i := range sends {
+		c.sendPending(&sends[i])
 	}
-	if cap(out) <= maxKeptOutbox { // kept for the next callback, unless one sent a lot
-		clear(out)
-		c.outbox = out[:0]
+	if cap(sends) <= maxKeptSends { // kept for the next callback, unless one sent a lot
+		clear(sends)
+		c.sends = sends[:0]
 	}
 }
 
@@ -484,17 +394,17 @@ func (c *channel) flush() {
 // gets nothing of the channel's, while what the script sent elsewhere
 // (luachan.broadcast, luachan.disconnect) still goes.
 func (c *channel) flushUnjoined() {
-	out := c.outbox
-	c.outbox = nil
-	for i := range out {
-		if out[i].kind.leavesChannel() {
-			c.sendOut(&out[i])
+	sends := c.sends
+	c.sends = nil
+	for i := range sends {
+		if sends[i].kind.leavesChannel() {
+			c.sendPending(&sends[i])
 		}
 	}
 }
 
-// sendOut sends one thing a callback sent.
-func (c *channel) sendOut(o *outgoingSend) {
+// sendPending sends one thing a callback sent.
+func (c *channel) sendPending(o *pendingSend) {
 	var err error
 	switch o.kind {
 	case sendPush:
@@ -514,10 +424,10 @@ func (c *channel) sendOut(o *outgoingSend) {
 	}
 }
 
-// maxKeptOutbox is the largest outbox (88 bytes an entry) a channel keeps
+// maxKeptSends is the largest sends slice (88 bytes an entry) a channel keeps
 // between callbacks: enough for the usual push or two, without every
 // channel that once sent a burst keeping a kilobyte for it.
-const maxKeptOutbox = 4
+const maxKeptSends = 4
 
 func (c *channel) send(event string, p luabind.Payload) {
 	err := c.conn.Send(&hub.Message{

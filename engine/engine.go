@@ -1,9 +1,3 @@
-// Package engine runs channels: it routes each topic to the Lua script that
-// serves it, drives a channel's lifecycle (join, events, leave) one event at a
-// time, and swaps scripts when they change on disk.
-//
-// The engine speaks to sockets through the hub's types and to Lua through
-// luabind; it owns neither the wire nor the VMs.
 package engine
 
 import (
@@ -75,15 +69,15 @@ type Engine struct {
 	tried    map[string]string
 	loadErrs map[string]error // files that never loaded, and why
 
-	count counters
-	outs  outRunner // handle_out's workers
+	count   counters
+	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
 	watching  atomic.Bool   // the watcher is running
 
-	// wg counts running channel goroutines; Close waits for them.
+	// wg counts the owners of channel mailboxes; Close waits for them.
 	wg busyGroup
-	// loops counts the watcher and the handle_out workers: Start starts them,
+	// loops counts the watcher and the intercept workers: Start starts them,
 	// Close stops them (cancel) and waits.
 	loops  sync.WaitGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
@@ -131,7 +125,7 @@ func New(cfg Config) (*Engine, error) {
 		rescanNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.outs.e = e
+	e.workers.e = e
 	e.presence = newPresence(e)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
@@ -158,7 +152,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.Reload(); err != nil {
 		return err
 	}
-	e.outs.startWorkers(&e.loops)
+	e.workers.startWorkers(&e.loops)
 	if e.cfg.Watch {
 		if err := e.watch(); err != nil {
 			return fmt.Errorf("%w %s: %w", ErrWatch, e.cfg.Dir, err)
@@ -191,13 +185,13 @@ func (e *Engine) Disconnect(id string) error {
 // workers and waits for them. When ctx ends first, callbacks still running are
 // cancelled and Close returns ctx's error without waiting further.
 func (e *Engine) Close(ctx context.Context) error {
-	err := waitFor(ctx, e.wg.Wait)
+	err := waitCtx(ctx, e.wg.Wait)
 	if err != nil {
 		err = fmt.Errorf("engine: channels still running: %w", err)
 	}
 	e.cancel()
 	if err == nil {
-		if err = waitFor(ctx, e.loops.Wait); err != nil {
+		if err = waitCtx(ctx, e.loops.Wait); err != nil {
 			err = fmt.Errorf("engine: watcher or workers still running: %w", err)
 		}
 	}
@@ -212,9 +206,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	return err
 }
 
-// waitFor runs wait and returns nil once it has, or ctx's error when ctx ends
+// waitCtx runs wait and returns nil once it has, or ctx's error when ctx ends
 // first; wait's goroutine then finishes on its own.
-func waitFor(ctx context.Context, wait func()) error {
+func waitCtx(ctx context.Context, wait func()) error {
 	done := make(chan struct{})
 	go func() { wait(); close(done) }()
 	select {

@@ -9,7 +9,7 @@ import (
 )
 
 // This file runs a channel's callbacks and maps their outcomes to the wire.
-// Every function here runs on the channel's mailbox goroutine.
+// Every function here runs on the owner of the channel's mailbox.
 
 func payloadOf(m *hub.Message) luabind.Payload {
 	return luabind.Payload{Data: m.Payload, Binary: m.Binary}
@@ -121,47 +121,47 @@ func (c *channel) handleIn(m *hub.Message) {
 func (c *channel) handleOut(b *hub.Broadcast) {
 	script := c.file.script()
 	err := c.callHandleOut(script, b, nil)
-	c.flushOut()
-	c.queuedOut.Add(-1)
+	c.flushBatched()
+	c.mb.broadcastsSent(1)
 	if err != nil {
-		c.crashOut(script, err)
+		c.handleOutFailed(script, err)
 	}
 }
 
 // handleFast sends a fast-laned broadcast that waited in the mailbox behind
-// intercepted ones (see channel.queuedOut).
+// intercepted ones (see mailbox.unsentBroadcasts).
 func (c *channel) handleFast(b *hub.Broadcast) {
-	c.outbox = append(c.outbox, outgoingSend{kind: sendFast, fast: b})
-	c.flushOut()
-	c.queuedOut.Add(-1)
+	c.sends = append(c.sends, pendingSend{kind: sendFast, fast: b})
+	c.flushBatched()
+	c.mb.broadcastsSent(1)
 }
 
 // callHandleOut runs handle_out of script for b on the VM h holds (see
-// luabind.Holder), leaving what it pushes in the outbox. A failed call's
-// error is returned for crashOut, once the outbox is flushed.
+// luabind.Holder), leaving what it pushes in c.sends. A failed call's
+// error is returned for handleOutFailed, once the sends are flushed.
 func (c *channel) callHandleOut(script *luabind.Script, b *hub.Broadcast, h *luabind.Holder) error {
 	if !c.joined {
 		return nil
 	}
-	out, err := outgoing(b)
+	payload, err := interceptedPayload(b)
 	if err != nil {
 		c.e.log.Error("broadcast not delivered: payload unreadable", "topic", b.Topic, "event", b.Event, "err", err)
 		return nil
 	}
-	return script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, out)
+	return script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, payload)
 }
 
-// crashOut ends the channel for a failed handle_out call.
-func (c *channel) crashOut(script *luabind.Script, err error) {
+// handleOutFailed ends the channel for a failed handle_out call.
+func (c *channel) handleOutFailed(script *luabind.Script, err error) {
 	c.logScriptError(script, "handle_out", err)
 	c.crash()
 }
 
-// flushOut sends what handle_out calls pushed: this client's copies of
+// flushBatched sends what handle_out calls pushed: this client's copies of
 // broadcasts, written like the fast lane's by the hub's flushers, batched
 // with the other copies waiting for it.
-func (c *channel) flushOut() {
-	if len(c.outbox) == 0 {
+func (c *channel) flushBatched() {
+	if len(c.sends) == 0 {
 		return
 	}
 	c.conn.Cork()
@@ -169,9 +169,9 @@ func (c *channel) flushOut() {
 	c.flush()
 }
 
-// outgoing converts an intercepted broadcast's payload for Lua once, however
-// many subscribers run handle_out on it.
-func outgoing(b *hub.Broadcast) (*luabind.Outgoing, error) {
+// interceptedPayload converts an intercepted broadcast's payload for Lua
+// once, however many subscribers run handle_out on it.
+func interceptedPayload(b *hub.Broadcast) (*luabind.Outgoing, error) {
 	v := b.Memo(func() any {
 		o, err := luabind.NewOutgoing(luabind.Payload{Data: b.Payload, Binary: b.Binary})
 		if err != nil {
@@ -186,13 +186,7 @@ func outgoing(b *hub.Broadcast) (*luabind.Outgoing, error) {
 }
 
 func (c *channel) handleLeave(m *hub.Message) {
-	c.mu.Lock()
-	c.stopping = true
-	unsubscribe := c.stopEventsLocked()
-	c.mu.Unlock()
-	if unsubscribe {
-		c.unsubscribe()
-	}
+	c.closeEvents(false)
 
 	c.conn.Cork()
 	defer c.conn.Uncork()
@@ -232,13 +226,7 @@ func (c *channel) runLeave(reason string) {
 func (c *channel) crash() {
 	c.e.count.crashes.Add(1)
 	c.traceLeave("crashed")
-	c.mu.Lock()
-	c.stopping = true
-	unsubscribe := c.stopEventsLocked()
-	c.mu.Unlock()
-	if unsubscribe {
-		c.unsubscribe()
-	}
+	c.closeEvents(false)
 	c.sess.forget(c)
 	c.sendControl(c.joinRef, eventError, payloadChannelCrash)
 	c.end()
@@ -254,45 +242,33 @@ func (c *channel) end() {
 	c.e.presence.untrackAll(c)
 	c.sess.forget(c)
 	c.file.remove(c)
-	c.mu.Lock()
-	c.stopping = true
-	unsubscribe := c.stopEventsLocked()
-	c.dropQueuedLocked() // what is still queued would only be dropped
-	c.mu.Unlock()
-	if unsubscribe {
-		c.unsubscribe()
-	}
+	c.closeEvents(true) // what is still queued would only be dropped
 }
 
 // dispatchHook, when set (by tests), runs before a channel handles each
 // event, on the goroutine that handles it.
 var dispatchHook func(c *channel, kind evKind)
 
-// recoverPanic, deferred around the handling of ev, turns a
-// panic there into a crash of the channel: logged with its stack, phx_error
-// to the client (a refused join for a join not yet answered), and the
-// mailbox carries on as after any crash, so that the process lives on, and
-// no channel stays marked running for Engine.Close to wait on.
-func (c *channel) recoverPanic(ev event) {
-	p := recover()
-	if p == nil {
-		return
-	}
-	c.e.log.Error("channel panicked; crashing it", "topic", c.topic, "conn", c.conn.Key(),
-		"event", ev.kind.String(), "panic", p, "stack", string(debug.Stack()))
+// panicked crashes the channel after a panic in handling ev: logged with its
+// stack, phx_error to the client (a refused join for a join not yet
+// answered), so that the process lives on; the mailbox carries on as after
+// any crash.
+func (c *channel) panicked(ev event, p any) {
+	c.logPanic(ev, p)
 	c.crashAfterPanic(ev)
 }
 
-// protect runs f, part of handling ev, crashing the channel if it panics.
-func (c *channel) protect(ev event, f func()) {
-	defer c.recoverPanic(ev)
-	f()
+// logPanic logs a panic in handling ev with its stack; it must run in the
+// deferred recover.
+func (c *channel) logPanic(ev event, p any) {
+	c.e.log.Error("channel panicked; crashing it", "topic", c.topic, "conn", c.conn.Key(),
+		"event", ev.kind.String(), "panic", p, "stack", string(debug.Stack()))
 }
 
 // crashAfterPanic ends the channel after a panic in handling ev. A panic in
 // ending it is logged, and the channel left ended.
 func (c *channel) crashAfterPanic(ev event) {
-	c.outbox = nil // what the failed event sent is not sent
+	c.sends = nil // what the failed event sent is not sent
 	c.settle(false)
 	if c.ended {
 		return
@@ -302,10 +278,7 @@ func (c *channel) crashAfterPanic(ev event) {
 			c.e.log.Error("channel panicked while crashing", "topic", c.topic, "conn", c.conn.Key(),
 				"panic", p, "stack", string(debug.Stack()))
 			c.ended, c.joined = true, false
-			c.mu.Lock()
-			c.stopping = true
-			c.dropQueuedLocked()
-			c.mu.Unlock()
+			c.mb.closeAndDrop()
 		}
 	}()
 	if ev.kind == evJoin && !c.joined {
@@ -324,8 +297,8 @@ func (k evKind) String() string {
 		return "join"
 	case evIn:
 		return "in"
-	case evOut:
-		return "out"
+	case evIntercepted:
+		return "intercepted"
 	case evLeave:
 		return "leave"
 	case evStop:

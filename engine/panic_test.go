@@ -57,7 +57,7 @@ func TestPanicCrashesTheChannel(t *testing.T) {
 			want: `["1","1","p:x","phx_error",{"reason":"channel_crash"}]`,
 		},
 		{
-			name: "intercepted broadcast on a worker", kind: evOut,
+			name: "intercepted broadcast on a worker", kind: evIntercepted,
 			setup: func(r *rig, c *rigClient) {
 				c.join("p:x", "1")
 				pub := r.dial(t)

@@ -81,6 +81,9 @@ type ScriptInfo struct {
 	Error    string     `json:"error,omitempty"`     // the last load or routing error, if the file has one now
 	Warnings []string   `json:"warnings,omitempty"`  // what loading the serving version found suspicious, e.g. "did you mean handle_in?"
 	Socket   bool       `json:"socket,omitempty"`    // socket.lua: decides who may connect; never a channel
+	Channels int        `json:"channels"`            // channels joined through the file now
+	Calls    uint64     `json:"calls"`               // callbacks the version serving has run
+	Errors   uint64     `json:"errors"`              // of those, the ones that raised, timed out or returned a bad value
 }
 
 // Scripts lists every script file in the folder, loaded or not, by name.
@@ -90,6 +93,7 @@ func (e *Engine) Scripts() []ScriptInfo {
 	out := make([]ScriptInfo, 0, len(e.files)+len(e.loadErrs))
 	for name, f := range e.files {
 		info := ScriptInfo{File: name, Topic: f.pattern(), Hash: f.hash, Warnings: f.script().Warnings()}
+		info.Calls, info.Errors = f.script().Calls()
 		if at := f.loadedAt.Load(); at != 0 {
 			t := time.Unix(0, at).UTC()
 			info.LoadedAt = &t
@@ -98,6 +102,7 @@ func (e *Engine) Scripts() []ScriptInfo {
 		if f.lastErr != nil {
 			info.Error = f.lastErr.Error()
 		}
+		info.Channels = len(f.chans)
 		f.mu.Unlock()
 		out = append(out, info)
 	}

@@ -24,7 +24,7 @@ func (c *channel) After(ms int, msg []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopping {
+	if c.mb.isClosed() {
 		return nil // the channel is ending; its timers with it
 	}
 	if len(c.timers) >= maxTimers {

@@ -61,6 +61,7 @@ func (b *Broadcast) SendTo(c *Conn) error {
 	if err != nil {
 		return err
 	}
+	c.hub.count.sent.Add(1)
 	return c.enqueue(wf.buf)
 }
 
@@ -119,6 +120,7 @@ func (h *Hub) DeliverLocal(b *Broadcast) {
 	}
 	sp := snapshotPool.Get().(*[]Subscriber)
 	subs := h.reg.snapshot(b.Topic, (*sp)[:0])
+	fast := 0
 	for _, s := range subs {
 		c := s.Conn()
 		if c == nil || (b.From != 0 && c.key == b.From) {
@@ -133,7 +135,10 @@ func (h *Hub) DeliverLocal(b *Broadcast) {
 			continue // ErrBinaryV1 or ErrFieldTooLong: nothing this client can receive
 		}
 		_ = c.enqueue(wf.buf) // a full queue closes c; the others carry on
+		fast++
 	}
+	h.count.delivered.Add(uint64(fast))
+	h.taps.notify(b)
 	clear(subs)
 	*sp = subs[:0]
 	snapshotPool.Put(sp)

@@ -157,6 +157,7 @@ func (c *Conn) Send(m *Message) error {
 		c.logger().Debug("message not sendable", "topic", m.Topic, "event", m.Event, "reason", err)
 		return err
 	}
+	c.hub.count.sent.Add(1)
 	return c.queueFrame(wf.buf, true)
 }
 
@@ -169,6 +170,7 @@ func (c *Conn) Reply(joinRef, ref, topic, status string, response []byte, binary
 		c.logger().Debug("reply not sendable", "topic", topic, "reason", err)
 		return err
 	}
+	c.hub.count.sent.Add(1)
 	return c.queueFrame(wf.buf, true)
 }
 

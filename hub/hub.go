@@ -101,6 +101,7 @@ type Hub struct {
 	upgrader websocket.Upgrader
 	reg      registry
 	count    counters
+	taps     taps          // the dev console's taps on topics (Tap)
 	lpSlots  longPollSlots // LongPoll sessions open, in all and by remote address
 
 	// wg counts every connection goroutine: ServeHTTP calls from admission to return,

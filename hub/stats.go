@@ -15,6 +15,8 @@ type Stats struct {
 	LongPolls     uint64 // LongPoll sessions opened
 	FramesIn      uint64 // valid client frames read, heartbeats included
 	Broadcasts    uint64 // broadcasts delivered locally (Broadcast and DeliverLocal)
+	Delivered     uint64 // broadcast frames queued to subscribers by the fast lane (one add per broadcast)
+	Sent          uint64 // frames queued to one client: replies, pushes, intercepted broadcasts
 	BadFrames     uint64 // connections closed over a bad, oversized or RFC 6455-breaking frame
 	SlowClosed    uint64 // connections closed as slow consumers
 	IdleClosed    uint64 // connections closed for sending nothing for IdleTimeout
@@ -97,6 +99,8 @@ type counters struct {
 	longPolls   atomic.Uint64
 	framesIn    atomic.Uint64
 	broadcasts  atomic.Uint64
+	delivered   atomic.Uint64
+	sent        atomic.Uint64
 	badFrames   atomic.Uint64
 	slowClosed  atomic.Uint64
 	idleClosed  atomic.Uint64
@@ -119,6 +123,8 @@ func (h *Hub) Stats() Stats {
 		LongPolls:     h.count.longPolls.Load(),
 		FramesIn:      h.count.framesIn.Load(),
 		Broadcasts:    h.count.broadcasts.Load(),
+		Delivered:     h.count.delivered.Load(),
+		Sent:          h.count.sent.Load(),
 		BadFrames:     h.count.badFrames.Load(),
 		SlowClosed:    h.count.slowClosed.Load(),
 		IdleClosed:    h.count.idleClosed.Load(),

@@ -129,6 +129,16 @@ func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, 
 
 // runOn is run on h's VM (nil h: one from the pool, given back after the call).
 func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
+	err := s.runCounted(ctx, h, cb, sock, a, results, args...)
+	s.calls.Add(1)
+	if err != nil {
+		s.failed.Add(1)
+	}
+	return err
+}
+
+// runCounted is runOn without the counting.
+func (s *Script) runCounted(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
 	v, err := h.take(ctx, &s.chunk)
 	if err != nil {
 		return err

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +39,9 @@ type Config struct {
 	// and from one remote IP address.
 	MaxLongPolls      int
 	MaxLongPollsPerIP int
+	// Console serves the dev console at /console; its API needs APIKey unless Addr is
+	// loopback only.
+	Console bool
 }
 
 // errUsage marks a configuration error: the program exits with status 2.
@@ -90,6 +95,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&logFormat, "log-format", "LUACHAN_LOG_FORMAT", "text", "log line format: text (key=value) or json")
 
 	var numErr error
+	consoleDef := false
+	if v := getenv("LUACHAN_CONSOLE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			numErr = usagef("luachan: LUACHAN_CONSOLE=%q: want true or false", v)
+		}
+		consoleDef = b
+	}
+	fs.BoolVar(&cfg.Console, "console", consoleDef, "serve the dev console at /console (off a loopback address it needs -api-key) [LUACHAN_CONSOLE]")
 	intFlag := func(p *int64, name, envName string, def int64, help string) {
 		v := def
 		if s := getenv(envName); s != "" {
@@ -172,6 +186,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		cfg.ScriptTimeout <= 0 || cfg.PresenceTTL <= 0 || rate < 0 || burst <= 0 {
 		return cfg, usagef("luachan: limits must be positive (luachan -h lists them)")
 	}
+	if cfg.Console && cfg.APIKey == "" && !loopbackOnly(cfg.Addr) {
+		return cfg, usagef("luachan: -console on %q, which is not loopback only, needs -api-key (or listen on 127.0.0.1)", cfg.Addr)
+	}
 	info, err := os.Stat(cfg.Scripts)
 	switch {
 	case err != nil:
@@ -193,4 +210,18 @@ func redactURL(s string) string {
 		return ""
 	}
 	return fmt.Sprintf(" %q", u.Redacted())
+}
+
+// loopbackOnly reports whether addr (host:port) listens on a loopback interface only:
+// localhost or a loopback IP. An empty host (":4000") is every interface.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/luachan/luachan/console"
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
@@ -98,7 +99,8 @@ type node struct {
 	presence *redis.Presence // likewise
 	hub      *hub.Hub
 	eng      *engine.Engine
-	stopHup  func() // stops and waits for reloadOnHangup
+	stopHup  func()           // stops and waits for reloadOnHangup
+	console  *console.Console // nil without -console
 	ln       net.Listener
 	srv      *http.Server
 	served   chan error // srv.Serve's result
@@ -179,6 +181,12 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, n.eng.ScriptsHandler()))
 	}
 
+	if cfg.Console {
+		n.console = newConsole(ctx, cfg, n.hub, n.eng, n.log)
+		mux.Handle("/console", n.console)
+		mux.Handle("/console/", n.console)
+	}
+
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return usagef("luachan: cannot listen on %s: %v (pass -addr HOST:PORT)", cfg.Addr, err)
 	}
@@ -190,7 +198,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 
 // stop shuts the node down, in this order, skipping the parts that never started:
 //
-//  1. stop reloading on SIGHUP, and refuse new connections;
+//  1. stop reloading on SIGHUP, end the console's streams (they never go idle, and
+//     the HTTP server would wait for them), and refuse new connections;
 //  2. close every socket with 1012 (the hub), which ends each of its channels;
 //  3. wait for the channels' leave, then stop the watcher and workers (the engine);
 //  4. finish the HTTP requests in flight (API calls);
@@ -206,6 +215,9 @@ func (n *node) stop(drain, total time.Duration) {
 
 	if n.stopHup != nil {
 		n.stopHup()
+	}
+	if n.console != nil {
+		n.console.Close()
 	}
 	if n.srv != nil {
 		n.srv.SetKeepAlivesEnabled(false)

@@ -1,0 +1,96 @@
+package engine
+
+import "testing"
+
+// TestJoinLeaveCrash walks a channel through its lifecycle on one socket.
+func TestJoinLeaveCrash(t *testing.T) {
+	r := startRig(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")})
+	channels := func() int64 { return r.eng.count.channels.Load() }
+	c := r.dial(t)
+	c.join("rooms:other", "9") // a second channel: events go through the mailbox
+
+	t.Run("refused join", func(t *testing.T) {
+		c.send(`["1","1","rooms:1","phx_join",{"refuse":true}]`)
+		c.expect(`["1","1","rooms:1","phx_reply",{"status":"error","response":{"reason":"refused"}}]`)
+		c.send(`["1","2","rooms:1","hi",{}]`)
+		c.expect(`[null,"2","rooms:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	})
+
+	t.Run("leave", func(t *testing.T) {
+		c.join("rooms:1", "3")
+		if n := channels(); n != 2 {
+			t.Errorf("channels joined: %d, want 2", n)
+		}
+		c.send(`["3","4","rooms:1","phx_leave",{}]`)
+		c.expect(`["3","4","rooms:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["3","3","rooms:1","phx_close",{}]`)
+		c.send(`["3","5","rooms:1","hi",{}]`)
+		c.expect(`[null,"5","rooms:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		c.send(`["3","6","rooms:1","phx_leave",{}]`) // not joined: answered all the same
+		c.expect(`["3","6","rooms:1","phx_reply",{"status":"ok","response":{}}]`)
+		waitFor(t, "the left channel to end", func() bool { return channels() == 1 })
+	})
+
+	t.Run("crash", func(t *testing.T) {
+		c.join("rooms:2", "7")
+		c.send(`["7","8","rooms:2","boom",{}]`)
+		c.expect(`["7","7","rooms:2","phx_error",{"reason":"channel_crash"}]`)
+		if n := r.eng.count.crashes.Load(); n != 1 {
+			t.Errorf("crashes counted: %d, want 1", n)
+		}
+		c.join("rooms:2", "10") // the client rejoins
+		c.send(`["10","11","rooms:2","hi",{}]`)
+		c.expect(`["10","11","rooms:2","phx_reply",{"status":"ok","response":{"script":"rooms","event":"hi"}}]`)
+	})
+
+	t.Run("join again replaces", func(t *testing.T) {
+		c.send(`["12","12","rooms:2","phx_join",{}]`)
+		c.expect(`["12","12","rooms:2","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["10","10","rooms:2","phx_close",{}]`)
+		c.send(`["12","13","rooms:2","hi",{}]`)
+		c.expect(`["12","13","rooms:2","phx_reply",{"status":"ok","response":{"script":"rooms","event":"hi"}}]`)
+	})
+
+	t.Run("socket closes", func(t *testing.T) {
+		c.conn.Close()
+		waitFor(t, "the socket's channels to end", func() bool { return channels() == 0 })
+		r.waitIdle(t)
+	})
+}
+
+// TestLeaveIntoFullMailbox: a leave is taken and answered even when the
+// channel's mailbox is full, and the socket is not closed for it.
+func TestLeaveIntoFullMailbox(t *testing.T) {
+	t.Cleanup(func() { dispatchHook = nil }) // after the rig's cleanups, which run first
+	release := make(chan struct{})
+	started := make(chan struct{})
+	dispatchHook = func(c *channel, kind evKind) {
+		if c.topic == "rooms:1" && kind == evIn {
+			select {
+			case <-started:
+			default:
+				close(started)
+				<-release
+			}
+		}
+	}
+	r := startRigWith(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")}, Config{MaxPending: 1})
+	c := r.dial(t)
+	c.join("rooms:other", "9") // a second channel: events go through the mailbox
+	c.join("rooms:1", "1")
+	c.send(`["1","2","rooms:1","hi",{}]`) // runs, and waits for release
+	<-started
+	c.send(`["1","3","rooms:1","hi",{}]`)        // fills the mailbox
+	c.send(`["1","4","rooms:1","phx_leave",{}]`) // taken all the same
+	ch := r.channel(t, "rooms:1")
+	waitFor(t, "the leave to be queued", func() bool { return ch.mb.queued() == 2 })
+	close(release)
+	c.expect(`["1","2","rooms:1","phx_reply",{"status":"ok","response":{"script":"rooms","event":"hi"}}]`)
+	c.expect(`["1","3","rooms:1","phx_reply",{"status":"ok","response":{"script":"rooms","event":"hi"}}]`)
+	c.expect(`["1","4","rooms:1","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1","1","rooms:1","phx_close",{}]`)
+	c.heartbeat("5")
+	if n := r.eng.count.overflows.Load(); n != 0 {
+		t.Errorf("overflows counted: %d, want 0", n)
+	}
+}
