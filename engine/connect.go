@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 
@@ -11,7 +12,8 @@ import (
 // Connect runs socket.lua's connect before the WebSocket upgrade. Without a
 // socket.lua every socket is welcome, with empty assigns and no id. A
 // connect that raises or runs out of time refuses the socket (403): a
-// broken gate stays closed.
+// broken gate stays closed. It stops waiting (for a free VM) when the
+// client goes away (r.Ctx ends) or the engine closes.
 func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) {
 	cs := e.connect.Load()
 	if cs == nil {
@@ -24,7 +26,13 @@ func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) 
 		}
 	}
 	info := luabind.ConnectInfo{AuthToken: r.AuthToken, Origin: r.Origin, RemoteIP: r.RemoteIP}
-	ok, assigns, id, err := cs.Connect(e.ctx, params, info)
+	ctx, cancel := e.requestContext(r.Ctx)
+	defer cancel()
+	ok, assigns, id, err := cs.Connect(ctx, params, info)
+	if err != nil && r.Ctx != nil && r.Ctx.Err() != nil {
+		e.log.Debug("client left before connect answered", "script", cs.Name(), "remote", r.RemoteIP)
+		return false, "", nil
+	}
 	if err != nil {
 		e.count.connectErrors.Add(1)
 		e.log.Error("script error", "script", cs.Name(), "callback", "connect", "remote", r.RemoteIP, "err", err.Error())
@@ -36,6 +44,17 @@ func (e *Engine) Connect(r *hub.ConnectRequest) (ok bool, id string, state any) 
 		return false, "", nil
 	}
 	return true, id, assigns
+}
+
+// requestContext returns a context that ends with req (nil: never) or when
+// the engine closes, whichever is first.
+func (e *Engine) requestContext(req context.Context) (context.Context, context.CancelFunc) {
+	if req == nil {
+		return e.ctx, func() {}
+	}
+	ctx, cancel := context.WithCancel(req)
+	stop := context.AfterFunc(e.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // reloadConnectLocked loads, reloads or drops socket.lua. Like a channel

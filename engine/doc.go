@@ -32,12 +32,11 @@
 // intercept worker, for the broadcasts at its head; otherwise a goroutine
 // started for it, which exits once the mailbox is empty. Each owner is
 // counted in Engine.wg from acquiring the mailbox to releasing it, so
-// Engine.Close waits for every channel still running (after a hub shutdown,
+// Engine.Close waits for every channel still running (after the hub's Close,
 // each is running its leave), and WaitIdle sees the engine idle.
 //
-// The intercept workers (GOMAXPROCS of them, started at the first
-// intercepted broadcast) run until Close cancels the engine's context. The
-// watcher goroutine that Watch starts runs until its context or Close ends
-// it, and is counted in Engine.wg. socket:after timers are the Clock's; a
-// channel stops its own when it ends.
+// Start starts the intercept workers (GOMAXPROCS of them) and, with
+// Config.Watch, the watcher; both are counted in Engine.loops and run until
+// Close cancels the engine's context and waits for them. socket:after timers
+// are the Clock's; a channel stops its own when it ends.
 package engine

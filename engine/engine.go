@@ -38,6 +38,7 @@ type Broadcaster interface {
 // Config configures an Engine. Zero values take the defaults.
 type Config struct {
 	Dir           string           // scripts folder
+	Watch         bool             // reload when Dir changes (off: only Reload and RequestRescan do)
 	Hub           Broadcaster      // required
 	Logger        *slog.Logger     // (slog.Default())
 	MaxChannels   int              // (DefaultMaxChannels) topics per socket
@@ -72,11 +73,13 @@ type Engine struct {
 	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
-	watching  atomic.Bool   // a Watch loop is running
+	watching  atomic.Bool   // the watcher is running
 
-	// wg counts the owners of channel mailboxes and the watcher; Close
-	// waits for them.
-	wg     busyGroup
+	// wg counts the owners of channel mailboxes; Close waits for them.
+	wg busyGroup
+	// loops counts the watcher and the intercept workers: Start starts them,
+	// Close stops them (cancel) and waits.
+	loops  sync.WaitGroup
 	ctx    context.Context // cancelled by Close: no callback outlives the engine
 	cancel context.CancelFunc
 }
@@ -87,8 +90,12 @@ var (
 	_ luabind.DisconnectHost = (*Engine)(nil)
 )
 
-// New loads every channel script in cfg.Dir and returns an engine ready to
-// serve. A script that fails to load is logged and left out; the others serve.
+// ErrWatch is wrapped by Start's error when the scripts folder cannot be
+// watched (the scripts loaded, though).
+var ErrWatch = errors.New("engine: cannot watch the scripts folder")
+
+// New returns an engine for cfg, with no script loaded yet: it does no I/O and
+// starts no goroutine. Start loads the scripts; Close stops the engine.
 func New(cfg Config) (*Engine, error) {
 	if cfg.Hub == nil {
 		return nil, errors.New("engine: Config.Hub is required")
@@ -129,10 +136,29 @@ func New(cfg Config) (*Engine, error) {
 		Now:     cfg.Clock.Now,
 	}
 	e.routes.Store(&router{exact: map[string]*scriptFile{}})
-	if err := e.Reload(); err != nil {
-		return nil, err
-	}
 	return e, nil
+}
+
+// Start loads every script in Config.Dir, starts the handle_out workers and,
+// with Config.Watch, the watcher that reloads the folder when it changes. A
+// script that fails to load is logged and left out; the others serve. An
+// unreadable folder is an error. ctx bounds the start only: the goroutines run
+// until Close, which also releases what a failed Start began. Call it once,
+// before the engine serves.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := e.Reload(); err != nil {
+		return err
+	}
+	e.workers.startWorkers(&e.loops)
+	if e.cfg.Watch {
+		if err := e.watch(); err != nil {
+			return fmt.Errorf("%w %s: %w", ErrWatch, e.cfg.Dir, err)
+		}
+	}
+	return nil
 }
 
 // Open starts the session that serves one socket's frames.
@@ -154,19 +180,21 @@ func (e *Engine) Disconnect(id string) error {
 	return e.cfg.Hub.Broadcast(&hub.Broadcast{Topic: id, Event: "disconnect", Payload: replyEmpty})
 }
 
-// Close waits for every channel goroutine to finish (after a hub shutdown,
-// each is running its leave). When ctx ends first, callbacks still running
-// are cancelled and Close returns ctx's error without waiting further.
+// Close waits for every channel goroutine to finish (after the hub's Close,
+// each is running its leave), then stops the watcher and the handle_out
+// workers and waits for them. When ctx ends first, callbacks still running are
+// cancelled and Close returns ctx's error without waiting further.
 func (e *Engine) Close(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("engine: channels still running: %w", ctx.Err())
+	err := waitCtx(ctx, e.wg.Wait)
+	if err != nil {
+		err = fmt.Errorf("engine: channels still running: %w", err)
 	}
 	e.cancel()
+	if err == nil {
+		if err = waitCtx(ctx, e.loops.Wait); err != nil {
+			err = fmt.Errorf("engine: watcher or workers still running: %w", err)
+		}
+	}
 	e.mu.Lock()
 	for _, f := range e.files {
 		f.close()
@@ -176,6 +204,19 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	return err
+}
+
+// waitCtx runs wait and returns nil once it has, or ctx's error when ctx ends
+// first; wait's goroutine then finishes on its own.
+func waitCtx(ctx context.Context, wait func()) error {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // route returns the script file serving topic, or nil.

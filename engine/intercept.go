@@ -31,8 +31,7 @@ const maxHandleOutWait = 20 * time.Microsecond
 // worker must not wait, since every channel behind it would wait too.
 type interceptWorkers struct {
 	e       *Engine
-	start   sync.Once
-	workers []*interceptWorker
+	workers []*interceptWorker // started by Engine.Start
 }
 
 // interceptWorker is one worker's queue of channels and its VM.
@@ -47,10 +46,8 @@ type interceptWorker struct {
 }
 
 // post gives c's mailbox, which c.Deliver just acquired, to c's worker
-// (chosen by socket, so one client's channels share one), starting the
-// workers on first use.
+// (chosen by socket, so one client's channels share one).
 func (r *interceptWorkers) post(c *channel) {
-	r.start.Do(r.startWorkers)
 	w := r.workers[c.conn.Key()%uint64(len(r.workers))]
 	w.mu.Lock()
 	w.queue = append(w.queue, c)
@@ -64,12 +61,18 @@ func (r *interceptWorkers) post(c *channel) {
 	}
 }
 
-func (r *interceptWorkers) startWorkers() {
+// startWorkers starts the workers, each counted in wg until the engine's
+// context ends and it returns.
+func (r *interceptWorkers) startWorkers(wg *sync.WaitGroup) {
 	r.workers = make([]*interceptWorker, runtime.GOMAXPROCS(0))
 	for i := range r.workers {
 		w := &interceptWorker{wake: make(chan struct{}, 1)}
 		r.workers[i] = w
-		go w.loop(r.e)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.loop(r.e)
+		}()
 	}
 }
 

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -20,12 +19,12 @@ const (
 	rescanEvery = 5 * time.Second
 )
 
-// Watch reloads scripts whenever the folder changes, until ctx ends or the
-// engine closes. It watches the folder rather than the files, so every way
-// an editor or a ConfigMap mount replaces a file is seen, and it rescans on
-// a timer in case an event was lost. It returns once the watcher is set up;
-// the watching goroutine belongs to the engine and Close waits for it.
-func (e *Engine) Watch(ctx context.Context) error {
+// watch starts the watcher, which reloads scripts whenever the folder changes,
+// until the engine closes. It watches the folder rather than the files, so
+// every way an editor or a ConfigMap mount replaces a file is seen, and it
+// rescans on a timer in case an event was lost. It returns once the watcher is
+// set up; the goroutine counts in e.loops, and Close stops and waits for it.
+func (e *Engine) watch() error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -35,17 +34,17 @@ func (e *Engine) Watch(ctx context.Context) error {
 		return err
 	}
 	e.watching.Store(true)
-	e.wg.Add(1)
+	e.loops.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer e.loops.Done()
 		defer e.watching.Store(false)
 		defer w.Close()
-		e.watchLoop(ctx, w)
+		e.watchLoop(w)
 	}()
 	return nil
 }
 
-func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
+func (e *Engine) watchLoop(w *fsnotify.Watcher) {
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
 	// settling is true from an event until the quiet period passes: a rescan
@@ -64,8 +63,6 @@ func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 	}
 	for {
 		select {
-		case <-ctx.Done():
-			return
 		case <-e.ctx.Done():
 			return
 		case ev, ok := <-w.Events:
@@ -107,7 +104,7 @@ func (e *Engine) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
 
 // RequestRescan asks the watcher to rescan the folder (what SIGHUP does). It
 // never blocks; a rescan already requested covers this one. Without a running
-// Watch, it rescans at once.
+// watcher (Config.Watch off), it rescans at once.
 func (e *Engine) RequestRescan() {
 	if !e.watching.Load() {
 		if err := e.Reload(); err != nil {

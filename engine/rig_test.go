@@ -63,6 +63,10 @@ func startRigWith(tb testing.TB, scripts map[string]string, cfg Config) *rig {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if err := eng.Start(context.Background()); err != nil {
+		_ = eng.Close(context.Background())
+		tb.Fatal(err)
+	}
 	r.eng = eng
 	h.Handler = eng
 	r.srv = httptest.NewServer(r.hub)
@@ -76,7 +80,7 @@ func startRigWith(tb testing.TB, scripts map[string]string, cfg Config) *rig {
 	return r
 }
 
-// close closes the clients, then shuts the hub down and then the engine, as
+// close closes the clients, then the hub and then the engine, as
 // cmd/luachan does, each within rigTimeout, returning the first error.
 func (r *rig) close() error {
 	r.mu.Lock()
@@ -86,7 +90,7 @@ func (r *rig) close() error {
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), rigTimeout)
 	defer cancel()
-	if err := r.hub.Shutdown(ctx); err != nil {
+	if err := r.hub.Close(ctx); err != nil {
 		return err
 	}
 	return r.eng.Close(ctx)

@@ -41,7 +41,7 @@ func benchHub(b *testing.B) *hub.Hub {
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		h.Shutdown(ctx)
+		h.Close(ctx)
 	})
 	return h
 }

@@ -32,7 +32,7 @@
 // ahead of it; a LongPoll POST calls Session.Handle, which may subscribe, holding
 // handleMu). No other two are ever held together:
 // Broadcast copies a topic's subscribers under shard.mu and queues to them after
-// releasing it; Disconnect and Shutdown copy the connections they need under Hub.mu
+// releasing it; Disconnect and Close copy the connections they need under Hub.mu
 // and close them after releasing it.
 //
 // # Goroutines
@@ -47,7 +47,7 @@
 // one goroutine writes a connection at a time (Conn.writing). A LongPoll session has one
 // goroutine of its own (runLongPoll), which ends it when it is closed or idle; its
 // requests run on their net/http goroutines. The Hub counts all of them, and every
-// request it admits, in a WaitGroup, so Shutdown returns only once every Session.Closed
+// request it admits, in a WaitGroup, so Close returns only once every Session.Closed
 // has returned and every connection goroutine has exited. Rate limits and idle timeouts
 // need no goroutine or timer of their own per WebSocket: the token bucket refills
 // lazily, and the idle timeout is the reader's read deadline.

@@ -20,7 +20,7 @@ func EncodeReply(f Format, joinRef, ref, topic, status string, response []byte, 
 
 // NewWriterConn returns a Conn of h that writes to nc and has no reader, so benchmarks
 // can fan out to thousands of subscribers without thousands of sockets. Its writers
-// start as frames are queued. Close it with Conn.Close; h.Shutdown waits for its writer.
+// start as frames are queued. Close it with Conn.Close; h.Close waits for its writer.
 func NewWriterConn(h *Hub, f Format, nc net.Conn) *Conn {
 	return newConn(h, nc, nil, f, "", nil, "pipe")
 }

@@ -158,8 +158,8 @@ func startServer(tb testing.TB, cfg hub.Config) *testServer {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			tb.Errorf("Shutdown: %v", err)
+		if err := h.Close(ctx); err != nil {
+			tb.Errorf("Close: %v", err)
 		}
 		srv.Close()
 	})

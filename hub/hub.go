@@ -20,6 +20,9 @@ const (
 
 // ConnectRequest is what a Handler sees before the upgrade.
 type ConnectRequest struct {
+	// Ctx is the HTTP request's context: it ends when the client goes away, and a
+	// Connect waiting on something (a free VM) should give up then.
+	Ctx       context.Context
 	Params    url.Values // query parameters (minus vsn)
 	AuthToken string     // from Sec-WebSocket-Protocol "base64url.bearer.phx.<b64>" (1.8 JS client), "" if none
 	Origin    string
@@ -59,7 +62,6 @@ type PubSub interface {
 	// and loses its last one.
 	Subscribe(topic string) error
 	Unsubscribe(topic string) error
-	Close() error
 }
 
 // Config configures a Hub. Zero values take the defaults in parentheses.
@@ -71,7 +73,7 @@ type Config struct {
 	IdleTimeout   time.Duration // (60s) close a socket that sends nothing (a LongPoll session that makes no request) for this long
 	MaxQueueBytes int           // (4 MiB) per-connection outbound queue bound
 	Origins       []string      // (nil = any) allowed Origin header values; others get HTTP 403
-	PubSub        PubSub        // (nil = in-memory, this process only); the Hub never closes it
+	PubSub        PubSub        // (nil = in-memory, this process only); its creator starts and closes it
 
 	// MaxMessageRate (100) is how many messages a second one client may send, on
 	// average (heartbeats and WebSocket pings included); a negative value turns the
@@ -103,17 +105,19 @@ type Hub struct {
 	lpSlots  longPollSlots // LongPoll sessions open, in all and by remote address
 
 	// wg counts every connection goroutine: ServeHTTP calls from admission to return,
-	// and each connection's writer. Shutdown waits for it.
+	// and each connection's writer. Close waits for it.
 	wg sync.WaitGroup
 
 	mu      sync.Mutex                    // guards the fields below
 	conns   map[*Conn]struct{}            // every open connection
 	byID    map[string]map[*Conn]struct{} // connections with a socket id, by id
 	polls   map[string]*Conn              // LongPoll sessions, by token
-	closing bool                          // Shutdown started: refuse new connections
+	closing bool                          // Close started: refuse new connections
 }
 
-// New returns a Hub ready to serve. It panics without cfg.Handler, a programming error.
+// New returns a Hub ready to serve; it does no I/O and starts no goroutine (each
+// connection's are started as it is accepted, and Close stops them). It panics without
+// cfg.Handler, a programming error.
 func New(cfg Config) *Hub {
 	if cfg.Handler == nil {
 		panic("hub: Config.Handler is required")
@@ -250,10 +254,11 @@ func (h *Hub) Disconnect(id string) int {
 	return n
 }
 
-// Shutdown refuses new connections (HTTP 503), closes every connection with 1012 and
+// Close refuses new connections (HTTP 503), closes every connection with 1012 and
 // waits until every Session.Closed has returned and every connection goroutine has
-// exited, or ctx ends. It does not close Config.PubSub, which belongs to its creator.
-func (h *Hub) Shutdown(ctx context.Context) error {
+// exited, or ctx ends (its error is then returned). It does not close Config.PubSub,
+// which belongs to its creator.
+func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closing = true
 	victims := make([]*Conn, 0, len(h.conns))
@@ -266,7 +271,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 
 	done := make(chan struct{})
-	go func() { // exits once the connections have; Shutdown stops waiting at ctx's end
+	go func() { // exits once the connections have; Close stops waiting at ctx's end
 		h.wg.Wait()
 		close(done)
 	}()

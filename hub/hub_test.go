@@ -30,10 +30,10 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Conns() = %d", n)
 	}
 	done := make(chan error, 1)
-	go func() { done <- ts.hub.Shutdown(context.Background()) }()
+	go func() { done <- ts.hub.Close(context.Background()) }()
 	a.expectClose(hub.CloseServiceRestart)
 	b.expectClose(hub.CloseServiceRestart)
-	if err := recv(t, done, "Shutdown"); err != nil {
+	if err := recv(t, done, "Close"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*client{a, b} {
@@ -42,16 +42,16 @@ func TestShutdown(t *testing.T) {
 		}
 	}
 	if n := ts.hub.Conns(); n != 0 {
-		t.Fatalf("Conns() = %d after Shutdown", n)
+		t.Fatalf("Conns() = %d after Close", n)
 	}
 	_, resp, err := websocket.DefaultDialer.Dial(ts.wsURL("vsn=2.0.0"), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("dial after Shutdown: %v %v", resp, err)
+		t.Fatalf("dial after Close: %v %v", resp, err)
 	}
 }
 
 // TestShutdownStuckClient checks that a client that stopped reading, with its socket
-// full, does not hold Shutdown up for long (the SPEC gives the process 10 s).
+// full, does not hold Close up for long (the SPEC gives the process 10 s).
 func TestShutdownStuckClient(t *testing.T) {
 	ts := startServer(t, hub.Config{MaxQueueBytes: 64 << 20})
 	c := ts.dial(t, "vsn=2.0.0")
@@ -63,8 +63,8 @@ func TestShutdownStuckClient(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	if err := ts.hub.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	if err := ts.hub.Close(ctx); err != nil {
+		t.Fatalf("Close: %v after %v", err, time.Since(start))
 	}
 	if reason := c.closedReason(); !errors.Is(reason, hub.ErrShutdown) {
 		t.Fatalf("Closed(%v)", reason)
@@ -81,8 +81,8 @@ func TestShutdownContext(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := ts.hub.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown with a dead context: %v", err)
+	if err := ts.hub.Close(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with a dead context: %v", err)
 	}
 	close(release)
 	c.expectClose(hub.CloseServiceRestart)

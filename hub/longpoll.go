@@ -78,7 +78,7 @@ func (lp *longPoll) touch() { lp.lastSeen.Store(monoNow()) }
 
 // LongPollHandler serves Phoenix's LongPoll transport; mount it at /socket/longpoll. Its
 // sessions are Conns like the WebSocket ones: the same Handler decides who connects and
-// receives their frames, and Disconnect, Shutdown, the idle timeout, the rate limit and
+// receives their frames, and Disconnect, Close, the idle timeout, the rate limit and
 // the outbound queue bound apply to them alike.
 func (h *Hub) LongPollHandler() http.Handler {
 	return http.HandlerFunc(h.serveLongPoll)
@@ -148,6 +148,7 @@ func (h *Hub) openLongPoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok, id, state := h.cfg.Handler.Connect(&ConnectRequest{
+		Ctx:       r.Context(),
 		Params:    q,
 		AuthToken: r.Header.Get(longPollAuthHeader),
 		Origin:    r.Header.Get("Origin"),
@@ -174,7 +175,7 @@ func (h *Hub) openLongPoll(w http.ResponseWriter, r *http.Request) {
 	if c.session == nil {
 		c.session = nopSession{}
 	}
-	h.wg.Add(1) // within this admitted request, so never after Shutdown's Wait began
+	h.wg.Add(1) // within this admitted request, so never after Close's Wait began
 	go c.runLongPoll()
 	writeLongPoll(w, http.StatusGone, token, nil)
 }

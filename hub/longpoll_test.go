@@ -351,7 +351,7 @@ func TestLongPollShutdown(t *testing.T) {
 	waitFor(t, "the poll to be waiting", func() bool { return hub.PollsWaiting(c.session.conn) == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	if err := ts.hub.Shutdown(ctx); err != nil {
+	if err := ts.hub.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if r := recv(t, polled, "poll"); r.Status != http.StatusGone {

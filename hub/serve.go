@@ -45,6 +45,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	q.Del("vsn")
 	req := &ConnectRequest{
+		Ctx:       r.Context(),
 		Params:    q,
 		AuthToken: authToken(r),
 		Origin:    origin,
@@ -69,7 +70,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := newConn(h, ws.NetConn(), nil, format, id, state, r.RemoteAddr)
 	c.userBroadcasts = speaksUserBroadcasts(format, q)
 	h.addConn(c)
-	h.wg.Add(1) // within this admitted request, so never after Shutdown's Wait began
+	h.wg.Add(1) // within this admitted request, so never after Close's Wait began
 	go c.run()
 }
 

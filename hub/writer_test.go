@@ -68,7 +68,7 @@ func BenchmarkFlush(b *testing.B) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				h.Shutdown(ctx)
+				h.Close(ctx)
 				for _, c := range conns {
 					<-c.writerDone
 					c.nc.Close()

@@ -192,7 +192,7 @@ func (s *Script) replyValue(v *vm, cb callback, reply lua.LValue, emptyIsObject 
 	case *lua.LTable:
 		data, err := encodeValue(r, "reply")
 		if err != nil {
-			return nil, s.fnErrorf(v, cb, "%s: %s", callbackNames[cb], err.(*ScriptError).Msg)
+			return nil, s.fnErrorf(v, cb, "%s: %s", callbackNames[cb], scriptMsg(err))
 		}
 		return &Payload{Data: data}, nil
 	}

@@ -119,3 +119,13 @@ func parsePosition(defaultFile, text string) *ScriptError {
 	}
 	return &ScriptError{File: defaultFile, Msg: text}
 }
+
+// scriptMsg is the message of the *ScriptError in err's chain, without file and line, for
+// raising it again in the calling script; another error gives its whole text.
+func scriptMsg(err error) string {
+	var se *ScriptError
+	if errors.As(err, &se) {
+		return se.Msg
+	}
+	return err.Error()
+}

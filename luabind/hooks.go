@@ -68,7 +68,7 @@ func socketAfter(L *lua.LState) int {
 	if v := L.Get(3); v != lua.LNil {
 		data, err := encodeValue(v, "msg")
 		if err != nil {
-			L.RaiseError("socket:after: %s", err.(*ScriptError).Msg)
+			L.RaiseError("socket:after: %s", scriptMsg(err))
 		}
 		msg = data
 	}
@@ -140,7 +140,7 @@ func (v *vm) storeSet(L *lua.LState) int {
 	}
 	data, err := encodeValue(val, "value")
 	if err != nil {
-		L.RaiseError("luachan.store.set: %s", err.(*ScriptError).Msg)
+		L.RaiseError("luachan.store.set: %s", scriptMsg(err))
 	}
 	if err := v.store(L, "set").Set(key, data); err != nil {
 		L.RaiseError("luachan.store.set: %s", err)
@@ -203,7 +203,7 @@ func presenceMeta(L *lua.LState, fn string, n int) []byte {
 	case *lua.LTable:
 		data, err := encodeValue(m, "meta")
 		if err != nil {
-			L.RaiseError("luachan.presence.%s: %s", fn, err.(*ScriptError).Msg)
+			L.RaiseError("luachan.presence.%s: %s", fn, scriptMsg(err))
 		}
 		if data[0] != '{' {
 			L.RaiseError("luachan.presence.%s: meta must be a table with string keys, not a list", fn)

@@ -143,7 +143,7 @@ func logAttr(key string, v lua.LValue) slog.Attr {
 func jsonEncode(L *lua.LState) int {
 	data, err := encodeValue(L.Get(1), "value")
 	if err != nil {
-		L.RaiseError("luachan.json.encode: %s", err.(*ScriptError).Msg)
+		L.RaiseError("luachan.json.encode: %s", scriptMsg(err))
 	}
 	L.Push(lua.LString(data))
 	return 1
@@ -180,7 +180,7 @@ func payloadArg(L *lua.LState, n int) Payload {
 func payloadArgWith(L *lua.LState, n int, encode func(lua.LValue) (Payload, error)) Payload {
 	p, err := encode(L.Get(n))
 	if err != nil {
-		L.RaiseError("%s", err.(*ScriptError).Msg)
+		L.RaiseError("%s", scriptMsg(err))
 	}
 	return p
 }

@@ -120,7 +120,7 @@ func jsonArg(L *lua.LState, n int, empty bool) []byte {
 	}
 	data, err := encodeValue(v, "payload")
 	if err != nil {
-		L.ArgError(n, err.(*ScriptError).Msg)
+		L.ArgError(n, scriptMsg(err))
 	}
 	return data
 }

@@ -56,7 +56,7 @@ func (v *vm) tokenSign(L *lua.LState) int {
 	}
 	data, err := encodeValue(claims, "claims")
 	if err != nil {
-		L.RaiseError("luachan.token.sign: %s", err.(*ScriptError).Msg)
+		L.RaiseError("luachan.token.sign: %s", scriptMsg(err))
 	}
 	if data[0] != '{' {
 		L.RaiseError("luachan.token.sign: claims must be a table with string keys, not a list")

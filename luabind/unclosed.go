@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/yuin/gopher-lua/ast"
@@ -44,7 +45,8 @@ func eofError(file string, src []byte, pe *parse.Error) *ScriptError {
 		if err != nil {
 			// Only a string or comment left open makes the scanner fail at the end.
 			what := "string"
-			if e, ok := err.(*parse.Error); ok && e.Message != "unterminated string" {
+			var pe *parse.Error
+			if errors.As(err, &pe) && pe.Message != "unterminated string" {
 				what = "long string"
 				if tok.Type != parse.TString {
 					what = "comment"

@@ -52,7 +52,7 @@ var _ luabind.TestHost = (*env)(nil)
 // handlerRef lets the hub be built before the engine it hands sockets to.
 type handlerRef struct{ hub.Handler }
 
-// newEnv starts a hub and an engine on cfg.Dir, without watching it.
+// newEnv starts a hub and an engine on cfg.Dir, without watching it (Config.Watch off).
 func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 	e := &env{clock: newVirtualClock(time.Now().Truncate(time.Millisecond))}
 	e.ctx, e.cancel = context.WithCancel(ctx)
@@ -78,6 +78,11 @@ func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 		e.cancel()
 		return nil, err
 	}
+	if err := eng.Start(e.ctx); err != nil {
+		_ = eng.Close(context.Background()) // the workers Start began
+		e.cancel()
+		return nil, err
+	}
 	e.eng = eng
 	handler.Handler = eng
 	e.longPoll = e.hub.LongPollHandler()
@@ -97,7 +102,7 @@ func (e *env) scriptOptions(cfg *Config, log *slog.Logger) luabind.Options {
 func (e *env) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
-	_ = e.hub.Shutdown(ctx)
+	_ = e.hub.Close(ctx)
 	e.cancel() // pollers still waiting stop
 	e.wg.Wait()
 	_ = e.eng.Close(ctx)

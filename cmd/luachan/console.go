@@ -19,10 +19,7 @@ func newConsole(ctx context.Context, cfg Config, h *hub.Hub, eng *engine.Engine,
 	c := console.New(console.Config{
 		Hub: h, Engine: eng, Presence: eng.Presence().List, Key: key, Logger: log,
 	})
-	c.Start(ctx)
-	// Streams never go idle: end them when the shutdown starts, before the HTTP server
-	// waits for its requests.
-	context.AfterFunc(ctx, c.Close)
+	c.Start(ctx) // node.stop closes it before the HTTP server waits for its requests
 	log.Info("dev console on", "path", "/console/", "needs_key", key != "")
 	return c
 }

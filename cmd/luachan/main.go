@@ -16,11 +16,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/luachan/luachan/console"
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
@@ -35,7 +35,8 @@ const (
 	// included, leaving room under SPEC section 1's 10 s for the process to exit.
 	shutdownTimeout = 9500 * time.Millisecond
 	// shutdownGrace is the part of it the sockets, leaves and HTTP server may take; the
-	// rest is for letting go of Redis (presence heartbeat, queued publishes).
+	// rest is for letting go of Redis (presence heartbeat, queued publishes), which also
+	// gets this rest after a failed start.
 	shutdownGrace = 8 * time.Second
 )
 
@@ -71,34 +72,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(logTo)
 
+	n := &node{log: log}
+	if err := n.start(ctx, cfg); err != nil {
+		// What started is let go of; Redis gets what a shutdown leaves it.
+		n.stop(shutdownTimeout-shutdownGrace, shutdownTimeout-shutdownGrace)
+		if ctx.Err() != nil {
+			return nil // a signal during the start: stopped, as asked
+		}
+		return err
+	}
+	log.Info("listening", "addr", n.ln.Addr().String(), "scripts", cfg.Scripts)
+	select {
+	case err = <-n.served:
+	case <-ctx.Done():
+		log.Info("shutting down: closing sockets with 1012, running leave")
+	}
+	n.stop(shutdownGrace, shutdownTimeout)
+	log.Info("stopped")
+	return err
+}
+
+// node is one running luachan: its parts, each nil until started.
+type node struct {
+	log      *slog.Logger
+	pubsub   *redis.PubSub   // nil with -pubsub memory
+	presence *redis.Presence // likewise
+	hub      *hub.Hub
+	eng      *engine.Engine
+	stopHup  func()           // stops and waits for reloadOnHangup
+	console  *console.Console // nil without -console
+	ln       net.Listener
+	srv      *http.Server
+	served   chan error // srv.Serve's result
+}
+
+// start builds and starts the parts, each one once those it needs are running.
+func (n *node) start(ctx context.Context, cfg Config) error {
 	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
-	redisPS, err := dialPubSub(ctx, cfg.PubSub, log)
-	if err != nil {
+	var err error
+	if n.pubsub, err = dialPubSub(ctx, cfg.PubSub, n.log); err != nil {
 		return err
 	}
 	var pubsub hub.PubSub                    // nil: this process only
 	var kv luabind.Store = store.NewMemory() // luachan.store
-	// closers are let go of when run returns, newest first, by stopBy at the latest: a
-	// Redis that stopped answering must not hold the process past its deadline.
-	var closers []func()
-	var stopBy time.Time // set when the shutdown starts
-	defer func() {
-		if stopBy.IsZero() { // run ends on an error: Redis gets what a shutdown leaves it
-			stopBy = time.Now().Add(shutdownTimeout - shutdownGrace)
-		}
-		release(stopBy, closers, log)
-	}()
-	if redisPS != nil {
-		closers = append(closers, func() { _ = redisPS.Close() })
-		pubsub, kv = redisPS, redisPS.Store()
+	if n.pubsub != nil {
+		pubsub, kv = n.pubsub, n.pubsub.Store()
 	}
 
 	// The hub and the engine need each other: the hub hands frames to the
 	// engine, the engine subscribes and broadcasts through the hub.
 	var handler handlerRef
-	h := hub.New(hub.Config{
+	n.hub = hub.New(hub.Config{
 		Handler:         &handler,
-		Logger:          log,
+		Logger:          n.log,
 		MaxFrameSize:    cfg.MaxFrameSize,
 		IdleTimeout:     cfg.IdleTimeout,
 		MaxQueueBytes:   cfg.MaxQueueBytes,
@@ -111,128 +137,140 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
 	var replica presence.Replica // nil: presence is this node's only
-	if redisPS != nil {
-		redisPS.Start(h) // broadcasts from other nodes go to h's subscribers
+	if n.pubsub != nil {
+		n.pubsub.Start(ctx, n.hub) // broadcasts from other nodes go to the hub's subscribers
 		// Presence spans the nodes; a dead node's entries go within the TTL and a
 		// quarter.
-		rp := redisPS.Presence(cfg.PresenceTTL, h.Broadcast)
-		rp.Start()
-		closers = append(closers, rp.Close) // before redisPS.Close: removes the heartbeat
-		replica = rp
+		n.presence = n.pubsub.Presence(cfg.PresenceTTL, n.hub.Broadcast)
+		n.presence.Start(ctx)
+		replica = n.presence
 	}
-	eng, err := engine.New(engine.Config{
+	if n.eng, err = engine.New(engine.Config{
 		Dir:           cfg.Scripts,
-		Hub:           h,
-		Logger:        log,
+		Watch:         true,
+		Hub:           n.hub,
+		Logger:        n.log,
 		MaxChannels:   cfg.MaxChannels,
 		ScriptTimeout: cfg.ScriptTimeout,
 		Store:         kv,
 		Presence:      replica,
 		Secret:        []byte(cfg.Secret),
-	})
-	if err != nil {
+	}); err != nil {
 		return usagef("luachan: %v", err)
 	}
-	handler.Handler = eng
-	if err := eng.Watch(ctx); err != nil {
-		return fmt.Errorf("watching scripts folder %s: %w", cfg.Scripts, err)
+	handler.Handler = n.eng
+	if err := n.eng.Start(ctx); err != nil {
+		if errors.Is(err, engine.ErrWatch) {
+			return err
+		}
+		return usagef("luachan: %v", err)
 	}
-	go reloadOnHangup(ctx, eng, log)
+	n.stopHup = reloadOnHangup(n.eng, n.log)
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket/websocket", h)
-	mux.Handle("/socket/longpoll", h.LongPollHandler())
+	mux.Handle("/socket/websocket", n.hub)
+	mux.Handle("/socket/longpoll", n.hub.LongPollHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok")
 	})
-	mux.Handle("GET /metrics", metricsHandler(h, eng))
+	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng))
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Key: cfg.APIKey, Hub: h, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: log,
+		Key: cfg.APIKey, Hub: n.hub, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: n.log,
 	}))
 	if cfg.APIKey != "" {
-		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, eng.ScriptsHandler()))
+		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, n.eng.ScriptsHandler()))
 	}
 
 	if cfg.Console {
-		cons := newConsole(ctx, cfg, h, eng, log)
-		mux.Handle("/console", cons)
-		mux.Handle("/console/", cons)
-		defer cons.Close()
+		n.console = newConsole(ctx, cfg, n.hub, n.eng, n.log)
+		mux.Handle("/console", n.console)
+		mux.Handle("/console/", n.console)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
+	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return usagef("luachan: cannot listen on %s: %v (pass -addr HOST:PORT)", cfg.Addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "scripts", cfg.Scripts)
-
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
-	}
-
-	log.Info("shutting down: closing sockets with 1012, running leave")
-	stopBy = time.Now().Add(shutdownTimeout)
-	drain, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	srv.SetKeepAlivesEnabled(false)
-	ln.Close() // refuse new connections at once
-	if err := h.Shutdown(drain); err != nil {
-		log.Warn("sockets did not all close in time", "err", err)
-	}
-	if err := eng.Close(drain); err != nil {
-		log.Warn("channels did not all end in time", "err", err)
-	}
-	if err := srv.Shutdown(drain); err != nil {
-		log.Warn("HTTP server did not stop in time", "err", err)
-	}
-	log.Info("stopped")
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	n.served = make(chan error, 1)
+	go func() { n.served <- n.srv.Serve(n.ln) }() // returns once stop closes ln
 	return nil
 }
 
-// release runs closers, newest first, and waits for them until deadline; past it, it
-// logs what is left and returns, so that the process exits on time. What is left is cut
-// off by the exit: a presence heartbeat lapses by itself within its TTL.
-func release(deadline time.Time, closers []func(), log *slog.Logger) {
-	if len(closers) == 0 {
-		return
+// stop shuts the node down, in this order, skipping the parts that never started:
+//
+//  1. stop reloading on SIGHUP, end the console's streams (they never go idle, and
+//     the HTTP server would wait for them), and refuse new connections;
+//  2. close every socket with 1012 (the hub), which ends each of its channels;
+//  3. wait for the channels' leave, then stop the watcher and workers (the engine);
+//  4. finish the HTTP requests in flight (API calls);
+//  5. let go of Redis: the presence heartbeat, then the publisher's queue and the client.
+//
+// Steps 2 to 4 end by drain; the whole ends by total even if Redis does not answer, so
+// that the process exits on time (SPEC section 1).
+func (n *node) stop(drain, total time.Duration) {
+	stopCtx, cancel := context.WithTimeout(context.Background(), total)
+	defer cancel()
+	drainCtx, cancelDrain := context.WithTimeout(stopCtx, drain)
+	defer cancelDrain()
+
+	if n.stopHup != nil {
+		n.stopHup()
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, c := range slices.Backward(closers) {
-			c()
+	if n.console != nil {
+		n.console.Close()
+	}
+	if n.srv != nil {
+		n.srv.SetKeepAlivesEnabled(false)
+		n.ln.Close() // refuse new connections at once
+	}
+	if n.hub != nil {
+		if err := n.hub.Close(drainCtx); err != nil {
+			n.log.Warn("sockets did not all close in time", "err", err)
 		}
-	}()
-	wait := time.NewTimer(time.Until(deadline))
-	defer wait.Stop()
-	select {
-	case <-done:
-	case <-wait.C:
-		log.Warn("Redis did not let go in time: exiting without waiting for it; other nodes drop this node's presences within the TTL",
-			"timeout", shutdownTimeout)
+	}
+	if n.eng != nil {
+		if err := n.eng.Close(drainCtx); err != nil {
+			n.log.Warn("channels did not all end in time", "err", err)
+		}
+	}
+	if n.srv != nil {
+		if err := n.srv.Shutdown(drainCtx); err != nil {
+			n.log.Warn("HTTP server did not stop in time", "err", err)
+		}
+	}
+	if n.presence != nil {
+		if err := n.presence.Close(stopCtx); err != nil {
+			n.log.Warn("presence heartbeat not removed: other nodes drop this node's presences within the TTL", "err", err)
+		}
+	}
+	if n.pubsub != nil {
+		if err := n.pubsub.Close(stopCtx); err != nil {
+			n.log.Warn("Redis did not let go in time: exiting without waiting for it", "err", err)
+		}
 	}
 }
 
 // reloadOnHangup rescans the scripts folder on SIGHUP, the operator's way to
-// force a reload where file events do not arrive.
-func reloadOnHangup(ctx context.Context, eng *engine.Engine, log *slog.Logger) {
+// force a reload where file events do not arrive, until stop is called; stop
+// waits for its goroutine.
+func reloadOnHangup(eng *engine.Engine, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			log.Info("SIGHUP: rescanning scripts folder")
-			eng.RequestRescan()
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-hup:
+				log.Info("SIGHUP: rescanning scripts folder")
+				eng.RequestRescan()
+			}
 		}
-	}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // dialPubSub connects to the Redis of a redis:// -pubsub URL; nil for memory. An

@@ -20,8 +20,10 @@
 //
 // # Goroutines
 //
-// PubSub.Start starts the publisher (publishLoop) and the subscriber (subscribeLoop),
-// which runs one sync goroutine (syncLoop) per subscriber connection; PubSub.Close stops
-// and waits for them. Presence.Start starts its heartbeat and janitor (loop);
-// Presence.Close, called before PubSub.Close, stops it and removes the heartbeat.
+// Every type reads the same: Dial (PubSub; connects) or PubSub.Presence (no I/O) builds
+// it, Start(ctx) starts its goroutines, Close(ctx) stops them and waits, giving up when
+// ctx ends. PubSub.Start starts the publisher (publishLoop) and the subscriber
+// (subscribeLoop), which runs one sync goroutine (syncLoop) per subscriber connection.
+// Presence.Start starts its heartbeat and janitor (loop); Presence.Close, called before
+// PubSub.Close (which closes the client they share), stops it and removes the heartbeat.
 package redis

@@ -64,16 +64,15 @@ type Presence struct {
 	stale   atomic.Bool // a write failed: Redis may not hold exactly mine
 	beatLog logLimiter
 
-	ctx    context.Context
+	ctx    context.Context // cancelled by Close: the goroutine and calls in flight return
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	wg     sync.WaitGroup // the heartbeat and janitor goroutine
 }
 
 // Presence returns the presence replica on the adapter's Redis client, with this node's
 // id. ttl <= 0 takes DefaultPresenceTTL. broadcast (Hub.Broadcast) carries the leaves of
-// dead nodes to every node. Start starts its heartbeat and janitor; Close, before the
-// adapter's, stops them.
+// dead nodes to every node. It does no I/O: Start writes the heartbeat and starts the
+// heartbeat and janitor goroutine; Close, before the PubSub's, stops it.
 func (r *PubSub) Presence(ttl time.Duration, broadcast func(*hub.Broadcast) error) *Presence {
 	if ttl <= 0 {
 		ttl = DefaultPresenceTTL
@@ -110,10 +109,11 @@ func (p *Presence) callCtx() (context.Context, context.CancelFunc) {
 // Node is this node's id, as in its Redis keys.
 func (p *Presence) Node() string { return p.node }
 
-// Start writes the heartbeat once (so the node's entries are never taken for a dead
-// node's) and starts the heartbeat and janitor goroutine.
-func (p *Presence) Start() {
-	if _, err := p.beat(); err != nil {
+// Start writes the heartbeat once, within ctx (so the node's entries are never taken for
+// a dead node's), and starts the heartbeat and janitor goroutine. Start is called once,
+// before Close.
+func (p *Presence) Start(ctx context.Context) {
+	if _, err := p.beat(ctx); err != nil {
 		p.stale.Store(true)
 		p.log.Warn("presence heartbeat not written; retrying", "err", err)
 	}
@@ -121,21 +121,23 @@ func (p *Presence) Start() {
 	go p.loop()
 }
 
-// Close stops the goroutine and removes the heartbeat, so that survivors clean up at
-// once whatever entries are left.
-func (p *Presence) Close() {
-	p.once.Do(func() {
-		p.cancel()
-		p.wg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), redisIOTimeout)
-		defer cancel()
-		_ = p.client.Del(ctx, p.heartbeatKey(p.node)).Err()
-	})
+// Close stops the goroutine and waits for it, then removes the heartbeat, so that
+// survivors clean up at once whatever entries are left. When ctx ends first it returns
+// ctx's error; the heartbeat then lapses by itself within the TTL.
+func (p *Presence) Close(ctx context.Context) error {
+	p.cancel()
+	if err := waitFor(ctx, p.wg.Wait); err != nil {
+		return fmt.Errorf("redis: presence heartbeat still running: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
+	defer cancel()
+	return p.client.Del(ctx, p.heartbeatKey(p.node)).Err()
 }
 
-// beat refreshes the heartbeat and reports whether it had lapsed (was missing).
-func (p *Presence) beat() (lapsed bool, err error) {
-	ctx, cancel := p.opCtx()
+// beat refreshes the heartbeat, within ctx and one command's timeout, and reports
+// whether it had lapsed (was missing).
+func (p *Presence) beat(ctx context.Context) (lapsed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 	defer cancel()
 	err = p.client.SetArgs(ctx, p.heartbeatKey(p.node), "1", goredis.SetArgs{TTL: p.ttl, Get: true}).Err()
 	if err == goredis.Nil {
@@ -155,7 +157,7 @@ func (p *Presence) loop() {
 		case <-p.ctx.Done():
 			return
 		case <-beatT.C:
-			lapsed, err := p.beat()
+			lapsed, err := p.beat(p.ctx)
 			if err != nil {
 				p.stale.Store(true)
 				if ok, n := p.beatLog.allow(1); ok {

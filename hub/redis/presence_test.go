@@ -43,11 +43,11 @@ func startPresenceNode(tb testing.TB, url string) *presenceNode {
 	if err != nil {
 		tb.Fatalf("DialRedis: %v", err)
 	}
-	tb.Cleanup(func() { ps.Close() })
+	tb.Cleanup(func() { _ = ps.Close(context.Background()) })
 	n := &presenceNode{}
 	n.Presence = ps.Presence(presenceTestTTL, n.broadcast)
-	n.Start()
-	tb.Cleanup(n.Close) // before ps.Close: cleanups run last first
+	n.Start(context.Background())
+	tb.Cleanup(func() { _ = n.Close(context.Background()) }) // before ps.Close: cleanups run last first
 	return n
 }
 
@@ -113,7 +113,7 @@ func TestRedisPresence(t *testing.T) {
 	}
 
 	// a dies (its heartbeat goes; the entries stay, as after a crash)
-	a.Close()
+	_ = a.Close(context.Background())
 	presenceWait(t, "a's entries removed", func() bool {
 		return len(mustList(t, c, "room")["alice"]) == 0 && len(mustList(t, b, "other")) == 0
 	})

@@ -75,8 +75,9 @@ type Config struct {
 // When it is lost, the node logs it, keeps delivering locally, reconnects with backoff
 // and subscribes again to every topic it then has.
 //
-// Goroutines: the publisher and the subscriber, started by Start, plus one sync goroutine
-// per subscriber connection; Close stops and waits for all of them. Locks: the Hub calls
+// Lifecycle: Dial connects (no goroutine yet), Start starts the publisher and the
+// subscriber, which runs one sync goroutine per subscriber connection, and Close(ctx)
+// stops and waits for all of them. Locks: the Hub calls
 // Subscribe and Unsubscribe holding a registry shard's subMu, so PubSub.mu comes
 // after shard.subMu; nothing holding PubSub.mu calls into the Hub or Redis, and the
 // logLimiter locks are leaves.
@@ -107,11 +108,13 @@ type PubSub struct {
 
 	pubLog, dropLog, downLog, junkLog logLimiter
 
-	stop      chan struct{}   // closed by Close: the publisher flushes the queue and returns
-	ctx       context.Context // cancelled by Close: the subscriber returns
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup // the publisher and subscriber goroutines
-	closeOnce sync.Once
+	stop       chan struct{}   // closed by Close: the publisher flushes the queue and returns
+	ctx        context.Context // cancelled by Close: the subscriber returns
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup // the publisher and subscriber goroutines
+	stopOnce   sync.Once      // Close's stop and cancel
+	clientOnce sync.Once      // Close's closing of client, whose error is clientErr
+	clientErr  error
 }
 
 var _ hub.PubSub = (*PubSub)(nil)
@@ -183,8 +186,9 @@ type Deliverer interface {
 	DeliverLocal(b *hub.Broadcast)
 }
 
-// Dial connects to the Redis at cfg.URL and checks that it answers. The adapter
-// publishes and subscribes once Start has given it a Hub; Close releases it.
+// Dial connects to the Redis at cfg.URL and checks that it answers, within ctx. It starts
+// no goroutine: the adapter publishes and subscribes once Start has given it a Hub, and
+// Close releases it.
 func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 	opts, err := redisOptions(cfg.URL)
 	if err != nil {
@@ -229,11 +233,12 @@ func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 	return r, nil
 }
 
-// Start begins publishing and subscribing; broadcasts from other nodes go to
+// Start starts the publisher and the subscriber; broadcasts from other nodes go to
 // h.DeliverLocal. Topics subscribed to before Start are subscribed to now. It waits (up
-// to 5 s) for the subscriber connection, so that a node serves clients only once it
-// hears the others. Start must be called once, before Close.
-func (r *PubSub) Start(h Deliverer) {
+// to 5 s, or until ctx ends) for the subscriber connection, so that a node serves clients
+// only once it hears the others; Redis not answering by then is logged, and the
+// subscriber keeps trying. Start is called once, before Close.
+func (r *PubSub) Start(ctx context.Context, h Deliverer) {
 	r.mu.Lock()
 	started := r.started
 	r.started = true
@@ -246,23 +251,40 @@ func (r *PubSub) Start(h Deliverer) {
 	go r.publishLoop()
 	go r.subscribeLoop()
 	r.log.Info("sharing broadcasts and luachan.store through Redis", "node", fmt.Sprintf("%016x", r.node))
-	if !r.waitState(redisDialTimeout+redisIOTimeout, func() bool { return r.up }) {
+	if !r.waitState(ctx, redisDialTimeout+redisIOTimeout, func() bool { return r.up }) {
 		r.log.Warn("not subscribed on Redis yet; serving, and retrying")
 	}
 }
 
-// Close publishes what is queued (for up to 1 s), stops the goroutines and closes the
-// Redis client; the Store stops working too.
-func (r *PubSub) Close() error {
-	var err error
-	r.closeOnce.Do(func() {
+// Close publishes what is queued (for up to 1 s), stops the goroutines and waits for them,
+// then closes the Redis client: the Store and the Presence stop working too, so Close
+// them first. When ctx ends first, Close closes the client at once, cutting off what
+// is in flight (the goroutines then return on their own), and returns ctx's error.
+func (r *PubSub) Close(ctx context.Context) error {
+	r.stopOnce.Do(func() {
 		r.closing.Store(true)
 		close(r.stop) // the publisher flushes the queue, then returns
 		r.cancel()    // the subscriber returns
-		r.wg.Wait()
-		err = r.client.Close()
 	})
-	return err
+	waited := waitFor(ctx, r.wg.Wait)
+	r.clientOnce.Do(func() { r.clientErr = r.client.Close() })
+	if waited != nil {
+		return fmt.Errorf("redis: publisher or subscriber still running: %w", waited)
+	}
+	return r.clientErr
+}
+
+// waitFor runs wait and returns nil once it has, or ctx's error when ctx ends first;
+// wait's goroutine then finishes on its own.
+func waitFor(ctx context.Context, wait func()) error {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns the adapter's counters.
@@ -357,7 +379,7 @@ func (r *PubSub) wake() {
 // connection is down, or redisSubscribeWait passes. It waits at most once per stall: while
 // Redis does not answer, the callers (holding a registry shard's subMu) must not queue up.
 func (r *PubSub) await(ticket uint64) {
-	done := r.waitState(redisSubscribeWait, func() bool { return !r.up || r.stalled || r.confirmed >= ticket })
+	done := r.waitState(context.Background(), redisSubscribeWait, func() bool { return !r.up || r.stalled || r.confirmed >= ticket })
 	if !done {
 		// Redis is slow or the connection is dead but not yet known to be: the
 		// subscription applies when it can, and joins stop waiting until Redis answers.
@@ -368,9 +390,9 @@ func (r *PubSub) await(ticket uint64) {
 	}
 }
 
-// waitState waits until cond holds (it is called with r.mu held), Close is called or
-// timeout passes (false).
-func (r *PubSub) waitState(timeout time.Duration, cond func() bool) bool {
+// waitState waits until cond holds (it is called with r.mu held), or (false) Close is
+// called, ctx ends or timeout passes.
+func (r *PubSub) waitState(ctx context.Context, timeout time.Duration, cond func() bool) bool {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -384,6 +406,8 @@ func (r *PubSub) waitState(timeout time.Duration, cond func() bool) bool {
 		select {
 		case <-ch:
 		case <-timer.C:
+			return false
+		case <-ctx.Done():
 			return false
 		case <-r.ctx.Done():
 			return false

@@ -164,9 +164,9 @@ func startRedisNode(tb testing.TB, url string, cfg redis.Config) *redisNode {
 	if err != nil {
 		tb.Fatalf("DialRedis: %v", err)
 	}
-	tb.Cleanup(func() { ps.Close() }) // after the Hub's shutdown: cleanups run last first
+	tb.Cleanup(func() { _ = ps.Close(context.Background()) }) // after the Hub's Close: cleanups run last first
 	ts := hubtest.StartServer(tb, hub.Config{PubSub: ps, Logger: cfg.Logger})
-	ps.Start(ts.Hub)
+	ps.Start(context.Background(), ts.Hub)
 	return &redisNode{Server: ts, ps: ps}
 }
 
@@ -429,12 +429,12 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := hub.New(hub.Config{Handler: hubtest.NewHandler(), PubSub: ps, Logger: testLogger(t)})
-	ps.Start(h)
+	ps.Start(context.Background(), h)
 	const n = 2000
 	for i := range n {
 		h.Broadcast(bcast("t", "e", i))
 	}
-	if err := ps.Close(); err != nil {
+	if err := ps.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
@@ -452,7 +452,7 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 	defer cancel()
-	h.Shutdown(ctx)
+	h.Close(ctx)
 }
 
 func TestCheckRedisURL(t *testing.T) {
@@ -551,17 +551,17 @@ func benchFanout(b *testing.B, rs *redisServer, subs, nodes int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { ps.Close() })
+			b.Cleanup(func() { _ = ps.Close(context.Background()) })
 			cfg.PubSub = ps
 		}
 		h := hub.New(cfg)
 		if ps != nil {
-			ps.Start(h)
+			ps.Start(context.Background(), h)
 		}
 		b.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), hubtest.WaitTimeout)
 			defer cancel()
-			h.Shutdown(ctx)
+			h.Close(ctx)
 		})
 		hubs[i] = h
 	}

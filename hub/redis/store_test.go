@@ -42,7 +42,7 @@ func dialStore(t *testing.T, url string) *redis.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ps.Close() })
+	t.Cleanup(func() { _ = ps.Close(context.Background()) })
 	return ps.Store()
 }
 

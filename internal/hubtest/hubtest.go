@@ -136,8 +136,8 @@ func StartServer(tb testing.TB, cfg hub.Config) *Server {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			tb.Errorf("Shutdown: %v", err)
+		if err := h.Close(ctx); err != nil {
+			tb.Errorf("Close: %v", err)
 		}
 		srv.Close()
 	})
