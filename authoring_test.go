@@ -142,3 +142,14 @@ func subsetOf(want, got map[string]any) bool {
 	}
 	return true
 }
+
+// TestNoChannelScriptWarns: a scripts folder with no channel script (a typo in -scripts
+// that names an empty folder, or only socket.lua) is a warning at start, not silence.
+func TestNoChannelScriptWarns(t *testing.T) {
+	s := startServer(t, writeScripts(t, map[string]string{"socket.lua": `return { connect = function() return true end }`}))
+	s.log.waitFor(t, 5*time.Second, "level=WARN", "no channel script loaded")
+	full := startServer(t, writeScripts(t, map[string]string{"a.lua": `return { topic = "a", join = function() return true end }`}))
+	if n := full.log.count("no channel script"); n != 0 {
+		t.Errorf("warned of no channel script with a.lua loaded")
+	}
+}

@@ -165,6 +165,9 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		}
 		return usagef("luachan: %v", err)
 	}
+	if n.eng.Stats().Scripts == 0 {
+		n.log.Warn("no channel script loaded: every join will be answered \"unmatched topic\"; add a *.lua file that returns a channel table (see scripts/examples), it is picked up without a restart", "scripts", cfg.Scripts)
+	}
 	n.stopHup = reloadOnHangup(n.eng, n.log)
 
 	mux := http.NewServeMux()
