@@ -28,3 +28,13 @@ func TestTypesCommand(t *testing.T) {
 		t.Errorf("luachan types extra said %q, want it to say it takes no arguments", msg)
 	}
 }
+
+// TestHelpNamesSubcommands: luachan -h names the test and types commands.
+func TestHelpNamesSubcommands(t *testing.T) {
+	out, _ := exec.Command(binPath, "-h").CombinedOutput()
+	for _, want := range []string{"luachan test [flags] [DIR]", "luachan types"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("luachan -h does not name %q:\n%s", want, out)
+		}
+	}
+}

@@ -67,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "luachan: a realtime channel server speaking the Phoenix Channels protocol,\n"+
 			"with channels written in Lua scripts that reload when saved.\n\n"+
-			"Usage: luachan [flags]\n\nEvery flag can also be set by the environment variable named in brackets;\n"+
+			"Usage: luachan [flags]\n       luachan test [flags] [DIR]   run the *_test.lua script tests in DIR\n       luachan types                print LuaLS annotations of the script API\n\nEvery flag can also be set by the environment variable named in brackets;\n"+
 			"a flag on the command line wins.\n\n")
 		fs.PrintDefaults()
 	}
