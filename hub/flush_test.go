@@ -31,9 +31,9 @@ func (n *nullConn) SyscallConn() (syscall.RawConn, error) { return n.f.SyscallCo
 // drained reports whether every connection has written everything queued to it.
 func drained(conns []*Conn) bool {
 	for _, c := range conns {
-		c.mu.Lock()
-		busy := c.writing || c.q.size() > 0
-		c.mu.Unlock()
+		c.w.mu.Lock()
+		busy := c.w.state != writerIdle || c.w.q.size() > 0
+		c.w.mu.Unlock()
 		if busy {
 			return false
 		}
@@ -70,7 +70,7 @@ func BenchmarkFlush(b *testing.B) {
 				defer cancel()
 				h.Shutdown(ctx)
 				for _, c := range conns {
-					<-c.writerDone
+					<-c.w.done
 					c.nc.Close()
 				}
 			})
