@@ -25,6 +25,11 @@ var lastKey atomic.Uint64
 // A LongPoll Conn (lp not nil) has no socket: its queue is emptied by the client's
 // polls, and its frames arrive in POST requests (see longpoll.go).
 type Conn struct {
+	// w is the outbound queue, the writer role and the close request. Its lock, w.mu,
+	// also orders the reader's idle deadline before a close's (armIdleDeadline). It
+	// comes first, so that its fields fall on cache lines as laid out in writer.
+	w writer
+
 	hub     *Hub
 	nc      net.Conn  // the socket, whose write side is w's; nil for LongPoll
 	lp      *longPoll // LongPoll session state; nil for a WebSocket
@@ -42,9 +47,6 @@ type Conn struct {
 	rd     frameReader // reader only
 	bucket tokenBucket // inbound rate limit; reader only (LongPoll: under lp.handleMu)
 
-	// w is the outbound queue, the writer role and the close request. Its lock, w.mu,
-	// also orders the reader's idle deadline before a close's (armIdleDeadline).
-	w writer
 }
 
 // CloseError is the reason passed to Session.Closed for a connection closed with a close
@@ -178,11 +180,16 @@ func (c *Conn) queueFrame(frame []byte, now bool) error {
 	}
 	held, err := c.w.send(frame, now)
 	if err == ErrSlow {
-		c.closed()
-		c.hub.count.slowClosed.Add(1)
-		c.logger().Warn("slow consumer closed", "reason", ErrSlow, "queued", held)
+		c.slowClosed(held)
 	}
 	return err
+}
+
+// slowClosed follows a send that closed c as a slow consumer, holding held bytes.
+func (c *Conn) slowClosed(held int) {
+	c.closed()
+	c.hub.count.slowClosed.Add(1)
+	c.logger().Warn("slow consumer closed", "reason", ErrSlow, "queued", held)
 }
 
 // closeWith starts closing the connection: its writer writes what is queued (if

@@ -21,51 +21,53 @@ const (
 // Every frame for the client goes through send; only the role's holder touches the
 // socket's write side, and the role passes between goroutines only as written here.
 //
-// The role (state) is one of:
+// Who writes, by state:
 //
-//	idle     nobody writes: the queue is empty, or held back by a cork
-//	inline   the goroutine that sent (or uncorked) writes, once and without blocking
-//	flushing the connection waits in the flush queue, or a flusher writes it, without blocking
-//	looping  a writer goroutine (writeLoop) writes, and may block within writeWait
-//	closed   the close frame is written or abandoned; nobody writes again
+//	writerIdle      nobody: the queue is empty, or held back by a cork
+//	writerInline    the goroutine that sent (or uncorked), once and without blocking
+//	writerFlushing  a shared flusher, once and without blocking (the writer waits in
+//	                the flush queue until one takes it)
+//	writerLooping   a writer goroutine of its own (writeLoop), which may block within
+//	                writeWait: for a socket whose kernel buffer is full, one that is
+//	                closing, or one with no descriptor (raw nil: a pipe)
+//	writerClosed    nobody, ever again: the close frame is written or abandoned
 //
 // Transitions, each made under mu:
 //
-//	idle → inline     send, or the last uncork, with frames queued
-//	idle → flushing   send for a broadcast (later), or the last uncorkLater
-//	idle → looping    send to a socket with no descriptor (raw nil; the loop then stays,
-//	                  waiting on wake), or close, which always needs a writer
-//	inline → idle, flushing → idle    the write took everything and nothing more is queued
-//	inline → flushing, flushing → flushing    more is queued: the others get their turn first
-//	inline → looping, flushing → looping    the kernel buffer is full, the write failed, or
-//	                  the connection is closing: only writeLoop may block
-//	looping → idle    the queue is empty and the socket has a descriptor
-//	looping → closed  writeLoop wrote the close frame (or gave it up); done is closed
+//	idle     → inline    send, or the last uncork, with frames queued
+//	idle     → flushing  send for a broadcast, or the last uncork(later)
+//	idle     → looping   send or uncork to a socket with no descriptor (the loop then
+//	                     stays, waiting on wake); close (a close always needs a writer)
+//	inline   → idle      the write took everything, and nothing more was queued
+//	flushing → idle      the same
+//	inline   → flushing  more was queued meanwhile: the flushers take the rest in turn
+//	flushing → flushing  the same
+//	inline   → looping   the kernel took only part, the write failed, or a close came
+//	flushing → looping   the same
+//	looping  → idle      the queue is empty (a socket with a descriptor only)
+//	looping  → closed    writeLoop wrote the close frame, or gave it up; done is closed
 //
 // A send while the role is held only queues: the holder takes everything queued at its
 // next write, so frames sent together reach the socket in one system call. A holder
 // gives the role up only when it finds the queue empty, under mu, so no frame is ever
-// left without a writer. While corked, sends only queue, whatever the state; the last
-// uncork starts a writer as a send would. A close is never held back: it is recorded
-// once (the first wins), drops the queue unless it flushes, bounds the write in progress
-// to closeWait, and makes sure writeLoop runs to write the close frame. A send that
-// takes the queue over its limit closes as a slow consumer (ClosePolicy, ErrSlow,
-// without a flush). A writer without a socket (LongPoll) is a queue and a close record
-// only: its frames are taken by the session's polls, woken through wake.
+// left without a writer. While corked, a send only queues; the last uncork takes the
+// role as a send would. A close is never held back by a cork: the first one is
+// recorded with its reason (later ones change nothing), drops the queue unless it
+// flushes, bounds the write in progress to closeWait, and makes sure writeLoop runs to
+// finish the frame begun and write the close frame; sends then return ErrClosed. A send
+// that takes the queue over its limit closes it as a slow consumer (ClosePolicy, "slow
+// consumer", ErrSlow, no flush). A writer without a socket (LongPoll) is a queue and a
+// close record only: its state stays idle, and its frames are taken by the session's
+// polls, woken through wake.
 type writer struct {
-	nc   net.Conn        // the socket, whose write side is the role holder's; nil for LongPoll
-	raw  syscall.RawConn // nc's descriptor, for writes that must not block; nil: writeLoop writes
-	wg   *sync.WaitGroup // the Hub's: counts writeLoop goroutines and hand-offs to the flushers
-	wake chan struct{}   // without raw, capacity 1: wakes the resident writeLoop, or a LongPoll's poll
-	done chan struct{}   // closed once the close frame is written (or abandoned)
-
-	// Owned by the role's holder.
+	// Owned by the role's holder. (First, and apart from the read-only fields below:
+	// a flusher writes these while a broadcast reads those, on another core.)
 	pending [][]byte    // frames taken from the queue that a write without blocking left over
 	cut     bool        // pending's first frame is the rest of one partly written
 	spare   [][]byte    // an emptied frame list, for the queue's next burst
 	bufs    net.Buffers // vectored-write state
 
-	mu     sync.Mutex // guards the fields below (and, for a Conn, lp.unsent)
+	mu     sync.Mutex // guards the fields below up to nc (and, for a Conn, lp.unsent)
 	q      outQueue
 	state  writerState
 	corked int // cork calls not yet undone: frames queued meanwhile wait for uncork
@@ -75,6 +77,13 @@ type writer struct {
 	closeText  string // close frame reason
 	closeErr   error  // reason handed to Session.Closed
 	closeFlush bool   // write what is queued before the close frame
+
+	// Set by init, then read-only.
+	nc   net.Conn        // the socket, whose write side is the role holder's; nil for LongPoll
+	raw  syscall.RawConn // nc's descriptor, for writes that must not block; nil: writeLoop writes
+	wg   *sync.WaitGroup // the Hub's: counts writeLoop goroutines and hand-offs to the flushers
+	wake chan struct{}   // without raw, capacity 1: wakes the resident writeLoop, or a LongPoll's poll
+	done chan struct{}   // closed once the close frame is written (or abandoned)
 }
 
 // writerState is who holds a writer's role; see writer.
