@@ -187,7 +187,7 @@ func (c *Conn) queueFrame(frame []byte, now bool) error {
 
 // slowClosed follows a send that closed c as a slow consumer, holding held bytes.
 func (c *Conn) slowClosed(held int) {
-	c.closed()
+	c.closeRequested()
 	c.hub.count.slowClosed.Add(1)
 	c.logger().Warn("slow consumer closed", "reason", ErrSlow, "queued", held)
 }
@@ -199,13 +199,14 @@ func (c *Conn) slowClosed(held int) {
 func (c *Conn) closeWith(code int, text string, err error, flush bool) bool {
 	first := c.w.close(code, text, err, flush)
 	if first {
-		c.closed()
+		c.closeRequested()
 	}
 	return first
 }
 
-// closed follows the first close request: it wakes a LongPoll session's owner and polls.
-func (c *Conn) closed() {
+// closeRequested follows the first close request: it wakes a LongPoll session's owner
+// and its polls.
+func (c *Conn) closeRequested() {
 	if c.lp != nil {
 		close(c.lp.closeReq)
 	}

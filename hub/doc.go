@@ -20,7 +20,7 @@
 //	writer.mu    one connection's outbound queue, writer state, corks and close request
 //	             (Conn.w; it also guards a LongPoll's unsent frames)
 //	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
-//	flushQueue.mu      the connections waiting for a flusher; never held with any other
+//	flushQueue.mu      the writers waiting for a flusher; never held with any other
 //	longPollSlots.mu   the LongPoll session counts, in all and by address; never held with any other
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks

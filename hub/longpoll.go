@@ -62,7 +62,7 @@ type longPoll struct {
 	token    string
 	addr     string        // the remote IP address its slot is counted under
 	unsent   [][]byte      // guarded by Conn.w.mu: frames an answer took but failed to deliver
-	closeReq chan struct{} // closed by the first close request (see Conn.closed)
+	closeReq chan struct{} // closed by the first close request (see Conn.closeRequested)
 	taken    chan struct{} // capacity 1: a poll took frames from a closing session
 	polls    atomic.Int32  // polls waiting for frames
 	lastSeen atomic.Int64  // monoNow of the latest request's start or end
