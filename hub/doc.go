@@ -17,9 +17,10 @@
 //	shard.subMu  serialises Subscribe/Unsubscribe of one registry shard, and their PubSub calls
 //	shard.mu     the shard's topic map; Broadcast takes it for reading only
 //	Hub.mu       the connection set, the socket-id index, the LongPoll tokens and the shutdown flag
-//	Conn.mu      one connection's outbound queue, close state, and who writes (writing, corked)
+//	writer.mu    one connection's outbound queue, writer state, corks and close request
+//	             (Conn.w; it also guards a LongPoll's unsent frames)
 //	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
-//	flushQueue.mu      the connections waiting for a flusher; never held with any other
+//	flushQueue.mu      the writers waiting for a flusher; never held with any other
 //	longPollSlots.mu   the LongPoll session counts, in all and by address; never held with any other
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks
@@ -27,7 +28,7 @@
 // across PubSub.Subscribe/Unsubscribe, so that a topic's first subscribe and last
 // unsubscribe reach the PubSub in the order they happened; broadcasts never wait for it.
 //
-// Lock order: longPoll.handleMu before shard.subMu before shard.mu before Conn.mu
+// Lock order: longPoll.handleMu before shard.subMu before shard.mu before writer.mu
 // (SubscribeAfter queues a join reply under shard.mu, so that no broadcast can slip in
 // ahead of it; a LongPoll POST calls Session.Handle, which may subscribe, holding
 // handleMu). No other two are ever held together:
@@ -39,14 +40,16 @@
 //
 // Every WebSocket connection has one goroutine of its own, its reader (ServeHTTP
 // returns after the upgrade, so net/http's per-request state is not kept). It has no
-// writer goroutine while it has nothing to write: a reply or push is written by the
-// goroutine that sends it, with a write that never blocks; broadcasts are written by at
-// most GOMAXPROCS shared flushers, each writing every frame queued for a subscriber in
-// one writev; and only a socket whose kernel buffer is full, or one that is closing,
-// gets a writer goroutine (writeLoop) for as long as it has something to write. At most
-// one goroutine writes a connection at a time (Conn.writing). A LongPoll session has one
-// goroutine of its own (runLongPoll), which ends it when it is closed or idle; its
-// requests run on their net/http goroutines. The Hub counts all of them, and every
+// writer goroutine while it has nothing to write. Its writer (writer.go, whose doc
+// comment lists the states and who may write in each) hands the role of writing the
+// socket to at most one goroutine at a time: the goroutine that sends a reply or push,
+// with a write that never blocks (writerInline); one of at most GOMAXPROCS shared
+// flushers for broadcasts, each writing every frame queued for a subscriber in one
+// writev (writerFlushing); and only for a socket whose kernel buffer is full, or one
+// that is closing, a writer goroutine (writeLoop, writerLooping) for as long as it has
+// something to write. A LongPoll session has one goroutine of its own (runLongPoll),
+// which ends it when it is closed or idle; its requests run on their net/http
+// goroutines. The Hub counts all of them, and every
 // request it admits, in a WaitGroup, so Close returns only once every Session.Closed
 // has returned and every connection goroutine has exited. Rate limits and idle timeouts
 // need no goroutine or timer of their own per WebSocket: the token bucket refills

@@ -61,8 +61,8 @@ const (
 type longPoll struct {
 	token    string
 	addr     string        // the remote IP address its slot is counted under
-	unsent   [][]byte      // guarded by Conn.mu: frames an answer took but failed to deliver
-	closeReq chan struct{} // closed by the first close request (see beginCloseLocked)
+	unsent   [][]byte      // guarded by Conn.w.mu: frames an answer took but failed to deliver
+	closeReq chan struct{} // closed by the first close request (see Conn.closeRequested)
 	taken    chan struct{} // capacity 1: a poll took frames from a closing session
 	polls    atomic.Int32  // polls waiting for frames
 	lastSeen atomic.Int64  // monoNow of the latest request's start or end
@@ -304,10 +304,10 @@ func (c *Conn) runLongPoll() {
 	defer grace.Stop()
 	for expired := false; c.queuedBytes() > 0; {
 		if expired {
-			c.mu.Lock()
-			c.q.drop()
+			c.w.mu.Lock()
+			c.w.q.drop()
 			c.dropUnsentLocked()
-			c.mu.Unlock()
+			c.w.mu.Unlock()
 			if c.queuedBytes() > 0 {
 				<-lp.taken // a poll is still writing its answer; it signals when done
 			}
@@ -325,13 +325,13 @@ func (c *Conn) runLongPoll() {
 	lp.handleMu.Unlock()
 	c.hub.removeConn(c)
 	c.hub.lpSlots.release(lp.addr)
-	c.wakeWriter() // a poll that arrived meanwhile answers 410
+	c.w.wakeUp() // a poll that arrived meanwhile answers 410
 	c.ended()
 }
 
 // dropUnsentLocked discards the frames a failed answer left for the next poll.
 func (c *Conn) dropUnsentLocked() {
-	c.q.wrote(framesSize(c.lp.unsent))
+	c.w.q.wrote(framesSize(c.lp.unsent))
 	c.lp.unsent = nil
 }
 
@@ -346,9 +346,9 @@ func framesSize(frames [][]byte) (n int) {
 // queuedBytes returns how many bytes wait in the outbound queue, or in an answer that
 // has not been delivered.
 func (c *Conn) queuedBytes() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.q.size()
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.q.size()
 }
 
 // poll answers a GET: the frames queued so far, or those that arrive within
@@ -372,14 +372,14 @@ func (c *Conn) poll(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client is gone; nothing was taken
 		}
-		c.mu.Lock()
+		c.w.mu.Lock()
 		frames := lp.unsent
 		lp.unsent = nil
-		if c.q.queued > 0 {
-			frames = append(frames, c.q.take(nil)...)
+		if c.w.q.queued > 0 {
+			frames = append(frames, c.w.q.take(nil)...)
 		}
-		closing := c.closing
-		c.mu.Unlock()
+		closing := c.w.closing
+		c.w.mu.Unlock()
 		switch {
 		case len(frames) > 0:
 			c.deliver(w, frames)
@@ -393,7 +393,7 @@ func (c *Conn) poll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		select {
-		case <-c.wake:
+		case <-c.w.wake:
 		case <-lp.closeReq: // every waiting poll sees the close, not just one
 		case <-window.C:
 			_ = writeLongPoll(w, http.StatusNoContent, lp.token, nil) // nothing is lost when this does not arrive
@@ -414,10 +414,10 @@ func (c *Conn) deliver(w http.ResponseWriter, frames [][]byte) {
 	if err == nil {
 		err = rc.Flush()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
 	if err == nil {
-		c.q.wrote(framesSize(frames))
+		c.w.q.wrote(framesSize(frames))
 		return
 	}
 	c.lp.unsent = append(frames, c.lp.unsent...)

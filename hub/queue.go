@@ -6,7 +6,7 @@ const maxKeptQueueCap = 1024
 
 // outQueue is one connection's outbound frames, bounded in bytes rather than in frames
 // so that a client cannot pin an unbounded amount of memory with a few huge messages or
-// many small ones. It has no lock of its own: Conn.mu guards it.
+// many small ones. It has no lock of its own: its writer.mu guards it.
 //
 // Bytes handed to the writer stay counted until the writer has written them, so the
 // bound covers everything the connection holds, not only what waits in the list.

@@ -27,7 +27,7 @@ func (c *Conn) run() {
 	}
 	c.readLoop()
 
-	<-c.writerDone
+	<-c.w.done
 	_ = c.nc.Close()
 	c.rd.in.release()
 	c.hub.removeConn(c)
@@ -92,7 +92,7 @@ func (c *Conn) readLoop() {
 // side or closeGrace passes: closing a socket with unread data would reset it, and the
 // reset could destroy the close frame before the client reads it.
 func (c *Conn) drain() {
-	<-c.writerDone
+	<-c.w.done
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}
@@ -102,9 +102,9 @@ func (c *Conn) drain() {
 // armIdleDeadline gives the client IdleTimeout to send its next frame. A closing
 // connection keeps the shorter deadline the writer set.
 func (c *Conn) armIdleDeadline() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closing {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	if !c.w.closing {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.hub.cfg.IdleTimeout))
 	}
 }

@@ -91,7 +91,7 @@ func (h *Hub) Subscribe(topic string, s Subscriber) { h.SubscribeAfter(topic, s,
 // Every broadcast s then receives is queued after what first queued, and every broadcast
 // published after SubscribeAfter returns reaches s: a client never sees a broadcast
 // before its join reply, nor misses one sent after it. first must not block; it may
-// queue on connections (shard.mu is taken before Conn.mu).
+// queue on connections (shard.mu is taken before writer.mu).
 func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) {
 	sh := h.reg.shard(topic)
 	sh.subMu.Lock()

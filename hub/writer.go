@@ -2,8 +2,9 @@ package hub
 
 import (
 	"fmt"
-	"runtime"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -15,169 +16,349 @@ const (
 	closeGrace = 2 * time.Second        // how long the reader then waits for the client's close reply
 )
 
-// A connection has a writer only while it has something to write. The goroutine that
-// finds the queue unattended (Conn.writing false) becomes the writer and sets writing;
-// the writer gives the role up, clearing writing under Conn.mu, only when it finds the
-// queue empty, so no frame is ever left behind without a writer. Writes that cannot
-// block come first: a reply or push is written inline by the goroutine that sends it,
-// and a broadcast's connections are handed to a few flusher goroutines that write to
-// each in turn (see writeSome). Only a connection whose socket is full, or that is
-// closing, gets a writer goroutine of its own (writeLoop), which may block, within
-// writeWait.
+// writer is a connection's outbound side: its bounded queue, the role of writing the
+// socket, which at most one goroutine holds at a time, and the close it must carry out.
+// Every frame for the client goes through send; only the role's holder touches the
+// socket's write side, and the role passes between goroutines only as written here.
+//
+// Who writes, by state:
+//
+//	writerIdle      nobody: the queue is empty, or held back by a cork
+//	writerInline    the goroutine that sent (or uncorked), once and without blocking
+//	writerFlushing  a shared flusher, once and without blocking (the writer waits in
+//	                the flush queue until one takes it)
+//	writerLooping   a writer goroutine of its own (writeLoop), which may block within
+//	                writeWait: for a socket whose kernel buffer is full, one that is
+//	                closing, or one with no descriptor (raw nil: a pipe)
+//	writerClosed    nobody, ever again: the close frame is written or abandoned
+//
+// Transitions, each made under mu:
+//
+//	idle     → inline    send, or the last uncork, with frames queued
+//	idle     → flushing  send for a broadcast, or the last uncork(later)
+//	idle     → looping   send or uncork to a socket with no descriptor (the loop then
+//	                     stays, waiting on wake); close (a close always needs a writer)
+//	inline   → idle      the write took everything, and nothing more was queued
+//	flushing → idle      the same
+//	inline   → flushing  more was queued meanwhile: the flushers take the rest in turn
+//	flushing → flushing  the same
+//	inline   → looping   the kernel took only part, the write failed, or a close came
+//	flushing → looping   the same
+//	looping  → idle      the queue is empty (a socket with a descriptor only)
+//	looping  → closed    writeLoop wrote the close frame, or gave it up; done is closed
+//
+// A send while the role is held only queues: the holder takes everything queued at its
+// next write, so frames sent together reach the socket in one system call. A holder
+// gives the role up only when it finds the queue empty, under mu, so no frame is ever
+// left without a writer. While corked, a send only queues; the last uncork takes the
+// role as a send would. A close is never held back by a cork: the first one is
+// recorded with its reason (later ones change nothing), drops the queue unless it
+// flushes, bounds the write in progress to closeWait, and makes sure writeLoop runs to
+// finish the frame begun and write the close frame; sends then return ErrClosed. A send
+// that takes the queue over its limit closes it as a slow consumer (ClosePolicy, "slow
+// consumer", ErrSlow, no flush). A writer without a socket (LongPoll) is a queue and a
+// close record only: its state stays idle, and its frames are taken by the session's
+// polls, woken through wake.
+type writer struct {
+	// Owned by the role's holder. (First, and apart from the read-only fields below:
+	// a flusher writes these while a broadcast reads those, on another core.)
+	pending [][]byte    // frames taken from the queue that a write without blocking left over
+	cut     bool        // pending's first frame is the rest of one partly written
+	spare   [][]byte    // an emptied frame list, for the queue's next burst
+	bufs    net.Buffers // vectored-write state
 
-// startWriter starts a writer goroutine. The caller has set c.writing for it.
-func (c *Conn) startWriter() {
-	c.hub.wg.Add(1)
-	go c.writeLoop()
+	mu     sync.Mutex // guards the fields below up to nc (and, for a Conn, lp.unsent)
+	q      outQueue
+	state  writerState
+	corked int // cork calls not yet undone: frames queued meanwhile wait for uncork
+	// closing is set once, by the first close request; later requests change nothing.
+	closing    bool
+	closeCode  int    // close frame code to send; 0 sends none (the socket is gone)
+	closeText  string // close frame reason
+	closeErr   error  // reason handed to Session.Closed
+	closeFlush bool   // write what is queued before the close frame
+
+	// Set by init, then read-only.
+	nc   net.Conn        // the socket, whose write side is the role holder's; nil for LongPoll
+	raw  syscall.RawConn // nc's descriptor, for writes that must not block; nil: writeLoop writes
+	wg   *sync.WaitGroup // the Hub's: counts writeLoop goroutines and hand-offs to the flushers
+	wake chan struct{}   // without raw, capacity 1: wakes the resident writeLoop, or a LongPoll's poll
+	done chan struct{}   // closed once the close frame is written (or abandoned)
 }
 
-// writeSome writes what is queued from the calling goroutine, which holds the writer
-// role, with one vectored write that does not block. What was queued meanwhile it
-// leaves to the flushers; what the socket did not take at once, and a close, to a
-// writer goroutine.
-func (c *Conn) writeSome() {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		c.startWriter()
-		return
-	}
-	frames := c.q.take(c.spare)
-	c.spare = nil
-	c.mu.Unlock()
-	if len(c.pending) > 0 { // the rest of the last write goes first
-		frames = append(c.pending, frames...)
-		c.pending = nil
-	}
+// writerState is who holds a writer's role; see writer.
+type writerState uint8
 
-	n, blocked, err := writeNow(c.raw, frames)
-	if c.pending, c.cut = skipWritten(frames, n); c.pending == nil {
-		c.spare = recycle(frames)
-	}
-
-	c.mu.Lock()
-	c.q.wrote(n)
-	if err == nil && !blocked && !c.closing {
-		if len(c.pending) == 0 && c.q.queued == 0 {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		scheduleFlush(c) // more than one write's worth: the others get their turn first
-		return
-	}
-	c.mu.Unlock()
-	if err != nil {
-		c.writeFailed(err)
-	}
-	c.startWriter()
-}
-
-// Flush queue sizes.
+// The writer states; see writer.
 const (
-	maxFlushBatch     = 128     // connections a flusher takes from the flush queue at once
-	maxKeptFlushQueue = 1 << 17 // longest flush queue whose memory is kept once it empties
+	writerIdle writerState = iota
+	writerInline
+	writerFlushing
+	writerLooping
+	writerClosed
 )
 
-// flushQueue is the connections whose queued broadcasts wait for a flusher: a few
-// goroutines, at most GOMAXPROCS, that write to each connection in turn without
-// blocking. A broadcast to ten thousand subscribers thus starts no goroutine per
-// subscriber, and a subscriber whose writer is still busy gets several broadcasts in
-// one write. The flushers are shared by every Hub of the process; each queued
-// connection counts in its Hub's wg until it has been written to, and a flusher exits
-// when the queue is empty.
-var flushQueue struct {
-	mu      sync.Mutex // guards the fields below
-	conns   []*Conn    // waiting, oldest from head on
-	head    int
-	workers int // flushers running
+func (s writerState) String() string {
+	return [...]string{"idle", "inline", "flushing", "looping", "closed"}[s]
 }
 
-// scheduleFlush queues c, whose writer role the caller hands over, for a flusher.
-func scheduleFlush(c *Conn) {
-	c.hub.wg.Add(1)
-	fq := &flushQueue
-	fq.mu.Lock()
-	fq.conns = append(fq.conns, c)
-	start := fq.workers < runtime.GOMAXPROCS(0)
-	if start {
-		fq.workers++
+// init prepares w to write to nc (nil: a LongPoll queue), within a queue of limit
+// bytes, counting its goroutines in wg.
+func (w *writer) init(nc net.Conn, wg *sync.WaitGroup, limit int) {
+	w.nc, w.wg, w.q.limit = nc, wg, limit
+	w.done = make(chan struct{})
+	if sc, ok := nc.(syscall.Conn); ok {
+		w.raw, _ = sc.SyscallConn()
 	}
-	fq.mu.Unlock()
-	if start {
-		go flusher()
+	if w.raw == nil {
+		w.wake = make(chan struct{}, 1)
 	}
 }
 
-// flusher writes to queued connections until the flush queue is empty.
-func flusher() {
-	fq := &flushQueue
-	var batch [maxFlushBatch]*Conn
-	for {
-		fq.mu.Lock()
-		k := copy(batch[:], fq.conns[fq.head:])
-		clear(fq.conns[fq.head : fq.head+k])
-		fq.head += k
-		if fq.head == len(fq.conns) {
-			if cap(fq.conns) > maxKeptFlushQueue {
-				fq.conns = nil // a freak burst's memory is not kept for good
-			}
-			fq.conns, fq.head = fq.conns[:0], 0
+// send queues frame and, if the role is idle and nothing is corked, takes it: with now
+// the calling goroutine writes at once, without blocking (inline); otherwise the
+// flushers do. It never blocks. It returns ErrClosed once closing, and ErrSlow, with
+// held the bytes the connection held, when the frame does not fit and this call closed w.
+func (w *writer) send(frame []byte, now bool) (held int, err error) {
+	w.mu.Lock()
+	if w.closing {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
+	if !w.q.push(frame) {
+		held = w.q.size()
+		w.closeLocked(ClosePolicy, "slow consumer", ErrSlow, false)
+		w.mu.Unlock()
+		return held, ErrSlow
+	}
+	if w.nc == nil {
+		w.mu.Unlock()
+		w.wakeUp() // a LongPoll's waiting poll
+		return 0, nil
+	}
+	if w.state != writerIdle || w.corked > 0 {
+		resident := w.corked == 0 && w.raw == nil
+		w.mu.Unlock()
+		if resident {
+			w.wakeUp()
 		}
-		if k == 0 {
-			fq.workers--
-			fq.mu.Unlock()
+		return 0, nil
+	}
+	s := w.claimLocked(now)
+	w.mu.Unlock()
+	w.run(s)
+	return 0, nil
+}
+
+// cork holds back writing what is queued until the matching uncork. Calls nest.
+func (w *writer) cork() {
+	w.mu.Lock()
+	w.corked++
+	w.mu.Unlock()
+}
+
+// uncork undoes one cork. The last one takes the idle role for what was queued
+// meanwhile, as send does: written now by the caller, or with later by the flushers.
+func (w *writer) uncork(later bool) {
+	w.mu.Lock()
+	w.corked--
+	if w.corked > 0 || w.state != writerIdle || w.q.queued == 0 || w.closing || w.nc == nil {
+		resident := w.corked == 0 && w.state != writerIdle && w.raw == nil
+		w.mu.Unlock()
+		if resident {
+			w.wakeUp()
+		}
+		return
+	}
+	s := w.claimLocked(!later)
+	w.mu.Unlock()
+	w.run(s)
+}
+
+// claimLocked takes the idle role for the caller, who then calls run with the state
+// returned: writeLoop for a socket with no descriptor, else inline (now) or flushing.
+func (w *writer) claimLocked(now bool) writerState {
+	switch {
+	case w.raw == nil:
+		w.state = writerLooping
+	case now:
+		w.state = writerInline
+	default:
+		w.state = writerFlushing
+	}
+	return w.state
+}
+
+// run hands the role just claimed as s to its holder.
+func (w *writer) run(s writerState) {
+	switch s {
+	case writerLooping:
+		w.startLoop()
+	case writerInline:
+		w.writeSome()
+	default:
+		scheduleFlush(w)
+	}
+}
+
+// close records the first close request: a writer writes what is queued (if flush),
+// then a close frame with code and text (none if code is 0), and err becomes the
+// reason for Session.Closed. It reports whether this call was the first.
+func (w *writer) close(code int, text string, err error, flush bool) bool {
+	w.mu.Lock()
+	first := w.closeLocked(code, text, err, flush)
+	w.mu.Unlock()
+	return first
+}
+
+// closeLocked is close with w.mu held. It makes sure a writer will write the close
+// frame: the holder, which hands over to writeLoop when it sees the close, or a
+// writeLoop started for it.
+//
+// It also bounds a write the holder may be blocked in (a slow client's full socket) to
+// closeWait, flushing or not, so that the frame on the wire may still be finished and
+// the close frame follow it: a client that stalled and reads again then learns why it
+// was closed. Doing this under w.mu orders it after the deadline writeLoop arms for a
+// burst (also under w.mu), so it is never overridden.
+func (w *writer) closeLocked(code int, text string, err error, flush bool) bool {
+	if w.closing {
+		return false
+	}
+	w.closing, w.closeCode, w.closeText, w.closeErr, w.closeFlush = true, code, text, err, flush
+	if !flush {
+		w.q.drop()
+	}
+	if w.nc == nil {
+		return true
+	}
+	_ = w.nc.SetWriteDeadline(time.Now().Add(closeWait))
+	switch {
+	case w.state == writerIdle:
+		w.state = writerLooping
+		w.startLoop()
+	case w.raw == nil:
+		w.wakeUp()
+	}
+	return true
+}
+
+// isClosing reports whether a close has been requested.
+func (w *writer) isClosing() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closing
+}
+
+// reason returns the reason given with the first close request (ErrClosed if none).
+func (w *writer) reason() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeErr == nil {
+		return ErrClosed
+	}
+	return w.closeErr
+}
+
+// wakeUp wakes a LongPoll session's waiting poll, or the resident writeLoop of a socket
+// without a descriptor. The buffered channel coalesces a burst of wake-ups into one:
+// the poll or loop then takes everything queued at once.
+func (w *writer) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startLoop starts writeLoop. The caller has set the state writerLooping for it.
+func (w *writer) startLoop() {
+	w.wg.Add(1)
+	go w.writeLoop()
+}
+
+// writeSome writes what is queued from the calling goroutine, which holds the role
+// (inline or flushing), with one vectored write that does not block. What was queued
+// meanwhile it leaves to the flushers; what the socket did not take at once, and a
+// close, to writeLoop.
+func (w *writer) writeSome() {
+	w.mu.Lock()
+	if w.closing {
+		w.state = writerLooping
+		w.mu.Unlock()
+		w.startLoop()
+		return
+	}
+	frames := w.q.take(w.spare)
+	w.spare = nil
+	w.mu.Unlock()
+	if len(w.pending) > 0 { // the rest of the last write goes first
+		frames = append(w.pending, frames...)
+		w.pending = nil
+	}
+
+	n, blocked, err := writeNow(w.raw, frames)
+	if w.pending, w.cut = skipWritten(frames, n); w.pending == nil {
+		w.spare = recycle(frames)
+	}
+
+	w.mu.Lock()
+	w.q.wrote(n)
+	if err == nil && !blocked && !w.closing {
+		if len(w.pending) == 0 && w.q.queued == 0 {
+			w.state = writerIdle
+			w.mu.Unlock()
 			return
 		}
-		fq.mu.Unlock()
-		for i, c := range batch[:k] {
-			batch[i] = nil
-			h := c.hub
-			c.writeSome()
-			h.wg.Done()
-		}
+		w.state = writerFlushing
+		w.mu.Unlock()
+		scheduleFlush(w) // more than one write's worth: the others get their turn first
+		return
 	}
+	w.state = writerLooping
+	w.mu.Unlock()
+	if err != nil {
+		w.failed(err)
+	}
+	w.startLoop()
 }
 
-// writeLoop is a writer goroutine, started with c.writing set for it. Each round takes
+// writeLoop is a writer goroutine, started with the state writerLooping. Each round takes
 // everything queued since the last one and writes it with a single vectored write, so
 // a burst of broadcasts costs one system call per client, and the shared broadcast
 // frames are never copied. It returns when the queue is empty, or after writing the
 // close frame.
-func (c *Conn) writeLoop() {
-	defer c.hub.wg.Done()
+func (w *writer) writeLoop() {
+	defer w.wg.Done()
 	failed := false // a write failed: the stream may end inside a frame
 	for {
-		c.mu.Lock()
-		frames := c.q.take(c.spare)
-		c.spare = nil
-		cut := c.cut
-		if len(c.pending) > 0 {
-			frames = append(c.pending, frames...)
-			c.pending, c.cut = nil, false
+		w.mu.Lock()
+		frames := w.q.take(w.spare)
+		w.spare = nil
+		cut := w.cut
+		if len(w.pending) > 0 {
+			frames = append(w.pending, frames...)
+			w.pending, w.cut = nil, false
 		}
-		closing, code, text, flush := c.closing, c.closeCode, c.closeText, c.closeFlush
+		closing, code, text, flush := w.closing, w.closeCode, w.closeText, w.closeFlush
 		if !closing && len(frames) == 0 {
-			if c.raw == nil {
+			if w.raw == nil {
 				// A socket without a descriptor (a pipe) cannot be written to without
 				// blocking, so neither inline nor by the flushers: its writer stays,
 				// waiting for the next frame or the close.
-				c.spare = frames
-				c.mu.Unlock()
-				<-c.wake
+				w.spare = frames
+				w.mu.Unlock()
+				<-w.wake
 				continue
 			}
-			c.writing = false
-			c.mu.Unlock()
+			w.state = writerIdle
+			w.mu.Unlock()
 			return
 		}
 		if !closing {
-			// Armed under c.mu, so that a close coming later overrides it (see
-			// beginCloseLocked) and a burst to a stuck client does not delay the close.
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeWait))
+			// Armed under w.mu, so that a close coming later overrides it (see
+			// closeLocked) and a burst to a stuck client does not delay the close.
+			_ = w.nc.SetWriteDeadline(time.Now().Add(writeWait))
 		}
-		c.mu.Unlock()
+		w.mu.Unlock()
 
 		if closing {
 			switch {
@@ -188,32 +369,32 @@ func (c *Conn) writeLoop() {
 			case !flush:
 				frames = frames[:0] // only the close frame goes out
 			}
-			c.finish(frames, code, text, flush)
-			close(c.writerDone) // the writer role is never given back
+			w.finish(frames, code, text, flush)
 			return
 		}
-		err := c.writeFrames(frames)
-		c.mu.Lock()
-		c.q.done()
-		c.mu.Unlock()
-		c.spare = recycle(frames)
+		err := w.writeFrames(frames)
+		w.mu.Lock()
+		w.q.done()
+		w.mu.Unlock()
+		w.spare = recycle(frames)
 		if err != nil {
 			failed = true
-			c.writeFailed(err) // the next round finds the connection closing
+			w.failed(err) // the next round finds the connection closing
 		}
 	}
 }
 
-// writeFailed closes the connection after a failed write and wakes the reader: the
-// socket is finished.
-func (c *Conn) writeFailed(err error) {
-	c.fail(fmt.Errorf("%w: %w", ErrWrite, err))
-	_ = c.nc.SetReadDeadline(time.Now())
+// failed closes w after a failed write, without a close frame, and wakes the reader:
+// the socket is finished.
+func (w *writer) failed(err error) {
+	w.close(0, "", fmt.Errorf("%w: %w", ErrWrite, err), false)
+	_ = w.nc.SetReadDeadline(time.Now())
 }
 
 // finish writes the last frames (if flush) and the close frame (none when code is 0),
-// then bounds how long the reader waits for the client to answer the close.
-func (c *Conn) finish(frames [][]byte, code int, text string, flush bool) {
+// bounds how long the reader waits for the client to answer the close, and gives the
+// role up for good.
+func (w *writer) finish(frames [][]byte, code int, text string, flush bool) {
 	if code != 0 {
 		frames = append(frames, closeFrame(code, text).buf)
 	}
@@ -221,13 +402,14 @@ func (c *Conn) finish(frames [][]byte, code int, text string, flush bool) {
 	if !flush {
 		wait = abortWait
 	}
-	err := c.nc.SetWriteDeadline(time.Now().Add(wait))
+	err := w.nc.SetWriteDeadline(time.Now().Add(wait))
 	if err == nil {
-		err = c.writeFrames(frames)
+		err = w.writeFrames(frames)
 	}
-	c.mu.Lock()
-	c.q.done()
-	c.mu.Unlock()
+	w.mu.Lock()
+	w.q.done()
+	w.state = writerClosed
+	w.mu.Unlock()
 	grace := time.Now().Add(closeGrace)
 	if code == 0 || err != nil {
 		grace = time.Now()
@@ -235,18 +417,19 @@ func (c *Conn) finish(frames [][]byte, code int, text string, flush bool) {
 	// Reading on until the client's close frame (or the grace deadline) lets its close
 	// reach us before the socket is closed, so the client gets our close frame rather
 	// than a TCP reset.
-	_ = c.nc.SetReadDeadline(grace)
+	_ = w.nc.SetReadDeadline(grace)
+	close(w.done)
 }
 
 // writeFrames writes frames to the socket in one vectored write, within the write
 // deadline the caller set.
-func (c *Conn) writeFrames(frames [][]byte) error {
+func (w *writer) writeFrames(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	c.bufs = frames
-	_, err := c.bufs.WriteTo(c.nc) // consumes c.bufs; frames' contents are untouched
-	c.bufs = nil
+	w.bufs = frames
+	_, err := w.bufs.WriteTo(w.nc) // consumes w.bufs; frames' contents are untouched
+	w.bufs = nil
 	return err
 }
 
