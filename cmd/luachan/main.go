@@ -178,7 +178,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	})
 	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng))
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Key: cfg.APIKey, Hub: n.hub, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: n.log,
+		Key: cfg.APIKey, Hub: apiHub{n.hub, n.eng}, PubSub: pubsub, History: apiHistory{n.eng},
+		MaxBody: cfg.MaxFrameSize, Logger: n.log,
 	}))
 	if cfg.APIKey != "" {
 		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, n.eng.ScriptsHandler()))
