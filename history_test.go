@@ -376,3 +376,33 @@ func TestHistoryRead(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryTwoNodesMemory: without a shared history, each node positions what its
+// subscribers get, the other nodes' broadcasts too, so a client of one node still sees
+// every position once, in order, and recovers from that node's history.
+func TestHistoryTwoNodesMemory(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), rs.url(), "-api-key", historyKey)
+	c := nodes[1].dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, c, "feed:m", "1", `{}`)["position"]
+	for n := 1; n <= 4; n++ {
+		if got := nodes[0].post(t, "/api/broadcast", historyKey, fmt.Sprintf(`{"topic":"feed:m","event":"msg","payload":{"n":%d}}`, n)); got != http.StatusAccepted {
+			t.Fatalf("POST /api/broadcast: %d", got)
+		}
+	}
+	for n := 1; n <= 4; n++ {
+		if ref, _, p := readPush(t, c); ref != positionAt(t, cur, n) || p["n"] != float64(n) {
+			t.Fatalf("broadcast %d from the other node: %v %v, want %s", n, ref, p, positionAt(t, cur, n))
+		}
+	}
+	d := nodes[1].dial(t, "vsn=2.0.0")
+	if resp := joinFeed(t, d, "feed:m", "1", fmt.Sprintf(`{"since":%q}`, positionAt(t, cur, 2))); resp["recovered"] != true {
+		t.Fatalf("rejoin: %v", resp)
+	}
+	for n := 3; n <= 4; n++ {
+		if ref, _, _ := readPush(t, d); ref != positionAt(t, cur, n) {
+			t.Fatalf("replayed %v, want %s", ref, positionAt(t, cur, n))
+		}
+	}
+}

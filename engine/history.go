@@ -44,17 +44,27 @@ func (e *Engine) topicHistory(topic string) (history.Limits, bool) {
 // history position as its ref when the topic has a history: the position's
 // order is the order every subscriber gets them in.
 func (e *Engine) Publish(b *hub.Broadcast) error {
+	var err error
+	e.Positioned(b, func(b *hub.Broadcast) { err = e.cfg.Hub.Broadcast(b) })
+	return err
+}
+
+// Positioned runs deliver for b, first giving b its topic's next position when
+// the topic has a history, under the topic's lock (see Publish). cmd/luachan
+// hands the other nodes' broadcasts to the hub through it: a memory history is
+// this node's, so it positions every broadcast its subscribers get, in the
+// order they get them.
+func (e *Engine) Positioned(b *hub.Broadcast, deliver func(*hub.Broadcast)) {
 	lim, ok := e.topicHistory(b.Topic)
 	if !ok {
-		return e.cfg.Hub.Broadcast(b)
+		deliver(b)
+		return
 	}
-	var err error
 	e.history.Append(b.Topic, lim, func(p history.Position) *hub.Broadcast {
 		b.Ref = p.String()
-		err = e.cfg.Hub.Broadcast(b)
+		deliver(b)
 		return b
 	})
-	return err
 }
 
 // HistoryEntry is one broadcast kept in a topic's history.

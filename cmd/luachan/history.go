@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"sync/atomic"
 
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/httpapi"
@@ -41,4 +42,22 @@ func (a apiHistory) History(topic, since string, limit int) ([]httpapi.HistoryEn
 		out[i] = httpapi.HistoryEntry{Position: e.Position, Event: e.Event, Payload: p}
 	}
 	return out, current, recovered, ok
+}
+
+// remoteDeliverer hands the other nodes' broadcasts (from the PubSub) to the
+// hub through the engine, once there is one, so that those of a topic with a
+// history get this node's positions too.
+type remoteDeliverer struct {
+	hub *hub.Hub
+	eng atomic.Pointer[engine.Engine]
+}
+
+// DeliverLocal is the PubSub's delivery of a broadcast from another node.
+func (r *remoteDeliverer) DeliverLocal(b *hub.Broadcast) {
+	eng := r.eng.Load()
+	if eng == nil {
+		r.hub.DeliverLocal(b) // no channel yet to position it for
+		return
+	}
+	eng.Positioned(b, r.hub.DeliverLocal)
 }
