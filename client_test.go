@@ -32,6 +32,8 @@ const (
 	nodeTimeout = 2 * time.Minute
 	// jsSecret is the -secret of the LUACHAN_URL_SECRET server.
 	jsSecret = "js-test-secret-0123456789"
+	// jsAPIKey is the HTTP API key of the JS tests' server (history.test.mjs broadcasts through it).
+	jsAPIKey = "js-test-api-key"
 )
 
 func TestJSClient(t *testing.T) {
@@ -55,7 +57,7 @@ func TestJSClient(t *testing.T) {
 	if err := os.Remove(filepath.Join(open, "socket.lua")); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	s := startServer(t, open)
+	s := startServer(t, open, "-api-key", jsAPIKey)
 	secret := startServer(t, examplesPlus(t, map[string]string{"whoami.lua": whoamiLua}), "-secret", jsSecret)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
@@ -63,6 +65,8 @@ func TestJSClient(t *testing.T) {
 	cmd.Dir = jsDir
 	cmd.Env = append(os.Environ(),
 		"LUACHAN_URL=ws://"+s.addr+"/socket",
+		"LUACHAN_HTTP=http://"+s.addr,
+		"LUACHAN_API_KEY="+jsAPIKey,
 		"LUACHAN_URL_SECRET=ws://"+secret.addr+"/socket",
 		"LUACHAN_SECRET="+jsSecret,
 	)

@@ -3,6 +3,7 @@ package engine
 import (
 	"sync"
 
+	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
 )
@@ -79,6 +80,12 @@ type channel struct {
 	joined bool
 	ended  bool
 	sends  []pendingSend // what the running callback sent, in order
+	outRef string        // during handle_out: the broadcast's ref, which its pushes carry
+
+	// A join with a history (see history.go): what to replay after the
+	// reply, and the position up to which the mailbox's broadcasts were sent.
+	toReplay []history.Entry[*hub.Broadcast]
+	skipUpTo history.Position
 
 	// A join of a topic the socket had already joined takes over from the
 	// earlier channel, but only once that channel's own join has settled, as
@@ -101,6 +108,7 @@ type pendingSend struct {
 	event string
 	p     luabind.Payload
 	fast  *hub.Broadcast // sendFast
+	ref   string         // sendPush from handle_out: the broadcast's history position
 }
 
 // sendKind says what a pendingSend is.
@@ -291,6 +299,10 @@ func (c *channel) handle(ev event) {
 		}
 		return
 	}
+	if ev.isBroadcast() && c.alreadySent(ev.broadcast) {
+		c.mb.broadcastsSent(1)
+		return
+	}
 	switch ev.kind {
 	case evJoin:
 		c.handleJoin(ev.msg)
@@ -346,7 +358,7 @@ func (c *channel) ID() string      { return c.conn.ID() }
 // Push is socket:push: an event to this client only, sent when the
 // callback returns.
 func (c *channel) Push(event string, p luabind.Payload) error {
-	c.sends = append(c.sends, pendingSend{kind: sendPush, event: event, p: p})
+	c.sends = append(c.sends, pendingSend{kind: sendPush, event: event, p: p, ref: c.outRef})
 	return nil
 }
 
@@ -408,7 +420,7 @@ func (c *channel) sendPending(o *pendingSend) {
 	var err error
 	switch o.kind {
 	case sendPush:
-		c.send(o.event, o.p)
+		c.send(o.event, o.p, o.ref)
 		o.p.Release() // queued: send copied it
 	case sendFast:
 		if err := o.fast.SendTo(c.conn); err != nil {
@@ -429,9 +441,9 @@ func (c *channel) sendPending(o *pendingSend) {
 // channel that once sent a burst keeping a kilobyte for it.
 const maxKeptSends = 4
 
-func (c *channel) send(event string, p luabind.Payload) {
+func (c *channel) send(event string, p luabind.Payload, ref string) {
 	err := c.conn.Send(&hub.Message{
-		JoinRef: c.joinRef, Topic: c.topic, Event: event, Payload: p.Data, Binary: p.Binary,
+		JoinRef: c.joinRef, Ref: ref, Topic: c.topic, Event: event, Payload: p.Data, Binary: p.Binary,
 	})
 	if err != nil {
 		c.e.log.Debug("push not sent", "conn", c.conn.Key(), "topic", c.topic, "event", event, "err", err)
@@ -448,5 +460,5 @@ func (c *channel) broadcastTo(topic, event string, p luabind.Payload, excludeSel
 	if excludeSelf {
 		b.From = c.conn.Key()
 	}
-	return c.e.cfg.Hub.Broadcast(b)
+	return c.e.Publish(b)
 }

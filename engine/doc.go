@@ -15,13 +15,16 @@
 //	session.mu      one socket's channels by topic; never held with any other
 //	channel.mu      one channel's subscription and timers; closing its mailbox with them is one step
 //	mailbox.mu      one channel's queued events, who owns them, and whether it takes more
+//	history stream  one topic's history (package history); Publish holds it across Hub.Broadcast
 //
 // Lock order: Engine.mu before scriptFile.mu, and Engine.mu before
 // channel.mu (a reload stops the channels of a deleted file while holding
 // it); channel.mu before mailbox.mu and before the hub's locks (subscribe
 // holds it across Hub.SubscribeAfter, so a stop cannot slip between the
 // check and the subscription). mailbox.mu is a leaf: nothing is called while
-// it is held. No channel callback runs under any of them; what may wait
+// it is held. A topic's history lock comes before the hub's locks and
+// mailbox.mu (Publish delivers under it, so positions and delivery order
+// agree); it is never taken under another. No channel callback runs under any of them; what may wait
 // under one is a reload under Engine.mu, and Hub.SubscribeAfter under
 // channel.mu, on a PubSub subscribe.
 //

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
 	"github.com/luachan/luachan/presence"
@@ -60,6 +61,7 @@ type Engine struct {
 	routes   atomic.Pointer[router]
 	connect  atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
 	presence *channelPresence
+	history  *history.Memory[*hub.Broadcast] // the topics whose script keeps a history
 
 	// mu guards files, the loaded script files by name; tried, the content
 	// hash of each file's last load attempt (so an unchanged broken file is
@@ -127,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers.e = e
 	e.presence = newPresence(e)
+	e.history = history.NewMemory[*hub.Broadcast](cfg.Clock.Now)
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
 		Timeout: cfg.ScriptTimeout,
@@ -168,7 +171,7 @@ func (e *Engine) Open(c *hub.Conn) hub.Session {
 
 // Broadcast is luachan.broadcast: an event for every subscriber of topic.
 func (e *Engine) Broadcast(topic, event string, p luabind.Payload) error {
-	return e.cfg.Hub.Broadcast(&hub.Broadcast{
+	return e.Publish(&hub.Broadcast{
 		Topic: topic, Event: event, Payload: p.Data, Binary: p.Binary,
 	})
 }

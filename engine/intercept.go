@@ -154,7 +154,7 @@ func (w *interceptWorker) turn(c *channel) {
 		if dispatchHook != nil {
 			dispatchHook(c, current.kind)
 		}
-		if c.ended {
+		if c.ended || c.alreadySent(current.broadcast) {
 			continue
 		}
 		if current.kind == evFast {

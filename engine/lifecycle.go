@@ -59,8 +59,16 @@ func (c *channel) handleJoin(m *hub.Message) {
 		return
 	}
 
+	_, hasHistory := script.History()
+	first := func() { c.reply(m, "ok", reply, replyEmpty) }
+	if hasHistory {
+		// The reply carries the position read once subscribed; broadcasts wait meanwhile.
+		c.holdBroadcasts()
+		defer c.releaseBroadcasts()
+		first = func() {}
+	}
 	gen, added := c.file.add(c)
-	if !added || !c.subscribe(func() { c.reply(m, "ok", reply, replyEmpty) }) {
+	if !added || !c.subscribe(first) {
 		if added && !c.file.shutSince(gen) {
 			c.flushUnjoined()
 			return // stopped while joining; the stop event follows
@@ -68,12 +76,18 @@ func (c *channel) handleJoin(m *hub.Message) {
 		c.endJoinOnShutFile(m, reply, closeRef) // the script file went while join ran
 		return
 	}
+	if hasHistory {
+		c.joinHistory(script, m, reply)
+	}
 	c.closeReplaced(closeRef)
 	c.joined = true
 	c.e.count.joins.Add(1)
 	c.e.count.channels.Add(1)
 	c.traceJoin(m, "ok", start)
 	c.flush() // what join sent follows its reply
+	if hasHistory {
+		c.replay(script) // after join's pushes, before any live broadcast
+	}
 }
 
 // closeReplaced tells the client its earlier join of the topic (closeRef) is
@@ -148,6 +162,8 @@ func (c *channel) callHandleOut(script *luabind.Script, b *hub.Broadcast, h *lua
 		c.e.log.Error("broadcast not delivered: payload unreadable", "topic", b.Topic, "event", b.Event, "err", err)
 		return nil
 	}
+	c.outRef = b.Ref
+	defer func() { c.outRef = "" }()
 	return script.HandleOutHeld(c.e.ctx, h, c, c.assigns, b.Event, payload)
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -32,11 +33,27 @@ type Publisher interface {
 	Publish(b *hub.Broadcast) error
 }
 
+// History reads topic histories for GET /api/history. The engine implements it.
+type History interface {
+	// History returns topic's broadcasts after since ("": the latest), at most limit
+	// (0: all the cap allows). ok is false when topic keeps no history; recovered is
+	// false when since is not a position the history still holds.
+	History(topic, since string, limit int) (entries []HistoryEntry, current string, recovered, ok bool)
+}
+
+// HistoryEntry is one broadcast of a topic's history.
+type HistoryEntry struct {
+	Position string          `json:"position"`
+	Event    string          `json:"event"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
 // Config configures the API. Zero values take the defaults in parentheses.
 type Config struct {
 	Key      string       // the bearer key; "" disables the API: every request gets 404
 	Hub      Hub          // required
 	PubSub   Publisher    // (nil: this node only) tells the other nodes to disconnect
+	History  History      // (nil: GET /api/history answers 404) topic histories
 	MaxBody  int64        // (hub.DefaultMaxFrameSize) request body limit
 	MaxDepth int          // (hub.DefaultMaxDepth) payload nesting limit
 	Logger   *slog.Logger // (slog.Default())
@@ -53,6 +70,11 @@ type api struct {
 //
 //	POST /api/broadcast  {"topic","event","payload"}  202; payload must be an object ({} if absent)
 //	POST /api/disconnect {"id"}                       202 {"closed":n} (n on this node; every node closes its own)
+//	GET  /api/history?topic=T&since=P&limit=N         200 [{"position","event","payload"}, ...]
+//
+// /api/history answers with the topic's current position in the X-History-Position
+// header; 404 for a topic with no history, 410 when since is older than the history
+// kept (or of another epoch, or malformed): the client must reload its state.
 //
 // A missing or wrong key gets 401, a bad body 400. Errors have a {"error":"..."} body.
 func New(cfg Config) http.Handler {
@@ -72,6 +94,7 @@ func New(cfg Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/broadcast", a.broadcast)
 	mux.HandleFunc("POST /api/disconnect", a.disconnect)
+	mux.HandleFunc("GET /api/history", a.history)
 	return RequireKey(cfg.Key, mux)
 }
 
@@ -179,4 +202,42 @@ func apiError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Error string `json:"error"`
 	}{msg})
+}
+
+// history handles GET /api/history.
+func (a *api) history(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	topic := q.Get("topic")
+	if topic == "" {
+		apiError(w, http.StatusBadRequest, "topic is required")
+		return
+	}
+	limit := 0
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			apiError(w, http.StatusBadRequest, "limit must be a whole number from 1")
+			return
+		}
+		limit = n
+	}
+	if a.cfg.History == nil {
+		apiError(w, http.StatusNotFound, "topic has no history")
+		return
+	}
+	entries, current, recovered, ok := a.cfg.History.History(topic, q.Get("since"), limit)
+	if !ok {
+		apiError(w, http.StatusNotFound, "topic has no history")
+		return
+	}
+	w.Header().Set("X-History-Position", current)
+	if !recovered {
+		apiError(w, http.StatusGone, "since is not in the history kept")
+		return
+	}
+	if entries == nil {
+		entries = []HistoryEntry{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(entries)
 }

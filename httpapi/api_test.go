@@ -114,3 +114,60 @@ func TestAPIDisconnectTellsOtherNodes(t *testing.T) {
 		t.Fatalf("published %+v, want one disconnect on user:9", pub.got)
 	}
 }
+
+// fakeHistory keeps one topic, "feed", at position "e:2" with entries 1 and 2.
+type fakeHistory struct{}
+
+func (fakeHistory) History(topic, since string, limit int) ([]httpapi.HistoryEntry, string, bool, bool) {
+	if topic != "feed" {
+		return nil, "", false, false
+	}
+	all := []httpapi.HistoryEntry{
+		{Position: "e:1", Event: "a", Payload: []byte(`{"n":1}`)},
+		{Position: "e:2", Event: "a", Payload: []byte(`{"n":2}`)},
+	}
+	switch since {
+	case "", "e:0":
+		if limit > 0 && limit < len(all) {
+			all = all[len(all)-limit:]
+		}
+		return all, "e:2", true, true
+	case "e:1":
+		return all[1:], "e:2", true, true
+	}
+	return nil, "e:2", false, true
+}
+
+func TestAPIHistory(t *testing.T) {
+	ts := hubtest.StartServer(t, hub.Config{})
+	api := httpapi.New(httpapi.Config{Key: "k", Hub: ts.Hub, History: fakeHistory{}})
+	for _, tc := range []struct {
+		name, query, auth string
+		status            int
+		body              string
+	}{
+		{"since", "topic=feed&since=e:1", "Bearer k", http.StatusOK, `[{"position":"e:2","event":"a","payload":{"n":2}}]`},
+		{"latest", "topic=feed&limit=1", "Bearer k", http.StatusOK, `[{"position":"e:2","event":"a","payload":{"n":2}}]`},
+		{"too old", "topic=feed&since=x:1", "Bearer k", http.StatusGone, ""},
+		{"no history", "topic=other", "Bearer k", http.StatusNotFound, ""},
+		{"no topic", "", "Bearer k", http.StatusBadRequest, ""},
+		{"bad limit", "topic=feed&limit=0", "Bearer k", http.StatusBadRequest, ""},
+		{"no key", "topic=feed", "", http.StatusUnauthorized, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, "/api/history?"+tc.query, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, req)
+			body := strings.TrimSpace(rec.Body.String())
+			if rec.Code != tc.status || (tc.body != "" && body != tc.body) {
+				t.Fatalf("GET /api/history?%s: %d %s, want %d %s", tc.query, rec.Code, body, tc.status, tc.body)
+			}
+			if rec.Code == http.StatusOK && rec.Header().Get("X-History-Position") != "e:2" {
+				t.Fatalf("X-History-Position %q", rec.Header().Get("X-History-Position"))
+			}
+		})
+	}
+}

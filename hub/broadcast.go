@@ -19,6 +19,7 @@ type Broadcast struct {
 	Payload []byte // JSON object text, or raw bytes when Binary
 	Binary  bool
 	From    uint64 // Conn.Key() of the sender for broadcast_from: that connection is skipped; 0 skips nobody
+	Ref     string // the frame's ref ("" for null): a topic's history position, "<epoch>:<n>"
 
 	frames [3]encodedFrame // index 0: V1, 1: V2 (binary when Binary), 2: kind 4 (see frameFor)
 	memo   struct {
@@ -42,7 +43,7 @@ func (b *Broadcast) Memo(f func() any) any {
 	return b.memo.value
 }
 
-// Frame returns the encoded server frame [null, null, topic, event, payload] for format
+// Frame returns the encoded server frame [null, ref, topic, event, payload] for format
 // f, without the WebSocket header, and whether it is a binary frame. It returns nil for
 // a binary broadcast in V1 (which has no binary frames), or one whose topic or event is
 // too long for a binary frame.
@@ -73,7 +74,7 @@ func (b *Broadcast) frame(f Format) (wireFrame, error) {
 	}
 	ef := &b.frames[i]
 	ef.once.Do(func() {
-		ef.wf, ef.err = encodeBroadcast(f, b.Topic, b.Event, b.Payload, b.Binary)
+		ef.wf, ef.err = encodeBroadcast(f, b.Topic, b.Event, b.Ref, b.Payload, b.Binary)
 	})
 	return ef.wf, ef.err
 }

@@ -68,10 +68,10 @@ func encodeReply(f Format, joinRef, ref, topic, status string, response []byte, 
 	return finishFrame(buf, opText), nil
 }
 
-// encodeBroadcast frames the broadcast [null, null, topic, event, payload] for f, or a
-// V2 binary broadcast (kind 2) when binary.
-func encodeBroadcast(f Format, topic, event string, payload []byte, binary bool) (wireFrame, error) {
-	buf := newFrameBuf(len(topic) + len(event) + len(payload) + frameOverhead)
+// encodeBroadcast frames the broadcast [null, ref, topic, event, payload] for f, or a
+// V2 binary broadcast (kind 2, which has no ref) when binary.
+func encodeBroadcast(f Format, topic, event, ref string, payload []byte, binary bool) (wireFrame, error) {
+	buf := newFrameBuf(len(topic) + len(event) + len(ref) + len(payload) + frameOverhead)
 	if binary {
 		if f != V2 {
 			return wireFrame{}, ErrBinaryV1
@@ -82,9 +82,9 @@ func encodeBroadcast(f Format, topic, event string, payload []byte, binary bool)
 		}
 		return finishFrame(buf, opBinary), nil
 	}
-	buf = appendHead(buf, f, "", "", topic, event)
+	buf = appendHead(buf, f, "", ref, topic, event)
 	buf = appendPayload(buf, payload)
-	buf = appendTail(buf, f, "")
+	buf = appendTail(buf, f, ref)
 	return finishFrame(buf, opText), nil
 }
 

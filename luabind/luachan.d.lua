@@ -53,6 +53,7 @@ function Socket:after(ms, msg) end
 ---@class luachan.Channel
 ---@field topic string an exact topic ("rooms:lobby") or a prefix ending in * ("rooms:*")
 ---@field intercept? string[] events that run through handle_out; others take the fast lane
+---@field history? { size: integer, ttl: number } keep the last `size` broadcasts of each topic for `ttl` seconds; a join with `since` recovers them
 ---@field join fun(topic: string, payload: table, socket: luachan.Socket): boolean, table?
 ---@field handle_in? fun(event: string, payload: any, socket: luachan.Socket): ("ok"|"error")?, table?
 ---@field handle_out? fun(event: string, payload: any, socket: luachan.Socket)
@@ -79,6 +80,20 @@ function luachan.broadcast(topic, event, payload) end
 ---Closes every socket whose id is `id` (close code 1001), on every node.
 ---@param id string
 function luachan.disconnect(id) end
+
+---@class luachan.HistoryEntry
+---@field position string "<epoch>:<n>", the broadcast's position in its topic's history
+---@field event string
+---@field payload luachan.Value
+
+---The broadcasts of `topic` after `opts.since` (or the latest), oldest first, at most
+---`opts.limit` (capped at 1000). The second result is false, with an empty list, when
+---`since` is older than the history kept or of another epoch, or the topic has none.
+---@param topic string
+---@param opts? { since?: string, limit?: integer }
+---@return luachan.HistoryEntry[] entries
+---@return boolean recovered
+function luachan.history(topic, opts) end
 
 ---One structured log line at `level`, tagged with the script's name.
 ---@param level "debug"|"info"|"warn"|"error"

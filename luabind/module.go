@@ -20,6 +20,7 @@ func (v *vm) openLuachan() *lua.LTable {
 	m := newTable(0, 10)
 	m.RawSetString("broadcast", L.NewFunction(v.broadcast))
 	m.RawSetString("disconnect", L.NewFunction(v.disconnect))
+	m.RawSetString("history", L.NewFunction(v.history))
 	m.RawSetString("log", L.NewFunction(v.log))
 	m.RawSetString("json", v.readOnly(json))
 	m.RawSetString("null", null)

@@ -19,6 +19,7 @@ type Script struct {
 	has       [numCallbacks]bool
 	intercept []string // events handle_out sees; nil means every event
 	warnings  []string // near-miss field names (see nearMissWarnings)
+	history   History  // the history field; Size 0: none
 
 	notedMu sync.Mutex
 	noted   map[string]struct{} // see FirstTime
@@ -123,9 +124,53 @@ func (s *Script) validate(t *lua.LTable) error {
 		// Fast-laning what was meant to be filtered per subscriber would leak it.
 		return scriptErrorf(s.name, "intercept lists events for handle_out, but there is no handle_out function: define handle_out, or remove intercept")
 	}
+	h, err := s.validateHistory(t.RawGetString("history"))
+	if err != nil {
+		return err
+	}
+	s.history = h
 	s.warnings = nearMissWarnings(t, channelFields)
 	return nil
 }
+
+// Bounds of a script's history field.
+const (
+	// MaxHistorySize is the most broadcasts a topic may keep.
+	MaxHistorySize = 100_000
+	// MaxHistoryTTL is the longest a broadcast may be kept, in seconds (a day).
+	MaxHistoryTTL = 86400
+)
+
+// History is a script's `history = { size = N, ttl = seconds }`: its topics keep their
+// last Size broadcasts, each for TTL, so that a client can recover what it missed.
+type History struct {
+	Size int
+	TTL  time.Duration
+}
+
+// validateHistory reads the history field: nil, or a table of a whole size in
+// 1..MaxHistorySize and a ttl in seconds in (0, MaxHistoryTTL].
+func (s *Script) validateHistory(v lua.LValue) (History, error) {
+	switch v := v.(type) {
+	case *lua.LNilType:
+		return History{}, nil
+	case *lua.LTable:
+		size, ok := v.RawGetString("size").(lua.LNumber)
+		if !ok || float64(size) != float64(int(size)) || size < 1 || size > MaxHistorySize {
+			return History{}, scriptErrorf(s.name, "history.size must be a whole number from 1 to %d, got %s", MaxHistorySize, lua.LVAsString(v.RawGetString("size")))
+		}
+		ttl, ok := v.RawGetString("ttl").(lua.LNumber)
+		if !ok || !(ttl > 0) || ttl > MaxHistoryTTL {
+			return History{}, scriptErrorf(s.name, "history.ttl must be a number of seconds above 0 and at most %d, got %s", MaxHistoryTTL, lua.LVAsString(v.RawGetString("ttl")))
+		}
+		return History{Size: int(size), TTL: time.Duration(float64(ttl) * float64(time.Second))}, nil
+	default:
+		return History{}, scriptErrorf(s.name, "history must be a table { size = N, ttl = seconds }, got %s", typeName(v))
+	}
+}
+
+// History returns the script's history settings; ok is false when its topics keep none.
+func (s *Script) History() (h History, ok bool) { return s.history, s.history.Size > 0 }
 
 // Warnings returns what loading the script found suspicious but allowed, e.g. a field
 // `handle_inn` ("did you mean handle_in?").

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/luachan/luachan/luabind"
 )
@@ -38,6 +39,13 @@ func TestLoadValidation(t *testing.T) {
 		{"empty topic", "return { topic = '', join = function() return true end }", 0, "bad topic"},
 		{"star in the middle", "return { topic = 'rooms:*:x', join = function() return true end }", 0, "bad topic"},
 		{"two stars", "return { topic = 'rooms:**', join = function() return true end }", 0, "bad topic"},
+		{"history", "return { topic = 'a', history = { size = 10, ttl = 30 }, join = function() return true end }", 0, ""},
+		{"history not a table", "return { topic = 'a', history = 10, join = function() return true end }", 0, "history must be a table"},
+		{"history size missing", "return { topic = 'a', history = { ttl = 30 }, join = function() return true end }", 0, "history.size"},
+		{"history size fractional", "return { topic = 'a', history = { size = 1.5, ttl = 30 }, join = function() return true end }", 0, "history.size"},
+		{"history size too big", "return { topic = 'a', history = { size = 1e9, ttl = 30 }, join = function() return true end }", 0, "history.size"},
+		{"history ttl zero", "return { topic = 'a', history = { size = 5, ttl = 0 }, join = function() return true end }", 0, "history.ttl"},
+		{"history ttl a string", "return { topic = 'a', history = { size = 5, ttl = '30' }, join = function() return true end }", 0, "history.ttl"},
 		{"no join", "return { topic = 'rooms:lobby' }", 0, "join"},
 		{"join not a function", "return { topic = 'rooms:lobby', join = true }", 0, "join must be a function, got boolean"},
 		{"handle_in not a function", "return { topic = 'a', join = function() end, handle_in = {} }", 0, "handle_in must be a function, got table"},
@@ -226,4 +234,16 @@ func TestCloseKeepsWorking(t *testing.T) {
 	}
 	data, _ := a.JSON()
 	assertJSON(t, data, `{"n":3}`)
+}
+
+func TestScriptHistory(t *testing.T) {
+	opts, _, _ := testOptions(t)
+	s := mustLoad(t, opts, "return { topic = 'a', history = { size = 7, ttl = 1.5 }, join = function() return true end }")
+	if h, ok := s.History(); !ok || h.Size != 7 || h.TTL != 1500*time.Millisecond {
+		t.Fatalf("History() = %+v, %v; want size 7, ttl 1.5s", h, ok)
+	}
+	s = mustLoad(t, opts, "return { topic = 'a', join = function() return true end }")
+	if _, ok := s.History(); ok {
+		t.Fatal("a script without history has one")
+	}
 }

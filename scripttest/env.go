@@ -222,7 +222,7 @@ func (e *env) Leave(ch any) error {
 
 // BroadcastFromOutside is t.broadcast_from_outside: what POST /api/broadcast does.
 func (e *env) BroadcastFromOutside(topic, event string, payload []byte) error {
-	if err := e.bus.Broadcast(&hub.Broadcast{Topic: topic, Event: event, Payload: payload}); err != nil {
+	if err := e.eng.Publish(&hub.Broadcast{Topic: topic, Event: event, Payload: payload}); err != nil {
 		return fmt.Errorf("broadcast_from_outside: %w", err)
 	}
 	return e.settle()

@@ -35,6 +35,7 @@ type config struct {
 	serverArgs []string // extra flags for a started luachan
 	apiKey     string   // bearer key of luachan's HTTP API
 	scriptsDir string   // the bench scripts, written at run time
+	history    int      // bench.lua's history size (0: none)
 	cpuProfile string   // write the tool's own CPU profile here
 	nodes      int      // luachan processes per luachan target, joined by Redis
 	redis      string   // -redis: the Redis URL the nodes share; empty: start one
@@ -94,6 +95,7 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	switch mode {
 	case "fanout":
 		fs.IntVar(&cfg.subs, "subs", 1000, "subscribers on the topic")
+		fs.IntVar(&cfg.history, "history", 0, "bench.lua keeps this many broadcasts per topic (the history field; 0: none)")
 		fs.IntVar(&cfg.msgs, "msgs", 500, "broadcasts to publish")
 		fs.IntVar(&cfg.size, "size", 256, "payload bytes of each broadcast")
 		fs.Float64Var(&cfg.rate, "rate", 0, "broadcasts/s (0: as fast as the subscribers keep up, see -lead)")

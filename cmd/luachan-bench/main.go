@@ -134,7 +134,7 @@ var modes = map[string]modeFunc{
 // runMode measures every target in turn, each against a fresh server.
 func runMode(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) {
 	if needsLuachan(cfg) && cfg.addr == "" {
-		dir, err := writeScripts("")
+		dir, err := writeScripts("", cfg.history)
 		if err != nil {
 			return nil, fmt.Errorf("bench: writing the bench scripts: %w", err)
 		}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -37,8 +38,9 @@ const (
 //go:embed scripts/*.lua
 var benchScripts embed.FS
 
-// writeScripts copies the bench channel scripts into a new folder in dir.
-func writeScripts(dir string) (string, error) {
+// writeScripts copies the bench channel scripts into a new folder in dir. With
+// history > 0, bench.lua's topics keep that many broadcasts (-history).
+func writeScripts(dir string, history int) (string, error) {
 	out, err := os.MkdirTemp(dir, "luachan-bench-scripts-")
 	if err != nil {
 		return "", err
@@ -50,6 +52,10 @@ func writeScripts(dir string) (string, error) {
 		b, err := benchScripts.ReadFile(path)
 		if err != nil {
 			return err
+		}
+		if history > 0 && filepath.Base(path) == "bench.lua" {
+			field := fmt.Sprintf(`{ topic = "bench:*", history = { size = %d, ttl = 300 } }`, history)
+			b = bytes.Replace(b, []byte(`{ topic = "bench:*" }`), []byte(field), 1)
 		}
 		return os.WriteFile(filepath.Join(out, filepath.Base(path)), b, 0o644)
 	})

@@ -137,8 +137,9 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		MaxLongPollPerAddr:  cfg.MaxLongPollsPerIP,
 	})
 	var replica presence.Replica // nil: presence is this node's only
+	remote := &remoteDeliverer{hub: n.hub}
 	if n.pubsub != nil {
-		n.pubsub.Start(ctx, n.hub) // broadcasts from other nodes go to the hub's subscribers
+		n.pubsub.Start(ctx, remote) // broadcasts from other nodes go to the hub's subscribers
 		// Presence spans the nodes; a dead node's entries go within the TTL and a
 		// quarter.
 		n.presence = n.pubsub.Presence(cfg.PresenceTTL, n.hub.Broadcast)
@@ -159,6 +160,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		return usagef("luachan: %v", err)
 	}
 	handler.Handler = n.eng
+	remote.eng.Store(n.eng)
 	if err := n.eng.Start(ctx); err != nil {
 		if errors.Is(err, engine.ErrWatch) {
 			return err
@@ -178,7 +180,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	})
 	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng))
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
-		Key: cfg.APIKey, Hub: n.hub, PubSub: pubsub, MaxBody: cfg.MaxFrameSize, Logger: n.log,
+		Key: cfg.APIKey, Hub: apiHub{n.hub, n.eng}, PubSub: pubsub, History: apiHistory{n.eng},
+		MaxBody: cfg.MaxFrameSize, Logger: n.log,
 	}))
 	if cfg.APIKey != "" {
 		mux.Handle("GET /api/scripts", httpapi.RequireKey(cfg.APIKey, n.eng.ScriptsHandler()))

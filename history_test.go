@@ -1,0 +1,408 @@
+package luachan_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// historyLua keeps a history of feed:* topics; "secret" goes through handle_out, which
+// pushes it only to the user it is for.
+const historyLua = `
+local feed = { topic = "feed:*", history = { size = 5000, ttl = 60 }, intercept = { "secret" } }
+
+function feed.join(topic, payload, socket)
+  socket.assigns.user = payload.user
+  return true
+end
+
+function feed.handle_in(event, payload, socket)
+  if event == "say" then
+    socket:broadcast("msg", payload)
+  elseif event == "say_from" then
+    socket:broadcast_from("msg", payload)
+  elseif event == "global" then
+    luachan.broadcast(socket.topic, "msg", payload)
+  elseif event == "history" then
+    local list, ok = luachan.history(socket.topic, { since = payload.since, limit = payload.limit })
+    local positions = luachan.array()
+    for i, e in ipairs(list) do positions[i] = e.position .. " " .. e.event .. " " .. tostring(e.payload.n) end
+    return "ok", { positions = positions, recovered = ok }
+  end
+  return "ok"
+end
+
+function feed.handle_out(event, payload, socket)
+  if payload.to == socket.assigns.user then socket:push(event, payload) end
+end
+
+return feed
+`
+
+const historyKey = "history-key"
+
+// joinFeed joins topic with payload and returns the join reply's response.
+func joinFeed(tb testing.TB, c *wsClient, topic, joinRef, payload string) map[string]any {
+	tb.Helper()
+	c.send(fmt.Sprintf(`[%q,%q,%q,"phx_join",%s]`, joinRef, joinRef, topic, payload))
+	var f []any
+	if err := json.Unmarshal(c.read().data, &f); err != nil || len(f) != 5 || f[3] != "phx_reply" {
+		tb.Fatalf("join reply: %v %v", f, err)
+	}
+	reply := f[4].(map[string]any)
+	if reply["status"] != "ok" {
+		tb.Fatalf("join refused: %v", reply)
+	}
+	return reply["response"].(map[string]any)
+}
+
+// readPush reads the next frame and returns its ref, event and payload.
+func readPush(tb testing.TB, c *wsClient) (ref any, event string, payload map[string]any) {
+	tb.Helper()
+	var f []any
+	if err := json.Unmarshal(c.read().data, &f); err != nil || len(f) != 5 {
+		tb.Fatalf("frame: %v %v", f, err)
+	}
+	p, _ := f[4].(map[string]any)
+	return f[1], f[3].(string), p
+}
+
+// position n of the epoch of pos.
+func positionAt(tb testing.TB, pos any, n int) string {
+	tb.Helper()
+	s, ok := pos.(string)
+	i := strings.LastIndexByte(s, ':')
+	if !ok || i < 0 {
+		tb.Fatalf("position %v is not epoch:n", pos)
+	}
+	return s[:i+1] + strconv.Itoa(n)
+}
+
+// TestHistoryPositions: every broadcast on a history topic, whatever sent it, carries
+// the topic's next position as its ref, and a handle_out push carries its broadcast's.
+func TestHistoryPositions(t *testing.T) {
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-api-key", historyKey)
+	a, b := s.dial(t, "vsn=2.0.0"), s.dial(t, "vsn=1.0.0")
+	resp := joinFeed(t, a, "feed:1", "1", `{"user":"a"}`)
+	pos := resp["position"]
+	if pos != positionAt(t, pos, 0) || resp["recovered"] != nil {
+		t.Fatalf("first join's response %v: want position at 0, no recovered", resp)
+	}
+	b.send(`{"topic":"feed:1","event":"phx_join","payload":{"user":"b"},"ref":"1"}`)
+	b.read()
+
+	a.send(`["1","2","feed:1","say",{"n":1}]`)
+	a.send(`["1","3","feed:1","global",{"n":2}]`)
+	if got := s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:1","event":"msg","payload":{"n":3}}`); got != http.StatusAccepted {
+		t.Fatalf("POST /api/broadcast: %d", got)
+	}
+	a.send(`["1","4","feed:1","say",{"n":4,"to":"b"}]`) // only its position: not a secret
+	a.send(`["1","5","feed:1","say_from",{"n":5}]`)
+	seen := map[int]bool{}
+	var refs []string
+	for len(seen) < 5 { // b gets 1..5 (a's say_from too), in the order of their positions
+		f := b.read()
+		var m struct {
+			Ref, Event string
+			Payload    struct{ N int }
+		}
+		if err := json.Unmarshal(f.data, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Event == "msg" {
+			seen[m.Payload.N] = true
+			refs = append(refs, m.Ref)
+		}
+	}
+	for i, ref := range refs {
+		if want := positionAt(t, pos, i+1); ref != want {
+			t.Errorf("broadcast %d: ref %q, want %q", i+1, ref, want)
+		}
+	}
+	// An intercepted broadcast's push carries the broadcast's position.
+	s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:1","event":"secret","payload":{"n":6,"to":"b"}}`)
+	for {
+		f := b.read()
+		if strings.Contains(string(f.data), `"event":"secret"`) {
+			want := fmt.Sprintf(`{"topic":"feed:1","event":"secret","payload":{"n":6,"to":"b"},"ref":%q}`, positionAt(t, pos, 6))
+			if msg := mismatch(want, f); msg != "" {
+				t.Fatalf("handle_out push %s, want %s (%s)", f, want, msg)
+			}
+			break
+		}
+	}
+}
+
+// TestHistoryRecovery: a join with since gets what it missed after its reply, through
+// handle_out with its own assigns, then live broadcasts; a since it cannot recover
+// from gets recovered false and nothing replayed.
+func TestHistoryRecovery(t *testing.T) {
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-api-key", historyKey)
+	pub := func(event, payload string) {
+		t.Helper()
+		if got := s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:r","event":"`+event+`","payload":`+payload+`}`); got != http.StatusAccepted {
+			t.Fatalf("POST /api/broadcast: %d", got)
+		}
+	}
+	pub("msg", `{"n":1}`)
+	pub("msg", `{"n":2}`)
+	pub("secret", `{"n":3,"to":"a"}`)
+	pub("secret", `{"n":4,"to":"b"}`)
+	pub("msg", `{"n":5}`)
+
+	c := s.dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, c, "feed:r", "1", `{"user":"x"}`)["position"]
+	if cur != positionAt(t, cur, 5) {
+		t.Fatalf("position %v, want n 5", cur)
+	}
+	resp := joinFeed(t, c, "feed:r", "2", fmt.Sprintf(`{"user":"b","since":%q}`, positionAt(t, cur, 1)))
+	c.expect(`["1","1","feed:r","phx_close",{}]`)
+	if resp["recovered"] != true || resp["position"] != cur {
+		t.Fatalf("join with since: %v", resp)
+	}
+	for _, n := range []int{2, 4, 5} { // 3 was for a: handle_out left it out
+		ref, _, p := readPush(t, c)
+		if ref != positionAt(t, cur, n) || p["n"] != float64(n) {
+			t.Fatalf("replayed %v %v, want n %d", ref, p, n)
+		}
+	}
+	pub("msg", `{"n":6}`)
+	if ref, _, p := readPush(t, c); ref != positionAt(t, cur, 6) || p["n"] != float64(6) {
+		t.Fatalf("live after replay: %v %v", ref, p)
+	}
+
+	for i, since := range []string{
+		`"nope:1"`, `"` + positionAt(t, cur, 100) + `"`, `"` + positionAt(t, cur, -1) + `"`, `12`, `{}`, `""`,
+		`"` + positionAt(t, cur, 0) + `999999999999999999999"`, `"` + strings.Replace(positionAt(t, cur, 1), ":", "", 1) + `"`,
+	} {
+		d := s.dial(t, "vsn=2.0.0")
+		resp := joinFeed(t, d, "feed:r", strconv.Itoa(i+1), `{"user":"b","since":`+since+`}`)
+		if resp["recovered"] != false || resp["position"] != positionAt(t, cur, 6+i) {
+			t.Errorf("since %s: %v, want recovered false", since, resp)
+		}
+		pub("msg", fmt.Sprintf(`{"n":%d}`, 7+i)) // the next frame is live, nothing replayed
+		if ref, _, p := readPush(t, d); ref != positionAt(t, cur, 7+i) {
+			t.Errorf("since %s: got %v %v, want the live broadcast", since, ref, p)
+		}
+	}
+}
+
+// TestHistoryRecoveryUnderLoad: while a publisher broadcasts ~1,000 a second, clients
+// leave and rejoin with since in a loop; each sees every position once, in order.
+func TestHistoryRecoveryUnderLoad(t *testing.T) {
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-max-rate", "0")
+	const clients = 20
+	duration := 4 * time.Second
+	if testing.Short() {
+		duration = time.Second
+	}
+	pub := s.dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, pub, "feed:load", "1", `{"user":"pub"}`)["position"].(string)
+	epoch := cur[:strings.LastIndexByte(cur, ':')+1]
+
+	var stop, stopPub atomic.Bool // the clients stop first, the publisher once they have
+	var published atomic.Int64
+	pubDone := make(chan struct{})
+	go func() { // the publisher: say, at about 1,000 a second; its replies and copies are read below
+		defer close(pubDone)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for n := 1; !stopPub.Load(); n++ {
+			<-tick.C
+			if err := pub.conn.WriteMessage(1, []byte(fmt.Sprintf(`["1",null,"feed:load","say",{"n":%d}]`, n))); err != nil {
+				return
+			}
+			published.Add(1)
+		}
+	}()
+	go func() { // drain the publisher's socket
+		for {
+			if _, _, err := pub.conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	var rejoins atomic.Int64
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- loadClient(s, i, epoch, &stop, &rejoins)
+		}()
+	}
+	time.Sleep(duration)
+	stop.Store(true)
+	wg.Wait()
+	stopPub.Store(true)
+	<-pubDone
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d broadcasts, %d rejoins with since", published.Load(), rejoins.Load())
+	if rejoins.Load() < clients*3 {
+		t.Errorf("only %d rejoins", rejoins.Load())
+	}
+}
+
+// loadClient joins, reads a while, disconnects and rejoins with since, until stop;
+// every position it sees must be the one after the last.
+func loadClient(s *server, i int, epoch string, stop *atomic.Bool, rejoins *atomic.Int64) error {
+	last := -1
+	for round := 0; !stop.Load(); round++ {
+		d := websocket.Dialer{HandshakeTimeout: readTimeout}
+		conn, _, err := d.Dial(s.wsURL("vsn=2.0.0"), nil)
+		if err != nil {
+			return err
+		}
+		since := ""
+		if last >= 0 {
+			since = fmt.Sprintf(`,"since":"%s%d"`, epoch, last)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		join := fmt.Sprintf(`["1","1","feed:load","phx_join",{"user":"c%d"%s}]`, i, since)
+		if err := conn.WriteMessage(1, []byte(join)); err != nil {
+			conn.Close()
+			return err
+		}
+		reads := 20 + (i*7+round*13)%80
+		for r := 0; r < reads && !stop.Load(); r++ {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				conn.Close()
+				return fmt.Errorf("client %d: %v", i, err)
+			}
+			var f []any
+			if err := json.Unmarshal(data, &f); err != nil || len(f) != 5 {
+				conn.Close()
+				return fmt.Errorf("client %d: frame %s", i, data)
+			}
+			if f[3] == "phx_reply" {
+				resp := f[4].(map[string]any)["response"].(map[string]any)
+				if last >= 0 && resp["recovered"] != true {
+					conn.Close()
+					return fmt.Errorf("client %d: rejoin since %d not recovered: %v", i, last, resp)
+				}
+				if last < 0 {
+					n, _ := strconv.Atoi(strings.TrimPrefix(resp["position"].(string), epoch))
+					last = n
+				} else {
+					rejoins.Add(1)
+				}
+				continue
+			}
+			ref, _ := f[1].(string)
+			n, err := strconv.Atoi(strings.TrimPrefix(ref, epoch))
+			if err != nil || !strings.HasPrefix(ref, epoch) {
+				conn.Close()
+				return fmt.Errorf("client %d: ref %q", i, ref)
+			}
+			if n != last+1 {
+				conn.Close()
+				return fmt.Errorf("client %d round %d: position %d after %d", i, round, n, last)
+			}
+			last = n
+		}
+		conn.Close()
+	}
+	return nil
+}
+
+// TestHistoryRead: luachan.history and GET /api/history.
+func TestHistoryRead(t *testing.T) {
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-api-key", historyKey)
+	for n := 1; n <= 5; n++ {
+		s.post(t, "/api/broadcast", historyKey, fmt.Sprintf(`{"topic":"feed:h","event":"msg","payload":{"n":%d}}`, n))
+	}
+	c := s.dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, c, "feed:h", "1", `{}`)["position"]
+	c.send(fmt.Sprintf(`["1","2","feed:h","history",{"since":%q,"limit":2}]`, positionAt(t, cur, 2)))
+	c.expect(fmt.Sprintf(`["1","2","feed:h","phx_reply",{"status":"ok","response":{"recovered":true,"positions":[%q,%q]}}]`,
+		positionAt(t, cur, 3)+" msg 3", positionAt(t, cur, 4)+" msg 4"))
+	c.send(`["1","3","feed:h","history",{"since":"old:1"}]`)
+	c.expect(`["1","3","feed:h","phx_reply",{"status":"ok","response":{"recovered":false,"positions":[]}}]`)
+
+	get := func(query, key string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.url("/api/history?"+query), nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(body)), resp.Header
+	}
+	q := url.Values{"topic": {"feed:h"}, "since": {positionAt(t, cur, 3)}}.Encode()
+	code, body, h := get(q, historyKey)
+	want := fmt.Sprintf(`[{"position":%q,"event":"msg","payload":{"n":4}},{"position":%q,"event":"msg","payload":{"n":5}}]`,
+		positionAt(t, cur, 4), positionAt(t, cur, 5))
+	if code != http.StatusOK || body != want || h.Get("X-History-Position") != cur {
+		t.Errorf("GET /api/history: %d %s %v, want 200 %s", code, body, h.Get("X-History-Position"), want)
+	}
+	if code, body, _ := get("topic=feed:h&limit=1", historyKey); code != http.StatusOK || !strings.Contains(body, `{"n":5}`) || strings.Contains(body, `{"n":4}`) {
+		t.Errorf("latest 1: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		query, key string
+		code       int
+	}{
+		{q, "", http.StatusUnauthorized},
+		{"topic=nohistory:1", historyKey, http.StatusNotFound},
+		{"topic=feed:h&since=old:1", historyKey, http.StatusGone},
+		{"topic=feed:h&limit=x", historyKey, http.StatusBadRequest},
+		{"", historyKey, http.StatusBadRequest},
+	} {
+		if code, body, _ := get(tc.query, tc.key); code != tc.code {
+			t.Errorf("GET /api/history?%s: %d %s, want %d", tc.query, code, body, tc.code)
+		}
+	}
+}
+
+// TestHistoryTwoNodesMemory: without a shared history, each node positions what its
+// subscribers get, the other nodes' broadcasts too, so a client of one node still sees
+// every position once, in order, and recovers from that node's history.
+func TestHistoryTwoNodesMemory(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), rs.url(), "-api-key", historyKey)
+	c := nodes[1].dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, c, "feed:m", "1", `{}`)["position"]
+	for n := 1; n <= 4; n++ {
+		if got := nodes[0].post(t, "/api/broadcast", historyKey, fmt.Sprintf(`{"topic":"feed:m","event":"msg","payload":{"n":%d}}`, n)); got != http.StatusAccepted {
+			t.Fatalf("POST /api/broadcast: %d", got)
+		}
+	}
+	for n := 1; n <= 4; n++ {
+		if ref, _, p := readPush(t, c); ref != positionAt(t, cur, n) || p["n"] != float64(n) {
+			t.Fatalf("broadcast %d from the other node: %v %v, want %s", n, ref, p, positionAt(t, cur, n))
+		}
+	}
+	d := nodes[1].dial(t, "vsn=2.0.0")
+	if resp := joinFeed(t, d, "feed:m", "1", fmt.Sprintf(`{"since":%q}`, positionAt(t, cur, 2))); resp["recovered"] != true {
+		t.Fatalf("rejoin: %v", resp)
+	}
+	for n := 3; n <= 4; n++ {
+		if ref, _, _ := readPush(t, d); ref != positionAt(t, cur, n) {
+			t.Fatalf("replayed %v, want %s", ref, positionAt(t, cur, n))
+		}
+	}
+}

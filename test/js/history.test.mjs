@@ -1,0 +1,68 @@
+// History and recovery with the official phoenix client: params as a function, so
+// every rejoin sends the last position seen, and channel.on's second argument, the
+// broadcast's ref, which is its position. Run by TestJSClient, with scripts/examples'
+// feed.lua, LUACHAN_URL, LUACHAN_HTTP and LUACHAN_API_KEY.
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { env, connect, waitFor, joined } from "./helpers.mjs"
+
+const URL = env("LUACHAN_URL")
+const HTTP = env("LUACHAN_HTTP")
+const KEY = env("LUACHAN_API_KEY")
+
+// publish broadcasts one item through POST /api/broadcast.
+async function publish(topic, n) {
+  const res = await fetch(`${HTTP}/api/broadcast`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${KEY}` },
+    body: JSON.stringify({ topic, event: "item", payload: { n } }),
+  })
+  assert.equal(res.status, 202)
+}
+
+test("a reconnecting client misses nothing: since from the last ref", async (t) => {
+  const topic = "feed:js-recovery"
+  const socket = connect(t, URL)
+  let last = null
+  const channel = socket.channel(topic, () => (last ? { since: last } : {}))
+  const got = []
+  channel.on("item", (payload, ref) => {
+    got.push(payload.n)
+    last = ref
+  })
+  const first = await joined(channel)
+  last = first.position
+
+  let n = 0
+  let publishing = true
+  const publisher = (async () => {
+    while (publishing) {
+      await publish(topic, ++n)
+      await new Promise((r) => setTimeout(r, 2))
+    }
+  })()
+
+  for (let round = 0; round < 5; round++) {
+    await waitFor(`items before disconnect ${round}`, (resolve) => {
+      const until = got.length + 5
+      const timer = setInterval(() => { if (got.length >= until) { clearInterval(timer); resolve() } }, 5)
+    })
+    socket.disconnect()
+    await new Promise((r) => setTimeout(r, 30)) // broadcasts go on meanwhile
+    socket.connect() // the channel rejoins with its params function: { since: last }
+  }
+  publishing = false
+  await publisher
+  await waitFor(`all ${n} items`, (resolve) => {
+    const timer = setInterval(() => { if (got.length >= n) { clearInterval(timer); resolve() } }, 5)
+  }, () => `${got.length} items, last ${got.at(-1)}`)
+  assert.deepEqual(got, Array.from({ length: n }, (_, i) => i + 1))
+})
+
+test("the join reply says whether it recovered", async (t) => {
+  const socket = connect(t, URL)
+  const stale = socket.channel("feed:js-stale", { since: "not-an-epoch:7" })
+  const r = await joined(stale)
+  assert.equal(r.recovered, false)
+  assert.match(r.position, /^[0-9a-z]+:0$/)
+})
