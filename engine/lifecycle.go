@@ -107,12 +107,7 @@ func (c *channel) handleIn(m *hub.Message) {
 	}
 	script := c.file.script()
 	if !script.HasHandleIn() {
-		// Answered at once, so a prototyper's push does not wait for its timeout.
-		c.e.count.noHandleIn.Add(1)
-		if script.FirstTime("handle_in " + m.Event) {
-			c.e.log.Warn("event for a script with no handle_in", "script", script.Name(), "topic", c.topic, "event", m.Event)
-		}
-		c.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyNoHandleIn, false)
+		c.noHandleIn(script, m)
 		return
 	}
 	start := time.Now()
@@ -121,15 +116,35 @@ func (c *channel) handleIn(m *hub.Message) {
 	defer c.conn.Uncork()
 	c.flush()
 	if err != nil {
-		c.traceIn(m, "crashed", start)
-		c.logScriptError(script, "handle_in", err)
-		c.crash()
+		c.inCrashed(script, m, err, start)
 		return
 	}
 	c.traceIn(m, status, start)
 	if status != "" {
 		c.reply(m, status, reply, replyEmpty)
 	}
+}
+
+// noHandleIn answers an event for a script with no handle_in at once, so a
+// prototyper's push does not wait for its timeout. Out of line, as the crash
+// below: see session.unmatched.
+//
+//go:noinline
+func (c *channel) noHandleIn(script *luabind.Script, m *hub.Message) {
+	c.e.count.noHandleIn.Add(1)
+	if script.FirstTime("handle_in " + m.Event) {
+		c.e.log.Warn("event for a script with no handle_in", "script", script.Name(), "topic", c.topic, "event", m.Event)
+	}
+	c.conn.Reply(m.JoinRef, m.Ref, m.Topic, "error", replyNoHandleIn, false)
+}
+
+// inCrashed ends the channel whose handle_in failed.
+//
+//go:noinline
+func (c *channel) inCrashed(script *luabind.Script, m *hub.Message, err error, start time.Time) {
+	c.traceIn(m, "crashed", start)
+	c.logScriptError(script, "handle_in", err)
+	c.crash()
 }
 
 func (c *channel) handleOut(b *hub.Broadcast) {

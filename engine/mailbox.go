@@ -253,19 +253,19 @@ func (m *mailbox) run() {
 
 // dispatch handles ev, turning a panic into the handler's panicked.
 func (m *mailbox) dispatch(ev event) {
-	defer m.recoverPanic(ev)
+	defer m.recoverPanic(&ev) // a pointer: the deferred call's copy is on the stack
 	m.h.handle(ev)
 }
 
 // protect runs f, part of handling ev, as dispatch runs handle.
 func (m *mailbox) protect(ev event, f func()) {
-	defer m.recoverPanic(ev)
+	defer m.recoverPanic(&ev)
 	f()
 }
 
-func (m *mailbox) recoverPanic(ev event) {
+func (m *mailbox) recoverPanic(ev *event) {
 	if p := recover(); p != nil {
-		m.h.panicked(ev, p)
+		m.h.panicked(*ev, p)
 	}
 }
 

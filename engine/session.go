@@ -105,14 +105,11 @@ func (s *session) event(m *hub.Message) {
 	alone := len(s.chans) == 1
 	s.mu.Unlock()
 	if ch == nil {
-		s.e.count.unmatched.Add(1)
-		s.conn.Reply("", m.Ref, m.Topic, "error", replyUnmatched, false)
+		s.unmatched(m)
 		return
 	}
 	if m.JoinRef != "" && m.JoinRef != ch.joinRef {
-		s.e.count.stale.Add(1)
-		// A message for an earlier join of this topic: Phoenix drops it.
-		s.e.log.Debug("stale join_ref dropped", "conn", s.conn.Key(), "topic", m.Topic, "join_ref", m.JoinRef, "event", m.Event)
+		s.stale(m)
 		return
 	}
 	if alone {
@@ -120,6 +117,26 @@ func (s *session) event(m *hub.Message) {
 		return
 	}
 	ch.post(event{kind: evIn, msg: m})
+}
+
+// unmatched answers an event for a topic the socket has not joined.
+// Like the other cold paths of a client's event, it is a function of its own,
+// kept out of line: the reader goroutine runs the event, and handle_in, on its
+// own stack, so every byte of this path's frames is stack the GC shrinks and the
+// next message grows again.
+//
+//go:noinline
+func (s *session) unmatched(m *hub.Message) {
+	s.e.count.unmatched.Add(1)
+	s.conn.Reply("", m.Ref, m.Topic, "error", replyUnmatched, false)
+}
+
+// stale drops a message for an earlier join of its topic, as Phoenix does.
+//
+//go:noinline
+func (s *session) stale(m *hub.Message) {
+	s.e.count.stale.Add(1)
+	s.e.log.Debug("stale join_ref dropped", "conn", s.conn.Key(), "topic", m.Topic, "join_ref", m.JoinRef, "event", m.Event)
 }
 
 // forget removes ch from the session if it is still the channel of its topic.

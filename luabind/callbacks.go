@@ -128,22 +128,23 @@ func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, 
 }
 
 // runOn is run on h's VM (nil h: one from the pool, given back after the call).
-func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
-	err := s.runCounted(ctx, h, cb, sock, a, results, args...)
+// It counts the call, and the failure if any. One frame, not a counting wrapper
+// around the call: a reader goroutine runs handle_in on its own stack, and every
+// frame of that path is a part of the stack the GC shrinks and the next message grows
+// again.
+func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) (err error) {
 	s.calls.Add(1)
-	if err != nil {
-		s.failed.Add(1)
-	}
-	return err
-}
-
-// runCounted is runOn without the counting.
-func (s *Script) runCounted(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
 	v, err := h.take(ctx, &s.chunk)
 	if err != nil {
+		s.failed.Add(1)
 		return err
 	}
-	defer h.give(v)
+	defer func() {
+		h.give(v)
+		if err != nil {
+			s.failed.Add(1)
+		}
+	}()
 	if a == nil {
 		a = NewAssigns()
 	}
