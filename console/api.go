@@ -213,7 +213,7 @@ func maskedPresence(data []byte) any {
 	out := make(map[string]any, len(state))
 	for k, e := range state {
 		for i := range e.Metas {
-			e.Metas[i] = mask(e.Metas[i])
+			e.Metas[i] = engine.FilterSecrets(e.Metas[i])
 		}
 		out[k] = map[string]any{"metas": e.Metas}
 	}

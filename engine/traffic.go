@@ -59,24 +59,26 @@ func filteredParams(m *hub.Message) string {
 	if err := json.Unmarshal(m.Payload, &v); err != nil {
 		return "(not JSON)"
 	}
-	data, _ := json.Marshal(filterSecrets(v))
+	data, _ := json.Marshal(FilterSecrets(v))
 	return string(data)
 }
 
-// filterSecrets replaces, in place, the values of keys that name secrets.
-func filterSecrets(v any) any {
+// FilterSecrets replaces, in place, the values of keys that name secrets (token,
+// password, secret, key) in decoded JSON with "[FILTERED]", and returns v: the
+// traffic log's params and the console's payloads and presences show only that.
+func FilterSecrets(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, val := range v {
 			if secretKey(k) {
 				v[k] = "[FILTERED]"
 			} else {
-				v[k] = filterSecrets(val)
+				v[k] = FilterSecrets(val)
 			}
 		}
 	case []any:
 		for i := range v {
-			v[i] = filterSecrets(v[i])
+			v[i] = FilterSecrets(v[i])
 		}
 	}
 	return v
