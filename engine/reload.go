@@ -54,11 +54,14 @@ func (e *Engine) watchLoop(w *fsnotify.Watcher) {
 	tick := time.NewTicker(rescanEvery)
 	defer tick.Stop()
 	rescan := func() {
-		if err := e.Reload(); err != nil {
-			e.log.Error("scripts folder rescan failed", "err", err)
-		}
+		// Watch first, then read: a file saved in a new lib/ folder between
+		// the two is then either read by this rescan or seen as an event.
+		// The other order lost such a save until the next timed rescan.
 		if err := e.watchDirs(w); err != nil {
 			e.log.Warn("cannot watch scripts folder", "err", err)
+		}
+		if err := e.Reload(); err != nil {
+			e.log.Error("scripts folder rescan failed", "err", err)
 		}
 	}
 	for {
