@@ -77,6 +77,10 @@ func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
 			if !ok {
 				continue
 			}
+			if isHistoryMessage(m.Payload) {
+				r.receiveHistory(topic, m.Payload)
+				continue
+			}
 			node, b, err := parseRedisMessage(m.Payload)
 			if err != nil {
 				if ok, n := r.junkLog.allow(1); ok {
