@@ -253,3 +253,37 @@ func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {
 		t.Errorf("only %d rejoins", rejoins.Load())
 	}
 }
+
+// TestHistoryRedisDown: while Redis is down, a broadcast on a history topic is not
+// delivered (it cannot get a position), counted and logged, and a join with since
+// answers recovered false instead of risking a gap. Once Redis is back, broadcasts
+// flow again.
+func TestHistoryRedisDown(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-pubsub", rs.url(), "-api-key", historyKey)
+	a := s.dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, a, "feed:down", "1", `{}`)["position"]
+
+	rs.kill(t)
+	s.log.waitFor(t, readTimeout, logRedisLost)
+	if got := s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:down","event":"msg","payload":{"n":1}}`); got != http.StatusAccepted {
+		t.Fatalf("POST /api/broadcast while Redis is down: %d, want 202", got)
+	}
+	s.log.waitFor(t, 2*readTimeout, `msg="history broadcasts not delivered"`)
+	b := s.dial(t, "vsn=2.0.0")
+	if resp := joinFeed(t, b, "feed:down", "1", fmt.Sprintf(`{"since":%q}`, cur)); resp["recovered"] != false {
+		t.Fatalf("join with since while Redis is down: %v, want recovered false", resp)
+	}
+
+	rs.start(t) // an empty Redis: the history starts again, in a new epoch
+	s.log.waitFor(t, 3*readTimeout, logRedisBack)
+	if got := s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:down","event":"msg","payload":{"n":2}}`); got != http.StatusAccepted {
+		t.Fatalf("POST /api/broadcast: %d", got)
+	}
+	for _, c := range []*wsClient{a, b} {
+		if f := readHistoryFrame(t, c); f.N != 2 || !strings.HasSuffix(f.Ref, ":1") {
+			t.Fatalf("after Redis is back: %+v, want n 2 at position 1 (n 1 never had one)", f)
+		}
+	}
+}
