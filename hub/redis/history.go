@@ -376,6 +376,9 @@ func (r *PubSub) receiveHistory(topic, data string) {
 		return
 	}
 	b.Topic, b.Ref, b.Payload = topic, pos, []byte(payload)
+	if p, ok := history.ParsePosition(pos); ok {
+		r.checkGap(topic, p)
+	}
 	if node == r.node {
 		b.From = from
 		r.count.own.Add(1)

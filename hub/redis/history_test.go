@@ -245,3 +245,37 @@ func pollFor(timeout time.Duration, cond func() bool) error {
 	}
 	return nil
 }
+
+// TestHistoryFillsGapAfterReconnect: the broadcasts appended while a node's subscriber
+// connection was down reach that node from the stream, before the next live one, so
+// its subscribers still get every position once, in order.
+func TestHistoryFillsGapAfterReconnect(t *testing.T) {
+	rs := startRedis(t)
+	a, b := startHistoryNode(t, rs.url()), startHistoryNode(t, rs.url())
+	for _, n := range []*historyNode{a, b} {
+		_ = n.ps.Subscribe("t")
+	}
+	b.publish(t, "t", lim, 1, 1, 1)
+	if err := pollFor(5*time.Second, func() bool { return len(a.got.all()) == 1 }); err != nil {
+		t.Fatal("the first broadcast did not arrive")
+	}
+	if err := rs.client(t).ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(t, "t", lim, 2, 5, 6) // while the subscribers reconnect (after 50 ms at least)
+	if a.ps.Stats().Reconnects != 0 {
+		t.Fatal("a reconnected before the appends: the test missed its gap")
+	}
+	if err := pollFor(5*time.Second, func() bool { return a.ps.Stats().Reconnects == 1 && a.ps.Stats().Connected }); err != nil {
+		t.Fatal("a did not reconnect")
+	}
+	b.publish(t, "t", lim, 7, 1, 7)
+	if err := pollFor(5*time.Second, func() bool { return len(a.got.all()) >= 7 }); err != nil {
+		t.Fatalf("a got %d broadcasts, want 7", len(a.got.all()))
+	}
+	for i, got := range a.got.all() {
+		if !strings.HasSuffix(got.Ref, fmt.Sprintf(":%d", i+1)) || string(got.Payload) != fmt.Sprintf(`{"n":%d}`, i+1) {
+			t.Fatalf("broadcast %d: %s at %s", i+1, got.Payload, got.Ref)
+		}
+	}
+}
