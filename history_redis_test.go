@@ -287,3 +287,54 @@ func TestHistoryRedisDown(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryRedisRecovery: with Redis, a join with since is replayed through
+// handle_out with the subscriber's own assigns, and any since it cannot recover from,
+// malformed ones included, answers recovered false with the current position and
+// replays nothing.
+func TestHistoryRedisRecovery(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-pubsub", rs.url(), "-api-key", historyKey)
+	pub := func(event, payload string) {
+		t.Helper()
+		if got := s.post(t, "/api/broadcast", historyKey, `{"topic":"feed:rr","event":"`+event+`","payload":`+payload+`}`); got != http.StatusAccepted {
+			t.Fatalf("POST /api/broadcast: %d", got)
+		}
+	}
+	c := s.dial(t, "vsn=2.0.0")
+	cur := joinFeed(t, c, "feed:rr", "1", `{"user":"x"}`)["position"]
+	pub("msg", `{"n":1}`)
+	pub("secret", `{"n":2,"to":"a"}`)
+	pub("secret", `{"n":3,"to":"b"}`)
+	pub("msg", `{"n":4}`)
+	for n := 1; n <= 4; n += 3 { // x gets the msgs only
+		if f := readHistoryFrame(t, c); f.N != n {
+			t.Fatalf("live: %+v, want n %d", f, n)
+		}
+	}
+	d := s.dial(t, "vsn=2.0.0")
+	resp := joinFeed(t, d, "feed:rr", "1", fmt.Sprintf(`{"user":"b","since":%q}`, cur))
+	if resp["recovered"] != true || resp["position"] != positionAt(t, cur, 4) {
+		t.Fatalf("join with since: %v", resp)
+	}
+	for _, n := range []int{1, 3, 4} { // 2 was for a: handle_out left it out
+		if f := readHistoryFrame(t, d); f.N != n || f.Ref != positionAt(t, cur, n) {
+			t.Fatalf("replayed %+v, want n %d", f, n)
+		}
+	}
+	for i, since := range []string{
+		`"nope:1"`, `"` + positionAt(t, cur, 100) + `"`, `"` + positionAt(t, cur, -1) + `"`, `12`, `{}`, `""`,
+		`"` + positionAt(t, cur, 0) + `999999999999999999999"`, `"` + strings.Replace(positionAt(t, cur, 1), ":", "", 1) + `"`,
+	} {
+		e := s.dial(t, "vsn=2.0.0")
+		resp := joinFeed(t, e, "feed:rr", "1", `{"user":"b","since":`+since+`}`)
+		if resp["recovered"] != false || resp["position"] != positionAt(t, cur, 4+i) {
+			t.Errorf("since %s: %v, want recovered false at %s", since, resp, positionAt(t, cur, 4+i))
+		}
+		pub("msg", fmt.Sprintf(`{"n":%d}`, 5+i)) // the next frame is live, nothing replayed
+		if f := readHistoryFrame(t, e); f.Ref != positionAt(t, cur, 5+i) {
+			t.Errorf("since %s: got %+v, want the live broadcast", since, f)
+		}
+	}
+}
