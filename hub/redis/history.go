@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
@@ -21,7 +22,14 @@ const (
 	historyMsgVersion = 2    // first byte of a broadcast published with its position
 	historyMaxBatch   = 256  // appends per pipeline
 	historyQueueLen   = 8192 // appends waiting for the appender
+	// historyMetaKeep is how long a topic's epoch and counter outlive its last append or
+	// read, at least: longer than its entries (ttl), so that a client that missed
+	// nothing recovers after a quiet spell.
+	historyMetaKeep = 24 * time.Hour
 )
+
+// metaKeep is how long a topic's meta hash is kept, in ms.
+func metaKeep(lim history.Limits) int64 { return max(lim.TTL, historyMetaKeep).Milliseconds() }
 
 // History keeps the broadcasts of topics with a history in Redis (SPEC section 10), so
 // that every node gives them the same positions, in the same order, and the history
@@ -179,7 +187,7 @@ func (h *History) appendBatch(ctx context.Context, batch []historyAppend) error 
 			head = appendHistoryHead(head[:0], h.ps.node, a.b)
 			appendScript.EvalSha(ctx, pipe, h.keys(a.b.Topic),
 				newEpoch(), a.lim.Size, max(a.lim.TTL.Milliseconds(), 1),
-				h.ps.channel(a.b.Topic), string(head), a.b.Payload)
+				h.ps.channel(a.b.Topic), string(head), a.b.Payload, metaKeep(a.lim))
 		}
 		cmds, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && len(cmds) > 0 && isNoScript(cmds[0].Err()) {
@@ -255,7 +263,7 @@ func (h *History) Read(ctx context.Context, topic string, lim history.Limits, si
 	ctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 	defer cancel()
 	v, err := readScript.Run(ctx, h.ps.client, h.keys(topic),
-		newEpoch(), max(lim.TTL.Milliseconds(), 1), sinceEpoch, sinceN, limit).Slice()
+		newEpoch(), max(lim.TTL.Milliseconds(), 1), sinceEpoch, sinceN, limit, metaKeep(lim)).Slice()
 	if err != nil {
 		return nil, history.Position{}, false, fmt.Errorf("%w for %q: %w", ErrHistoryRead, topic, err)
 	}

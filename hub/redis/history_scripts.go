@@ -8,12 +8,16 @@ import goredis "github.com/redis/go-redis/v9"
 // and p (the payload). Both keys carry the topic as a Redis Cluster hash tag, so they
 // are in one slot.
 
+// The meta hash outlives the stream (historyMetaKeep): a client that saw the last
+// broadcast of a topic quiet for longer than its ttl missed nothing, and recovers.
+
 // appendScript gives a broadcast its topic's next position, keeps it in the stream and
 // publishes it, in one step: every node sees the same positions in the same order, and
 // a broadcast is published if and only if it is in the history.
 //
 // ARGV: 1 a new random epoch (used if the topic has none), 2 size, 3 ttl (ms),
-// 4 the topic's channel, 5 the message head, 6 the payload. It returns the position.
+// 4 the topic's channel, 5 the message head, 6 the payload, 7 how long the meta hash
+// outlives the last append or read (ms). It returns the position.
 var appendScript = goredis.NewScript(`
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local meta, s = KEYS[1], KEYS[2]
@@ -31,7 +35,7 @@ for _, e in ipairs(old) do
   if tonumber(e[2][2]) + ttl >= now then break end
   redis.call('XDEL', s, e[1])
 end
-redis.call('PEXPIRE', meta, ttl)
+redis.call('PEXPIRE', meta, tonumber(ARGV[7]))
 redis.call('PEXPIRE', s, ttl)
 local pos = epoch .. ':' .. string.format('%d', n)
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. pos .. '\n' .. ARGV[6])
@@ -44,7 +48,8 @@ return pos
 // position names the epoch the next broadcast will have.
 //
 // ARGV: 1 a new random epoch, 2 ttl (ms), 3 since's epoch ("": none), 4 since's n,
-// 5 limit (0: all, -1: none, only the position).
+// 5 limit (0: all, -1: none, only the position), 6 how long the meta hash outlives
+// the last append or read (ms).
 // recovered is 0 when since is of another epoch, ahead of n, or older than what is
 // kept (trimmed by size, or past the ttl).
 var readScript = goredis.NewScript(`
@@ -53,8 +58,8 @@ local meta, s = KEYS[1], KEYS[2]
 local ttl = tonumber(ARGV[2])
 if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then
   redis.call('DEL', s)
-  redis.call('PEXPIRE', meta, ttl)
 end
+redis.call('PEXPIRE', meta, tonumber(ARGV[6]))
 local epoch = redis.call('HGET', meta, 'epoch')
 local n = tonumber(redis.call('HGET', meta, 'n') or '0')
 local out = {epoch, string.format('%d', n), 1}

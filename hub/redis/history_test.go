@@ -149,23 +149,34 @@ func TestHistoryTrimsByTTL(t *testing.T) {
 	if _, _, ok := n.read(t, "t", short, cur.Epoch+":0", 0); !ok {
 		t.Fatal("not recovered within the ttl")
 	}
-	// Past the ttl the entries are not replayed, then the keys go, and the next
-	// append starts a new epoch.
+	// Past the ttl the entries are not replayed and the stream goes; the epoch and
+	// the counter stay, so a client that saw the last broadcast missed nothing.
 	if err := pollFor(2*time.Second, func() bool {
 		entries, _, ok := n.read(t, "t", short, cur.Epoch+":0", 0)
 		return !ok && len(entries) == 0
 	}); err != nil {
 		t.Fatal("still recovered past the ttl")
 	}
-	if entries, _, _ := n.read(t, "t", short, "", 0); len(entries) != 0 {
-		t.Fatalf("past the ttl, the latest: %s", positions(entries))
-	}
 	if err := pollFor(2*time.Second, func() bool { return rs.client(t).Exists(context.Background(), "luachan:h:{t}:s").Val() == 0 }); err != nil {
 		t.Fatal("the stream outlived its ttl")
 	}
-	n.publish(t, "t", short, 3, 1, 1)
+	if entries, _, _ := n.read(t, "t", short, "", 0); len(entries) != 0 {
+		t.Fatalf("past the ttl, the latest: %s", positions(entries))
+	}
+	if entries, now, ok := n.read(t, "t", short, cur.String(), 0); !ok || len(entries) != 0 || now != cur {
+		t.Fatalf("since the last position, past the ttl: recovered %v, %s at %v; want recovered, nothing, at %v", ok, positions(entries), now, cur)
+	}
+	n.publish(t, "t", short, 3, 1, 3)
+	if _, now, _ := n.read(t, "t", short, "", -1); now != (history.Position{Epoch: cur.Epoch, N: 3}) {
+		t.Fatalf("after the ttl: %v, want the same epoch at 3 (was %v)", now, cur)
+	}
+	// Once the meta hash goes too, the next append starts a new epoch.
+	if err := rs.client(t).Del(context.Background(), "luachan:h:{t}:meta").Err(); err != nil {
+		t.Fatal(err)
+	}
+	n.publish(t, "t", short, 4, 1, 1)
 	if _, now, _ := n.read(t, "t", short, "", -1); now.Epoch == cur.Epoch || now.N != 1 {
-		t.Fatalf("after the ttl: %v, want a new epoch at 1 (was %v)", now, cur)
+		t.Fatalf("after the meta went: %v, want a new epoch at 1", now)
 	}
 }
 
