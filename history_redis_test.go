@@ -90,10 +90,10 @@ func TestHistoryRedisTwoNodes(t *testing.T) {
 	}
 	// broadcast_from skips its sender on its node only.
 	a.send(`["1",null,"feed:two","say_from",{"n":999}]`)
-	b.send(`["1",null,"feed:two","say",{"n":1000}]`)
 	if f := readHistoryFrame(t, b); f.N != 999 || f.Ref != positionAt(t, cur, 3*each+1) {
 		t.Fatalf("node 1 got %+v, want the say_from at %s", f, positionAt(t, cur, 3*each+1))
 	}
+	b.send(`["1",null,"feed:two","say",{"n":1000}]`)
 	for _, c := range []*wsClient{a, b} {
 		if f := readHistoryFrame(t, c); f.N != 1000 || f.Ref != positionAt(t, cur, 3*each+2) {
 			t.Fatalf("got %+v, want n 1000 at %s", f, positionAt(t, cur, 3*each+2))
