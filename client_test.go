@@ -59,6 +59,8 @@ func TestJSClient(t *testing.T) {
 	}
 	s := startServer(t, open, "-api-key", jsAPIKey)
 	secret := startServer(t, examplesPlus(t, map[string]string{"whoami.lua": whoamiLua}), "-secret", jsSecret)
+	// Two nodes sharing a Redis, for history across nodes (history.test.mjs).
+	pair := startNodes(t, 2, open, startRedis(t).url(), "-api-key", jsAPIKey)
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, args...)
@@ -69,6 +71,8 @@ func TestJSClient(t *testing.T) {
 		"LUACHAN_API_KEY="+jsAPIKey,
 		"LUACHAN_URL_SECRET=ws://"+secret.addr+"/socket",
 		"LUACHAN_SECRET="+jsSecret,
+		"LUACHAN_NODES=ws://"+pair[0].addr+"/socket ws://"+pair[1].addr+"/socket",
+		"LUACHAN_NODES_HTTP=http://"+pair[0].addr+" http://"+pair[1].addr,
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -84,8 +84,9 @@ type channel struct {
 
 	// A join with a history (see history.go): what to replay after the
 	// reply, and the position up to which the mailbox's broadcasts were sent.
-	toReplay []history.Entry[*hub.Broadcast]
-	skipUpTo history.Position
+	toReplay      []history.Entry[*hub.Broadcast]
+	skipUpTo      history.Position
+	holdUntilLive bool // the join's hold lasts until a broadcast after skipUpTo
 
 	// A join of a topic the socket had already joined takes over from the
 	// earlier channel, but only once that channel's own join has settled, as

@@ -15,7 +15,8 @@
 //	session.mu      one socket's channels by topic; never held with any other
 //	channel.mu      one channel's subscription and timers; closing its mailbox with them is one step
 //	mailbox.mu      one channel's queued events, who owns them, and whether it takes more
-//	history stream  one topic's history (package history); Publish holds it across Hub.Broadcast
+//	history stream  one topic's memory history (package history); Publish holds it across Hub.Broadcast
+//	                (a shared HistoryStore, Redis's, takes no lock of the engine's: Redis orders)
 //
 // Lock order: Engine.mu before scriptFile.mu, and Engine.mu before
 // channel.mu (a reload stops the channels of a deleted file while holding

@@ -48,6 +48,7 @@ type Config struct {
 	Secret        []byte           // HS256 key for luachan.token (none: sign raises, verify refuses)
 	Store         luabind.Store    // (nil: luachan.store raises "no store") shared state behind luachan.store
 	Presence      presence.Replica // (nil: presence is this node's only) the other nodes' presence entries
+	History       HistoryStore     // (nil: in memory, this node's) the histories of topics whose script keeps one
 	Clock         Clock            // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
 }
 
@@ -61,7 +62,7 @@ type Engine struct {
 	routes   atomic.Pointer[router]
 	connect  atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
 	presence *channelPresence
-	history  *history.Memory[*hub.Broadcast] // the topics whose script keeps a history
+	history  HistoryStore // the topics whose script keeps a history
 
 	// mu guards files, the loaded script files by name; tried, the content
 	// hash of each file's last load attempt (so an unchanged broken file is
@@ -129,7 +130,10 @@ func New(cfg Config) (*Engine, error) {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers.e = e
 	e.presence = newPresence(e)
-	e.history = history.NewMemory[*hub.Broadcast](cfg.Clock.Now)
+	e.history = cfg.History
+	if e.history == nil {
+		e.history = &memoryHistory{m: history.NewMemory[*hub.Broadcast](cfg.Clock.Now), hub: cfg.Hub}
+	}
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,
 		Timeout: cfg.ScriptTimeout,

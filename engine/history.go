@@ -17,9 +17,12 @@ import (
 // mailbox's broadcasts (Intercepts answers true while unsentBroadcasts > 0)
 // from before it subscribes until its replay is sent, so every live broadcast
 // waits in the mailbox behind the join. The history is read after the
-// subscription, so a broadcast is in what was read, or in the mailbox, or in
-// both; the mailbox's copies at or before the position read are then dropped
-// (channel.replayed).
+// subscription (for a shared store, once Redis has confirmed it), so a
+// broadcast is in what was read, or in the mailbox, or in both; the mailbox's
+// copies at or before the position read are then dropped (alreadySent). With a
+// shared store a broadcast read may still be on its way to this node after the
+// join, so the hold lasts until the first broadcast after the position read
+// (holdUntilLive); Redis delivers the later ones in order.
 
 // MaxHistoryLimit caps how many entries luachan.history and /api/history
 // return at once.
@@ -40,31 +43,28 @@ func (e *Engine) topicHistory(topic string) (history.Limits, bool) {
 	return limits(h), ok
 }
 
-// Publish broadcasts b (see Broadcaster), first giving it its topic's next
-// history position as its ref when the topic has a history: the position's
-// order is the order every subscriber gets them in.
+// Publish broadcasts b (see Broadcaster), through the topic's history store
+// when the topic has a history: the store gives b its position as its ref, and
+// the positions' order is the order every subscriber gets them in.
 func (e *Engine) Publish(b *hub.Broadcast) error {
-	var err error
-	e.Positioned(b, func(b *hub.Broadcast) { err = e.cfg.Hub.Broadcast(b) })
-	return err
+	lim, ok := e.topicHistory(b.Topic)
+	if !ok {
+		return e.cfg.Hub.Broadcast(b)
+	}
+	return e.history.Publish(b, lim)
 }
 
-// Positioned runs deliver for b, first giving b its topic's next position when
-// the topic has a history, under the topic's lock (see Publish). cmd/luachan
-// hands the other nodes' broadcasts to the hub through it: a memory history is
-// this node's, so it positions every broadcast its subscribers get, in the
-// order they get them.
+// Positioned runs deliver for b, a broadcast from another node: cmd/luachan
+// hands them to the hub through it. A memory history is this node's, so it
+// positions every broadcast its subscribers get, in the order they get them; a
+// shared one (Redis) positioned it already.
 func (e *Engine) Positioned(b *hub.Broadcast, deliver func(*hub.Broadcast)) {
 	lim, ok := e.topicHistory(b.Topic)
 	if !ok {
 		deliver(b)
 		return
 	}
-	e.history.Append(b.Topic, lim, func(p history.Position) *hub.Broadcast {
-		b.Ref = p.String()
-		deliver(b)
-		return b
-	})
+	e.history.Received(b, lim, deliver)
 }
 
 // HistoryEntry is one broadcast kept in a topic's history.
@@ -87,7 +87,10 @@ func (e *Engine) History(topic, since string, limit int) (entries []HistoryEntry
 	if limit <= 0 || limit > MaxHistoryLimit {
 		limit = MaxHistoryLimit
 	}
-	kept, cur, recovered := e.history.Read(topic, lim, since, limit)
+	kept, cur, recovered, err := e.history.Read(e.ctx, topic, lim, since, limit)
+	if err != nil {
+		e.log.Warn("history not read", "topic", topic, "err", err)
+	}
 	entries = make([]HistoryEntry, len(kept))
 	for i, k := range kept {
 		b := k.Value
@@ -108,8 +111,15 @@ func (e *Engine) ReadHistory(topic, since string, limit int) ([]luabind.HistoryE
 
 // holdBroadcasts makes every broadcast to c wait in its mailbox until
 // releaseBroadcasts, whatever its event: see the top of this file.
-func (c *channel) holdBroadcasts()    { c.mb.unsentBroadcasts.Add(1) }
-func (c *channel) releaseBroadcasts() { c.mb.broadcastsSent(1) }
+func (c *channel) holdBroadcasts() { c.mb.unsentBroadcasts.Add(1) }
+
+// releaseBroadcasts ends the join's hold, unless it lasts until the first live
+// broadcast (holdUntilLive), which alreadySent then ends.
+func (c *channel) releaseBroadcasts() {
+	if !c.holdUntilLive {
+		c.mb.broadcastsSent(1)
+	}
+}
 
 // joinHistory answers a successful join of a topic with a history: the reply,
 // with the current position (and, for a join with since, whether it
@@ -121,12 +131,22 @@ func (c *channel) joinHistory(script *luabind.Script, m *hub.Message, reply *lua
 	since, hasSince := sinceOf(m.Payload)
 	var kept []history.Entry[*hub.Broadcast]
 	var cur history.Position
+	var err error
 	recovered := false
-	if since != "" {
-		kept, cur, recovered = c.e.history.Read(c.topic, lim, since, 0)
-	} else { // no since, or one that is not a position string
-		cur = c.e.history.Current(c.topic, lim)
+	switch {
+	case since == "": // no since, or one that is not a position string
+		_, cur, _, err = c.e.history.Read(c.e.ctx, c.topic, lim, "", -1)
+	case !c.e.history.Subscribed(c.topic):
+		// A broadcast appended now might reach neither the read nor this node:
+		// the client is told to reload rather than miss it.
+		_, cur, _, err = c.e.history.Read(c.e.ctx, c.topic, lim, "", -1)
+	default:
+		kept, cur, recovered, err = c.e.history.Read(c.e.ctx, c.topic, lim, since, 0)
 	}
+	if err != nil {
+		c.e.log.Warn("history not read for a join: not recovered", "topic", c.topic, "err", err)
+	}
+	c.holdUntilLive = c.e.history.Shared() && cur.Epoch != ""
 	c.skipUpTo = cur
 	body := replyEmpty
 	binary := false
@@ -175,6 +195,13 @@ func (c *channel) alreadySent(b *hub.Broadcast) bool {
 		return true
 	}
 	c.skipUpTo = history.Position{} // positions only grow: no need to look again
+	if c.holdUntilLive {
+		// From a shared history, a broadcast the join read may arrive after the
+		// join: the hold lasted until this one, after the position read. The ones
+		// after it arrive in order.
+		c.holdUntilLive = false
+		c.mb.broadcastsSent(1)
+	}
 	return false
 }
 

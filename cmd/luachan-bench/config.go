@@ -41,6 +41,7 @@ type config struct {
 	redis      string   // -redis: the Redis URL the nodes share; empty: start one
 	pubsub     string   // the -pubsub URL started nodes get, set at run time; empty: none
 	redisPID   int      // the Redis the tool started, for its CPU; -1 when none
+	withRedis  bool     // recover: start Redis (-pubsub redis) even for one node
 
 	procs        int
 	localIPs     int
@@ -72,13 +73,17 @@ type config struct {
 // parseConfig reads mode's flags.
 func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) {
 	if _, ok := modes[mode]; !ok {
-		return nil, usageErr(fmt.Sprintf("unknown mode %q (want fanout, rpc, idle or joins; luachan-bench -h)", mode))
+		return nil, usageErr(fmt.Sprintf("unknown mode %q (want fanout, rpc, idle, joins or recover; luachan-bench -h)", mode))
 	}
 	cfg := &config{mode: mode, nodes: 1, redisPID: -1}
 	fs := flag.NewFlagSet("luachan-bench "+mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 
-	targets := fs.String("targets", "ceiling,luachan", "servers to measure, in order: ceiling, luachan, intercept (fanout)")
+	defTargets := "ceiling,luachan"
+	if mode == "recover" {
+		defTargets = "luachan" // the ceiling keeps no history
+	}
+	targets := fs.String("targets", defTargets, "servers to measure, in order: ceiling, luachan, intercept (fanout)")
 	fs.StringVar(&cfg.server, "server", "", "luachan binary to start for each luachan target (default: luachan beside this tool, or on PATH)")
 	fs.StringVar(&cfg.addr, "addr", "", "host:port of a running luachan (scripts: cmd/luachan-bench/scripts) instead of -server")
 	fs.IntVar(&cfg.pid, "pid", -1, "process id of the luachan at -addr, for its CPU and memory")
@@ -117,6 +122,13 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	case "idle":
 		fs.IntVar(&cfg.conns, "conns", 1000, "joined connections to hold")
 		fs.DurationVar(&cfg.hold, "hold", 10*time.Second, "how long to hold them before reading the server's memory")
+	case "recover":
+		fs.IntVar(&cfg.clients, "clients", 1000, "clients that join, leave and rejoin at once with since")
+		fs.IntVar(&cfg.msgs, "msgs", 100, "broadcasts sent while they are away (POST /api/broadcast on the first node)")
+		fs.IntVar(&cfg.history, "history", 1000, "bench.lua keeps this many broadcasts per topic (at least -msgs)")
+		fs.IntVar(&cfg.nodes, "nodes", 1, "luachan processes, joined by Redis; the clients are spread over them")
+		fs.StringVar(&cfg.redis, "redis", "", "redis://127.0.0.1:PORT the nodes share (empty: with -nodes above 1 or -with-redis, start redis-server)")
+		fs.BoolVar(&cfg.withRedis, "with-redis", false, "run one node with -pubsub redis too (history in Redis)")
 	case "joins":
 		fs.IntVar(&cfg.joins, "joins", 5000, "connect-and-joins (connections stay open until the end)")
 		fs.IntVar(&cfg.concurrency, "concurrency", 100, "connect-and-joins in flight")
@@ -195,10 +207,14 @@ func (c *config) check() error {
 	if err := c.checkNodes(); err != nil {
 		return err
 	}
-	count := map[string]int{"fanout": c.subs, "rpc": c.clients, "idle": c.conns, "joins": c.joins}[c.mode]
+	count := map[string]int{"fanout": c.subs, "rpc": c.clients, "idle": c.conns, "joins": c.joins, "recover": c.clients}[c.mode]
 	switch {
 	case count < 1 || count > maxConns:
 		return fmt.Errorf("connections must be 1..%d", maxConns)
+	case c.mode == "recover" && slices.Contains(c.targets, "ceiling"):
+		return errors.New("-targets: the ceiling keeps no history; recover measures luachan")
+	case c.mode == "recover" && (c.msgs < 1 || c.msgs > c.history):
+		return errors.New("-msgs must be 1..-history")
 	case c.mode == "fanout" && (c.msgs < 1 || c.msgs > maxMsgs):
 		return fmt.Errorf("-msgs must be 1..%d", maxMsgs)
 	case (c.mode == "fanout" || c.mode == "rpc") && (c.size < minSize || c.size > maxSize):
@@ -268,6 +284,12 @@ func (c *config) params() map[string]any {
 		p["conns"], p["hold"], p["heartbeat"] = c.conns, c.hold.String(), c.heartbeat.String()
 	case "joins":
 		p["joins"], p["concurrency"] = c.joins, c.concurrency
+	case "recover":
+		p["clients"], p["msgs"], p["nodes"] = c.clients, c.msgs, c.nodes
+		p["pubsub"] = "memory"
+		if c.nodes > 1 || c.redis != "" || c.withRedis {
+			p["pubsub"] = "redis"
+		}
 	}
 	return p
 }

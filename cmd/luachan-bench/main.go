@@ -6,6 +6,7 @@
 //	luachan-bench rpc     C clients pushing an event answered by handle_in, at a given rate
 //	luachan-bench idle    N joined connections held with heartbeats: server memory per connection
 //	luachan-bench joins   connect-and-join rate
+//	luachan-bench recover N clients rejoin a history topic at once with since: time until all replayed
 //
 // Every run is bounded in count and time, targets only 127.0.0.0/8, and
 // prints a table and one JSON line. luachan-bench ceiling-server runs the
@@ -67,6 +68,7 @@ Usage:
   luachan-bench rpc [flags]      C clients pushing an event answered by handle_in
   luachan-bench idle [flags]     N joined connections held with heartbeats
   luachan-bench joins [flags]    connect-and-join rate
+  luachan-bench recover [flags]  N clients rejoin a history topic at once with since
   luachan-bench ceiling-server [-addr 127.0.0.1:PORT]
   luachan-bench MODE -h          the flags of a mode
 
@@ -125,10 +127,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type modeFunc func(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error)
 
 var modes = map[string]modeFunc{
-	"fanout": runFanout,
-	"rpc":    runRPC,
-	"idle":   runIdle,
-	"joins":  runJoins,
+	"fanout":  runFanout,
+	"rpc":     runRPC,
+	"idle":    runIdle,
+	"joins":   runJoins,
+	"recover": runRecover,
 }
 
 // runMode measures every target in turn, each against a fresh server.
@@ -142,7 +145,7 @@ func runMode(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		cfg.scriptsDir = dir
 		if cfg.redis != "" {
 			cfg.pubsub = cfg.redis
-		} else if cfg.nodes > 1 {
+		} else if cfg.nodes > 1 || cfg.withRedis {
 			// One Redis for the whole run: the targets' topics differ, and it
 			// outlives every target's nodes, so none of them sees it go.
 			rs, err := startRedis(ctx)
@@ -215,6 +218,8 @@ func opName(mode string) string {
 		return "reply"
 	case "joins":
 		return "join"
+	case "recover":
+		return "replayed"
 	}
 	return "conn"
 }

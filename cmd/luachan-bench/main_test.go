@@ -194,6 +194,16 @@ func TestModes(t *testing.T) {
 			}
 		},
 	}, {
+		name:    "recover",
+		args:    []string{"recover", srv, "-clients", "30", "-msgs", "10"},
+		targets: []string{"luachan"},
+		ops:     30 * 10,
+		check: func(t *testing.T, rep report) {
+			if r := rep.Rows[0]; r.Lost != 0 || r.Failed != 0 || r.Extra["all_replayed_s"] == nil {
+				t.Errorf("recover: lost %d, failed %d, extra %v", r.Lost, r.Failed, r.Extra)
+			}
+		},
+	}, {
 		name:    "joins",
 		args:    []string{"joins", srv, "-joins", "100", "-concurrency", "10"},
 		targets: []string{"ceiling", "luachan"},

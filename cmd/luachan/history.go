@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
 )
 
 // apiHub is the HTTP API's view of the node: broadcasts go through the engine,
@@ -25,9 +27,32 @@ func (a apiHub) Broadcast(b *hub.Broadcast) error { return a.eng.Publish(b) }
 type apiHistory struct{ eng *engine.Engine }
 
 var (
-	_ httpapi.Hub     = apiHub{}
-	_ httpapi.History = apiHistory{}
+	_ httpapi.Hub         = apiHub{}
+	_ httpapi.History     = apiHistory{}
+	_ engine.HistoryStore = (*redis.History)(nil)
 )
+
+// startHistory starts the topic histories in Redis with -pubsub redis: every node
+// then gives a broadcast the same position. Nil (the engine's memory history)
+// otherwise.
+func (n *node) startHistory(ctx context.Context) engine.HistoryStore {
+	if n.pubsub == nil {
+		return nil
+	}
+	n.history = n.pubsub.History()
+	n.history.Start(ctx)
+	return n.history
+}
+
+// stopHistory appends what is queued, bounded by ctx, and stops the appender.
+func (n *node) stopHistory(ctx context.Context) {
+	if n.history == nil {
+		return
+	}
+	if err := n.history.Close(ctx); err != nil {
+		n.log.Warn("history appends still queued at shutdown: not delivered", "err", err)
+	}
+}
 
 // History converts the engine's entries for the API; a binary payload is
 // given as a base64 JSON string.

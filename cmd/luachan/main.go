@@ -97,6 +97,7 @@ type node struct {
 	log      *slog.Logger
 	pubsub   *redis.PubSub   // nil with -pubsub memory
 	presence *redis.Presence // likewise
+	history  *redis.History  // likewise: topic histories in Redis
 	hub      *hub.Hub
 	eng      *engine.Engine
 	stopHup  func()           // stops and waits for reloadOnHangup
@@ -155,6 +156,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		ScriptTimeout: cfg.ScriptTimeout,
 		Store:         kv,
 		Presence:      replica,
+		History:       n.startHistory(ctx),
 		Secret:        []byte(cfg.Secret),
 	}); err != nil {
 		return usagef("luachan: %v", err)
@@ -209,7 +211,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 //  2. close every socket with 1012 (the hub), which ends each of its channels;
 //  3. wait for the channels' leave, then stop the watcher and workers (the engine);
 //  4. finish the HTTP requests in flight (API calls);
-//  5. let go of Redis: the presence heartbeat, then the publisher's queue and the client.
+//  5. let go of Redis: the history appends queued, the presence heartbeat, then the
+//     publisher's queue and the client.
 //
 // Steps 2 to 4 end by drain; the whole ends by total even if Redis does not answer, so
 // that the process exits on time (SPEC section 1).
@@ -244,6 +247,7 @@ func (n *node) stop(drain, total time.Duration) {
 			n.log.Warn("HTTP server did not stop in time", "err", err)
 		}
 	}
+	n.stopHistory(stopCtx)
 	if n.presence != nil {
 		if err := n.presence.Close(stopCtx); err != nil {
 			n.log.Warn("presence heartbeat not removed: other nodes drop this node's presences within the TTL", "err", err)

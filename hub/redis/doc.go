@@ -1,7 +1,9 @@
 // Package redis runs several luachan nodes on one Redis (SPEC sections 5 and 6): PubSub,
 // the hub.PubSub that carries broadcasts between the nodes; Presence, the
-// presence.Replica that shares presence entries and removes those of dead nodes; and
-// Store, luachan.store kept in Redis. All three share one client, owned by PubSub.
+// presence.Replica that shares presence entries and removes those of dead nodes;
+// Store, luachan.store kept in Redis; and History, the topics' histories (SPEC section
+// 10), whose append script positions, keeps and publishes a broadcast in one step. All
+// four share one client, owned by PubSub.
 //
 // It implements interfaces its consumers declare (hub.PubSub, presence.Replica,
 // luabind.Store) and imports neither the engine nor luabind; cmd/luachan wires it. Another
@@ -26,4 +28,7 @@
 // (subscribeLoop), which runs one sync goroutine (syncLoop) per subscriber connection.
 // Presence.Start starts its heartbeat and janitor (loop); Presence.Close, called before
 // PubSub.Close (which closes the client they share), stops it and removes the heartbeat.
+// History.Start starts its appender (appendLoop); History.Close, also before PubSub.Close,
+// appends what is queued and stops it. History.Subscribed reads PubSub.mu's subscription
+// state, as Subscribe does.
 package redis

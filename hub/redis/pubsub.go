@@ -103,8 +103,9 @@ type PubSub struct {
 	notify    chan struct{}       // closed (and replaced) when confirmed or up changes
 	started   bool
 
-	count redisCounters
-	lost  bool // a subscriber connection failed and none is up since; the subscriber goroutine's own
+	count    redisCounters
+	lost     bool        // a subscriber connection failed and none is up since; the subscriber goroutine's own
+	histSeen historySeen // the last history position delivered per topic; the subscriber goroutine's own
 
 	pubLog, dropLog, downLog, junkLog logLimiter
 

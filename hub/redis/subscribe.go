@@ -77,6 +77,10 @@ func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
 			if !ok {
 				continue
 			}
+			if isHistoryMessage(m.Payload) {
+				r.receiveHistory(topic, m.Payload)
+				continue
+			}
 			node, b, err := parseRedisMessage(m.Payload)
 			if err != nil {
 				if ok, n := r.junkLog.allow(1); ok {
@@ -91,6 +95,10 @@ func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
 			b.Topic = topic
 			r.count.received.Add(1)
 			r.deliver(b)
+		case *goredis.Subscription:
+			if m.Kind == "unsubscribe" {
+				r.forgetSeen(m.Channel)
+			}
 		case *goredis.Pong:
 			n, ok := strings.CutPrefix(m.Payload, redisSyncPing)
 			if !ok {

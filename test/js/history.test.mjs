@@ -10,9 +10,9 @@ const URL = env("LUACHAN_URL")
 const HTTP = env("LUACHAN_HTTP")
 const KEY = env("LUACHAN_API_KEY")
 
-// publish broadcasts one item through POST /api/broadcast.
-async function publish(topic, n) {
-  const res = await fetch(`${HTTP}/api/broadcast`, {
+// publish broadcasts one item through POST /api/broadcast (of the server at http).
+async function publish(topic, n, http = HTTP) {
+  const res = await fetch(`${http}/api/broadcast`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Authorization: `Bearer ${KEY}` },
     body: JSON.stringify({ topic, event: "item", payload: { n } }),
@@ -65,4 +65,53 @@ test("the join reply says whether it recovered", async (t) => {
   const r = await joined(stale)
   assert.equal(r.recovered, false)
   assert.match(r.position, /^[0-9a-z]+:0$/)
+})
+
+// Two nodes sharing a Redis: LUACHAN_NODES and LUACHAN_NODES_HTTP, space-separated.
+const NODES = env("LUACHAN_NODES").split(" ")
+const NODES_HTTP = env("LUACHAN_NODES_HTTP").split(" ")
+
+test("across two nodes with Redis: a client moving between nodes misses nothing", async (t) => {
+  const topic = "feed:js-nodes"
+  let last = null
+  const got = []
+  let n = 0
+  let publishing = true
+  let publisher = null
+  for (let round = 0; round < 6; round++) {
+    // Each round on the other node, while the items are published on the one it left.
+    const socket = connect(t, NODES[round % 2])
+    const channel = socket.channel(topic, () => (last ? { since: last } : {}))
+    channel.on("item", (payload, ref) => {
+      got.push(payload.n)
+      last = ref
+    })
+    const r = await joined(channel)
+    if (last) assert.equal(r.recovered, true, `round ${round}: rejoin since ${last} on node ${round % 2}`)
+    else last = r.position
+    if (!publisher) {
+      publisher = (async () => {
+        while (publishing) {
+          await publish(topic, ++n, NODES_HTTP[n % 2])
+          await new Promise((r) => setTimeout(r, 2))
+        }
+      })()
+    }
+    await waitFor(`items in round ${round}`, (resolve) => {
+      const until = got.length + 5
+      const timer = setInterval(() => { if (got.length >= until) { clearInterval(timer); resolve() } }, 5)
+    })
+    socket.disconnect()
+    await new Promise((r) => setTimeout(r, 30)) // broadcasts go on meanwhile
+  }
+  publishing = false
+  await publisher
+  const socket = connect(t, NODES[0])
+  const channel = socket.channel(topic, { since: last })
+  channel.on("item", (payload, ref) => { got.push(payload.n); last = ref })
+  assert.equal((await joined(channel)).recovered, true)
+  await waitFor(`all ${n} items`, (resolve) => {
+    const timer = setInterval(() => { if (got.length >= n) { clearInterval(timer); resolve() } }, 5)
+  }, () => `${got.length} items, last ${got.at(-1)}`)
+  assert.deepEqual(got, Array.from({ length: n }, (_, i) => i + 1))
 })
