@@ -182,7 +182,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok")
 	})
-	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng))
+	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng, n.pubsub))
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
 		Key: cfg.APIKey, Hub: apiHub{n.hub, n.eng}, PubSub: pubsub, History: apiHistory{n.eng},
 		MaxBody: cfg.MaxFrameSize, Logger: n.log,
