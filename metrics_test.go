@@ -123,3 +123,60 @@ func TestMetricsBoundedByScripts(t *testing.T) {
 		t.Errorf("luachan_sent_bytes_total %v is below the frames sent, %v", after["luachan_sent_bytes_total"], after["luachan_messages_sent_total"])
 	}
 }
+
+// metricWithin polls /metrics until name's value satisfies ok, or fails.
+func metricWithin(tb testing.TB, s *server, name, want string, ok func(float64) bool) map[string]float64 {
+	tb.Helper()
+	var last map[string]float64
+	err := poll(readTimeout, func() error {
+		last = scrapeMetrics(tb, s)
+		v, present := last[name]
+		if !present || !ok(v) {
+			return fmt.Errorf("%s = %v (present %v), want %s", name, v, present, want)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return last
+}
+
+// TestMetricsBroker follows the broker's series through a Redis that dies and comes back.
+func TestMetricsBroker(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	s := startServer(t, writeScripts(t, map[string]string{"m.lua": metricsLua}), "-pubsub", rs.url(), "-api-key", apiKey)
+	m := metricWithin(t, s, "luachan_broker_connected", "1", func(v float64) bool { return v == 1 })
+	for _, k := range []string{"luachan_broker_reconnects_total", "luachan_broker_publish_queue", "luachan_broker_dropped_total"} {
+		if v, ok := m[k]; !ok || v != 0 {
+			t.Errorf("%s = %v (present %v), want 0 on a fresh node", k, v, ok)
+		}
+	}
+	if code := s.post(t, "/api/broadcast", apiKey, `{"topic":"m:1","event":"e","payload":{}}`); code != 202 {
+		t.Fatalf("POST /api/broadcast: %d, want 202", code)
+	}
+	metricWithin(t, s, "luachan_broker_published_total", "1", func(v float64) bool { return v == 1 })
+
+	rs.kill(t)
+	metricWithin(t, s, "luachan_broker_connected", "0 with Redis gone", func(v float64) bool { return v == 0 })
+	rs.start(t)
+	metricWithin(t, s, "luachan_broker_connected", "1 with Redis back", func(v float64) bool { return v == 1 })
+	metricWithin(t, s, "luachan_broker_reconnects_total", "1", func(v float64) bool { return v == 1 })
+}
+
+// TestMetricsWithoutBroker: with -pubsub memory there is no broker, and no broker series
+// pretending one is down.
+func TestMetricsWithoutBroker(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, writeScripts(t, map[string]string{"m.lua": metricsLua}))
+	m := scrapeMetrics(t, s)
+	if _, ok := m["luachan_connections"]; !ok {
+		t.Fatal("no luachan_connections in /metrics")
+	}
+	for k := range m {
+		if strings.HasPrefix(k, "luachan_broker_") {
+			t.Errorf("series %s without a broker", k)
+		}
+	}
+}
