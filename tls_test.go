@@ -150,6 +150,8 @@ func TestTLS(t *testing.T) {
 			t.Fatal("plain HTTP /healthz answered 200 on the TLS port")
 		}
 	}
+	// which net/http logs as free text; the log has a stable msg with the details as values
+	s.log.waitFor(t, readTimeout, `msg="TLS handshake failed"`, "remote=127.0.0.1:", "err=")
 
 	// A renewed pair, renamed over the old files: the next handshake shows it.
 	c2, k2 := ca.leaf(t, 102)

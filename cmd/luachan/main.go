@@ -203,7 +203,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	if tlsCfg != nil {
 		n.ln = tls.NewListener(n.ln, tlsCfg)
 	}
-	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(n.log)}
 	n.served = make(chan error, 1)
 	go func() { n.served <- n.srv.Serve(n.ln) }() // returns once stop closes ln
 	return nil
