@@ -48,7 +48,7 @@ type vm struct {
 	broken  bool          // the last call was stopped or panicked: close instead of reusing
 	waited  time.Duration // how long the running call has waited on luachan.store and .presence
 	cb      callback      // the running callback, for CallStats
-	started int64         // when it began (monoSince), for CallStats
+	started int64         // when it began (monoNow), for CallStats
 }
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
