@@ -93,6 +93,7 @@ func (e *Engine) reloadConnectLocked(libSum string) {
 	delete(e.loadErrs, connectScript)
 	if old := e.connect.Swap(cs); old != nil {
 		e.count.reloads.Add(1)
+		e.scripts.of(connectScript).reloads.Add(1)
 		old.Close()
 		e.log.Info("script reloaded", "script", connectScript)
 	} else {

@@ -73,6 +73,7 @@ type Engine struct {
 	loadErrs map[string]error // files that never loaded, and why
 
 	count   counters
+	scripts scriptMetrics    // per script file, for /metrics
 	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)

@@ -223,7 +223,7 @@ func (e *Engine) refreshLocked(name, libSum string) *luabind.Script {
 		return nil // unchanged since it failed
 	}
 	e.tried[name] = key
-	s, err := luabind.LoadSource(e.opts, name, src)
+	s, err := luabind.LoadSource(e.optsFor(name), name, src)
 	if err != nil {
 		if f != nil {
 			f.dropPendingLocked()
@@ -267,6 +267,7 @@ func (e *Engine) assignLocked(names []string, next map[string]*luabind.Script) {
 			routeErr = fmt.Errorf("topic %q is already served by %s", f.pattern(), owner.name)
 			if f.routeErr == nil || f.routeErr.Error() != routeErr.Error() {
 				e.count.loadErrors.Add(1)
+				e.scripts.of(name).loadErrors.Add(1)
 				e.log.Error("script not routed", "script", name, "err", routeErr.Error())
 			}
 		} else {
@@ -308,6 +309,7 @@ func (e *Engine) installLocked(name string, f *scriptFile, s *luabind.Script) *s
 	f.loadedAt.Store(time.Now().UnixNano())
 	if old != nil {
 		e.count.reloads.Add(1)
+		e.scripts.of(name).reloads.Add(1)
 		old.Close()
 		e.log.Info("script reloaded", "script", name, "topic", s.Topic())
 	} else {
@@ -346,6 +348,7 @@ func (e *Engine) reportLoadError(name string, prev, err error, keptOld bool) {
 		return
 	}
 	e.count.loadErrors.Add(1)
+	e.scripts.of(name).loadErrors.Add(1)
 	attrs := []any{"script", name, "err", err.Error()}
 	var se *luabind.ScriptError
 	if errors.As(err, &se) {

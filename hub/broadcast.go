@@ -63,6 +63,7 @@ func (b *Broadcast) SendTo(c *Conn) error {
 		return err
 	}
 	c.hub.count.sent.Add(1)
+	c.hub.count.bytesOut.Add(uint64(len(wf.buf)))
 	return c.enqueue(wf.buf)
 }
 
@@ -121,7 +122,7 @@ func (h *Hub) DeliverLocal(b *Broadcast) {
 	}
 	sp := snapshotPool.Get().(*[]Subscriber)
 	subs := h.reg.snapshot(b.Topic, (*sp)[:0])
-	fast := 0
+	fast, bytes := 0, 0
 	for _, s := range subs {
 		c := s.Conn()
 		if c == nil || (b.From != 0 && c.key == b.From) {
@@ -137,8 +138,10 @@ func (h *Hub) DeliverLocal(b *Broadcast) {
 		}
 		_ = c.enqueue(wf.buf) // a full queue closes c; the others carry on
 		fast++
+		bytes += len(wf.buf)
 	}
 	h.count.delivered.Add(uint64(fast))
+	h.count.bytesOut.Add(uint64(bytes))
 	h.taps.notify(b)
 	clear(subs)
 	*sp = subs[:0]

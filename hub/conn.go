@@ -130,6 +130,7 @@ func (c *Conn) Send(m *Message) error {
 		return err
 	}
 	c.hub.count.sent.Add(1)
+	c.hub.count.bytesOut.Add(uint64(len(wf.buf)))
 	return c.queueFrame(wf.buf, true)
 }
 
@@ -143,6 +144,7 @@ func (c *Conn) Reply(joinRef, ref, topic, status string, response []byte, binary
 		return err
 	}
 	c.hub.count.sent.Add(1)
+	c.hub.count.bytesOut.Add(uint64(len(wf.buf)))
 	return c.queueFrame(wf.buf, true)
 }
 

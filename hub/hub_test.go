@@ -141,9 +141,13 @@ func TestStats(t *testing.T) {
 	st.Closed = nil
 	// The broadcast reached good, and bad unless its close had already unsubscribed it.
 	want := hub.Stats{Conns: st.Conns, Topics: 2, Subscriptions: 3, Accepted: 3, FramesIn: 1, Broadcasts: 1, BadFrames: 1, IdleClosed: st.IdleClosed,
-		Delivered: st.Delivered, Sent: st.Sent}
+		Delivered: st.Delivered, Sent: st.Sent, BytesIn: uint64(len(`[null,"1","phoenix","heartbeat",{}]`)), BytesOut: st.BytesOut}
 	if st.Delivered < 1 || st.Delivered > 2 || st.Sent < 1 {
 		t.Errorf("Delivered = %d (want 1 or 2), Sent = %d (want at least the heartbeat's reply)", st.Delivered, st.Sent)
+	}
+	// BytesOut: at least the heartbeat's reply and one broadcast, each with its header.
+	if minOut := uint64(len(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`) + len(`[null,null,"a","e",{}]`) + 4); st.BytesOut < minOut {
+		t.Errorf("BytesOut = %d, want at least %d", st.BytesOut, minOut)
 	}
 	if !reflect.DeepEqual(st, want) || st.IdleClosed < 1 {
 		t.Fatalf("Stats() = %+v, want %+v", st, want)

@@ -78,6 +78,7 @@ func (c *Conn) readLoop() {
 			continue
 		}
 		c.hub.count.framesIn.Add(1)
+		c.hub.count.bytesIn.Add(uint64(len(data)))
 		if m.isHeartbeat() {
 			_ = c.Reply("", m.Ref, phoenixTopic, "ok", nil, false) // written inline
 			continue

@@ -17,6 +17,8 @@ type Stats struct {
 	Broadcasts    uint64 // broadcasts delivered locally (Broadcast and DeliverLocal)
 	Delivered     uint64 // broadcast frames queued to subscribers by the fast lane (one add per broadcast)
 	Sent          uint64 // frames queued to one client: replies, pushes, intercepted broadcasts
+	BytesIn       uint64 // payload bytes of the WebSocket frames FramesIn counts
+	BytesOut      uint64 // bytes of the frames Delivered and Sent count, as queued (WebSocket headers included)
 	BadFrames     uint64 // connections closed over a bad, oversized or RFC 6455-breaking frame
 	SlowClosed    uint64 // connections closed as slow consumers
 	IdleClosed    uint64 // connections closed for sending nothing for IdleTimeout
@@ -98,6 +100,8 @@ type counters struct {
 	accepted    atomic.Uint64
 	longPolls   atomic.Uint64
 	framesIn    atomic.Uint64
+	bytesIn     atomic.Uint64 // payload bytes of the frames framesIn counts
+	bytesOut    atomic.Uint64 // WebSocket frame bytes queued to clients, headers included
 	broadcasts  atomic.Uint64
 	delivered   atomic.Uint64
 	sent        atomic.Uint64
@@ -125,6 +129,8 @@ func (h *Hub) Stats() Stats {
 		Broadcasts:    h.count.broadcasts.Load(),
 		Delivered:     h.count.delivered.Load(),
 		Sent:          h.count.sent.Load(),
+		BytesIn:       h.count.bytesIn.Load(),
+		BytesOut:      h.count.bytesOut.Load(),
 		BadFrames:     h.count.badFrames.Load(),
 		SlowClosed:    h.count.slowClosed.Load(),
 		IdleClosed:    h.count.idleClosed.Load(),

@@ -137,13 +137,16 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 	v, err := h.take(ctx, &s.chunk)
 	if err != nil {
 		s.failed.Add(1)
+		s.stats.refused(cb)
 		return err
 	}
+	v.cb, v.started = cb, monoNow() // on v, not in this frame (see CallStats.observe)
 	defer func() {
 		h.give(v)
 		if err != nil {
 			s.failed.Add(1)
 		}
+		s.stats.observe(v, err != nil)
 	}()
 	if a == nil {
 		a = NewAssigns()

@@ -95,6 +95,9 @@ type Options struct {
 	// watchdog's bound, in bytes: callbacks running while the process heap is over it are
 	// stopped (see ErrHeapLimit), before the machine runs out of memory.
 	MaxHeap uint64
+	// Stats (none) counts the callbacks of the scripts loaded with these options, across
+	// their versions: the engine passes each file's own.
+	Stats *CallStats
 }
 
 // withDefaults returns o with its zero values replaced by the defaults.

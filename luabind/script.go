@@ -28,6 +28,7 @@ type Script struct {
 
 	calls  atomic.Uint64 // callbacks run (see Calls)
 	failed atomic.Uint64 // callbacks that raised, ran out of time or returned what they may not
+	stats  *CallStats    // Options.Stats: the file's counts across versions; nil: none
 }
 
 // Calls reports how many callbacks of this version have run, and how many of those
@@ -66,7 +67,7 @@ func Load(opts Options, path string) (*Script, error) {
 
 // LoadSource is Load with the source given (name is the relative file name, e.g. "rooms.lua").
 func LoadSource(opts Options, name string, src []byte) (*Script, error) {
-	s := &Script{}
+	s := &Script{stats: opts.Stats}
 	s.returns = "a channel table"
 	s.bind = s.bindVM
 	if err := s.init(opts, name, src, s.validate); err != nil {

@@ -42,6 +42,9 @@ type Config struct {
 	// Console serves the dev console at /console; its API needs APIKey unless Addr is
 	// loopback only.
 	Console bool
+	// TLSCert and TLSKey are the PEM files of the certificate and key to serve
+	// HTTPS/WSS with; both empty: plain HTTP.
+	TLSCert, TLSKey string
 }
 
 // errUsage marks a configuration error: the program exits with status 2.
@@ -91,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
 	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
 	str(&logLevel, "log-level", "LUACHAN_LOG_LEVEL", "info", "log level: debug, info, warn or error (debug adds the traffic log: every join, event, leave and crash)")
+	str(&cfg.TLSCert, "tls-cert", "LUACHAN_TLS_CERT", "", "PEM certificate (chain) file: serve HTTPS/WSS; a new file on disk is used by new connections")
+	str(&cfg.TLSKey, "tls-key", "LUACHAN_TLS_KEY", "", "PEM private key file of -tls-cert")
 	var logFormat string
 	str(&logFormat, "log-format", "LUACHAN_LOG_FORMAT", "text", "log line format: text (key=value) or json")
 

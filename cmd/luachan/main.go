@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		return err
 	}
-	log.Info("listening", "addr", n.ln.Addr().String(), "scripts", cfg.Scripts)
+	log.Info("listening", "addr", n.ln.Addr().String(), "scripts", cfg.Scripts, "tls", cfg.TLSCert != "")
 	select {
 	case err = <-n.served:
 	case <-ctx.Done():
@@ -109,8 +110,11 @@ type node struct {
 
 // start builds and starts the parts, each one once those it needs are running.
 func (n *node) start(ctx context.Context, cfg Config) error {
+	tlsCfg, err := tlsConfig(cfg, n.log) // nil without -tls-cert: plain HTTP
+	if err != nil {
+		return err
+	}
 	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
-	var err error
 	if n.pubsub, err = dialPubSub(ctx, cfg.PubSub, n.log); err != nil {
 		return err
 	}
@@ -180,7 +184,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok")
 	})
-	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng))
+	mux.Handle("GET /metrics", metricsHandler(n.hub, n.eng, n.pubsub))
 	mux.Handle("/api/", httpapi.New(httpapi.Config{
 		Key: cfg.APIKey, Hub: apiHub{n.hub, n.eng}, PubSub: pubsub, History: apiHistory{n.eng},
 		MaxBody: cfg.MaxFrameSize, Logger: n.log,
@@ -198,7 +202,10 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	if n.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return usagef("luachan: cannot listen on %s: %v (pass -addr HOST:PORT)", cfg.Addr, err)
 	}
-	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	if tlsCfg != nil {
+		n.ln = tls.NewListener(n.ln, tlsCfg)
+	}
+	n.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrorLog(n.log)}
 	n.served = make(chan error, 1)
 	go func() { n.served <- n.srv.Serve(n.ln) }() // returns once stop closes ln
 	return nil

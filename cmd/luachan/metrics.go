@@ -9,18 +9,23 @@ import (
 
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/redis"
 )
 
 // metricsHandler serves /metrics. The hub and the engine keep plain atomic
 // counters; this collector reads them only when scraped, so the fast path
 // pays nothing for Prometheus.
-func metricsHandler(h *hub.Hub, e *engine.Engine) http.Handler {
+func metricsHandler(h *hub.Hub, e *engine.Engine, ps *redis.PubSub) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		statsCollector{h: h, e: e},
+		scriptsCollector{e: e},
 	)
+	if ps != nil {
+		reg.MustRegister(brokerCollector{ps: ps})
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
@@ -51,6 +56,14 @@ var metrics = []metric{
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Accepted) }),
 	newMetric("frames_received_total", "Valid client frames read, heartbeats included.", prometheus.CounterValue,
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.FramesIn) }),
+	newMetric("messages_sent_total", "Frames queued to clients: broadcasts by the fast lane, replies, pushes, intercepted broadcasts.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Delivered + h.Sent) }),
+	newMetric("received_bytes_total", "Payload bytes of the valid WebSocket frames read.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.BytesIn) }),
+	newMetric("sent_bytes_total", "Bytes of the frames queued to WebSocket clients, headers included.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.BytesOut) }),
+	newMetric("slow_consumer_closes_total", "Connections closed because their send queue went over -max-queue.", prometheus.CounterValue,
+		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.SlowClosed) }),
 	newMetric("broadcasts_total", "Broadcasts delivered to local subscribers.", prometheus.CounterValue,
 		func(h hub.Stats, _ engine.Stats) float64 { return float64(h.Broadcasts) }),
 	newMetric("longpoll_sessions_total", "LongPoll sessions opened.", prometheus.CounterValue,

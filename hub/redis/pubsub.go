@@ -138,6 +138,7 @@ type Stats struct {
 	Reconnects uint64 // times the subscriber connection came back after a loss
 	Topics     int    // topics this node is subscribed to (or wants to be)
 	Connected  bool   // the subscriber connection is up and subscribed
+	Queued     int    // broadcasts waiting in the publish queue
 }
 
 // CheckURL reports whether s is a usable redis:// or rediss:// URL. Its errors never
@@ -301,6 +302,7 @@ func (r *PubSub) Stats() Stats {
 		Reconnects: r.count.reconnects.Load(),
 		Topics:     topics,
 		Connected:  up,
+		Queued:     len(r.queue),
 	}
 }
 

@@ -1,0 +1,73 @@
+package luabind_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/luachan/luachan/luabind"
+)
+
+// BenchmarkCallStats is the cheapest callback (an empty handle_in) without and with
+// Options.Stats: the difference is what the per-script metrics add to each call.
+func BenchmarkCallStats(b *testing.B) {
+	const src = `return { topic = 'a', join = function() return true end, handle_in = function() end }`
+	a, p := luabind.NewAssigns(), luabind.Payload{Data: []byte(`{}`)}
+	for _, tc := range []struct {
+		name  string
+		stats *luabind.CallStats
+	}{{"stats=off", nil}, {"stats=on", &luabind.CallStats{}}} {
+		s, err := luabind.LoadSource(luabind.Options{Stats: tc.stats}, "bench.lua", []byte(src))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := s.HandleIn(context.Background(), discardSocket{}, a, "x", p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		s.Close()
+	}
+}
+
+// TestCallStats: each call is counted once, in the callback's row, a failure as an error,
+// its duration in one bucket; the counts carry on across versions sharing the CallStats.
+func TestCallStats(t *testing.T) {
+	stats := &luabind.CallStats{}
+	opts := luabind.Options{Stats: stats}
+	const src = `return { topic = 'a', join = function() return true end,
+		handle_in = function(e) if e == "boom" then error("boom") end end }`
+	ctx, a, p := context.Background(), luabind.NewAssigns(), luabind.Payload{Data: []byte(`{}`)}
+	for version := range 2 {
+		s, err := luabind.LoadSource(opts, "m.lua", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.HandleIn(ctx, discardSocket{}, a, "x", p); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.HandleIn(ctx, discardSocket{}, a, "boom", p); err == nil {
+			t.Fatal("boom: no error")
+		}
+		s.Close()
+		snap := stats.Snapshot()
+		var in luabind.CallSnapshot
+		for _, c := range snap {
+			if c.Callback == "handle_in" {
+				in = c
+			} else if c.Calls != 0 {
+				t.Errorf("version %d: %s counted %d calls, want 0", version, c.Callback, c.Calls)
+			}
+		}
+		want := uint64(2 * (version + 1))
+		var inBuckets uint64
+		for _, n := range in.Buckets {
+			inBuckets += n
+		}
+		if in.Calls != want || in.Errors != want/2 || inBuckets != want || in.Sum <= 0 {
+			t.Errorf("version %d: handle_in %+v, want %d calls, %d errors, %d in the buckets, a positive sum", version, in, want, want/2, want)
+		}
+	}
+}
