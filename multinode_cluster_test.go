@@ -191,3 +191,33 @@ func TestRedisClusterFlagRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestRedisSentinelFailover(t *testing.T) {
+	t.Parallel()
+	s := rediscluster.StartSentinel(t)
+	nodes := startNodes(t, 2, multinodeScripts(t), s.URL())
+	n1, n2 := nodes[0], nodes[1]
+	const topic = "mn:room"
+	ann, carl := joinAs(t, n1, topic, "1", "ann"), joinAs(t, n1, topic, "1", "carl")
+	bob := joinAs(t, n2, topic, "1", "bob")
+	exchange(t, topic, ann, bob, ann, carl, bob)
+	c, d := joinAs(t, n1, "mn:c", "1", "c"), joinAs(t, n2, "mn:d", "1", "d")
+	storeIncr(t, "mn:c", "mn:d", c, d, 10)
+
+	// The master dies; the Sentinels promote the replica; both nodes follow.
+	s.KillMaster(t)
+	n1.log.waitFor(t, rediscluster.Wait, logRedisBack)
+	n2.log.waitFor(t, rediscluster.Wait, logRedisBack)
+	exchange(t, topic, ann, bob, ann, carl, bob)
+	// The store is on the new master, with what the replica had.
+	c.send(`["1","g2","mn:c","get",{}]`)
+	c.expect(`["1","g2","mn:c","phx_reply",{"status":"ok","response":{"n":20}}]`)
+	c.send(`["1","i2","mn:c","incr",{}]`)
+	c.expect(`["1","i2","mn:c","phx_reply",{"status":"ok","response":{"n":21}}]`)
+}
+
+func TestRedisSentinelPresence(t *testing.T) {
+	t.Parallel()
+	s := rediscluster.StartSentinel(t)
+	presenceAcrossNodes(t, s.URL())
+}
