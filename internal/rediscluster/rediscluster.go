@@ -236,7 +236,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			"--save", "", "--appendonly", "no", "--dir", tb.TempDir()}, extra...)
 		return start(tb, port, args...)
 	}
-	s.Master = data()
+	s.Master = data("--repl-diskless-sync-delay", "0")
 	s.Replica = data("--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port))
 	for range 3 {
 		port := freePort(tb)
