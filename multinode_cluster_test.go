@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/luachan/luachan/internal/rediscluster"
 )
 
@@ -220,4 +222,69 @@ func TestRedisSentinelPresence(t *testing.T) {
 	t.Parallel()
 	s := rediscluster.StartSentinel(t)
 	presenceAcrossNodes(t, s.URL())
+}
+
+// TestRedisClusterSlotMoved: when a topic's slot moves to another master, the old one
+// drops the nodes' shard subscriptions; they subscribe again on the new owner, and
+// broadcasts resume.
+func TestRedisClusterSlotMoved(t *testing.T) {
+	t.Parallel()
+	cl := rediscluster.StartCluster(t)
+	nodes := startNodes(t, 2, multinodeScripts(t), cl.URL())
+	n1, n2 := nodes[0], nodes[1]
+	const topic, channel = "mn:room", "luachan:topic:mn:room"
+	ann, bob := joinAs(t, n1, topic, "1", "ann"), joinAs(t, n2, topic, "1", "bob")
+	exchange(t, topic, ann, bob, ann, bob)
+
+	ctx := context.Background()
+	cc := cl.Client(t)
+	slot, err := cc.ClusterKeySlot(ctx, channel).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := cc.MasterForKey(ctx, channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{} // address -> node id
+	for _, p := range cl.Nodes {
+		c := goredis.NewClient(&goredis.Options{Addr: p.Addr(), DisableIdentity: true, Protocol: 2})
+		id, err := c.Do(ctx, "CLUSTER", "MYID").Text()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[p.Addr()] = id
+	}
+	var dst string
+	for addr := range ids {
+		if addr != src.Options().Addr {
+			dst = addr
+			break
+		}
+	}
+	// The slot holds no key: it moves by SETSLOT alone, the new owner first.
+	for _, addr := range append([]string{dst, src.Options().Addr}, cl.Nodes[0].Addr(), cl.Nodes[1].Addr(), cl.Nodes[2].Addr()) {
+		c := goredis.NewClient(&goredis.Options{Addr: addr, DisableIdentity: true, Protocol: 2})
+		err := c.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst]).Err()
+		c.Close()
+		if err != nil {
+			t.Fatalf("CLUSTER SETSLOT %d NODE on %s: %v", slot, addr, err)
+		}
+	}
+	n1.log.waitFor(t, rediscluster.Wait, logRedisBack)
+	n2.log.waitFor(t, rediscluster.Wait, logRedisBack)
+	owner := goredis.NewClient(&goredis.Options{Addr: dst, DisableIdentity: true, Protocol: 2})
+	defer owner.Close()
+	err = rediscluster.Poll(rediscluster.Wait, func() error {
+		got, err := owner.PubSubShardNumSub(ctx, channel).Result()
+		if err != nil || got[channel] != 2 {
+			return fmt.Errorf("PUBSUB SHARDNUMSUB on the new owner: %v %v, want 2", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, topic, ann, bob, ann, bob)
 }

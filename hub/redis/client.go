@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"strconv"
@@ -211,6 +212,7 @@ type shardedSub struct {
 	shards  map[string]*goredis.PubSub // by the master's address
 	on      map[string]*goredis.PubSub // channel -> the connection subscribed to it
 	pending map[string]int             // sync PING payload -> connections yet to answer it
+	unsubs  map[string]int             // channel -> our SUNSUBSCRIBEs not yet answered
 }
 
 // shardEvent is one message or error from a shard reader.
@@ -219,13 +221,17 @@ type shardEvent struct {
 	err error
 }
 
+// newShardedSub starts a session's connections. It has the cluster reload its slot map
+// (in the background), so that a session after a slot moved finds the new owner.
 func newShardedSub(ctx context.Context, cc *goredis.ClusterClient) *shardedSub {
+	cc.ReloadState(ctx)
 	s := &shardedSub{
 		cc:      cc,
 		in:      make(chan shardEvent, 64),
 		shards:  make(map[string]*goredis.PubSub),
 		on:      make(map[string]*goredis.PubSub),
 		pending: make(map[string]int),
+		unsubs:  make(map[string]int),
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s
@@ -261,6 +267,9 @@ func (s *shardedSub) Unsubscribe(ctx context.Context, channels ...string) error 
 		s.mu.Lock()
 		ps := s.on[ch]
 		delete(s.on, ch)
+		if ps != nil {
+			s.unsubs[ch]++
+		}
 		s.mu.Unlock()
 		if ps == nil {
 			continue
@@ -336,11 +345,30 @@ func (s *shardedSub) ReceiveTimeout(ctx context.Context, _ time.Duration) (any, 
 	}
 }
 
-// read passes what ps receives to ReceiveTimeout until ps fails or Close.
+// errSlotMoved is a sunsubscribe we did not ask for: the master gave up the channel's slot.
+var errSlotMoved = errors.New("redis: a subscribed channel's slot moved to another master")
+
+// read passes what ps receives to ReceiveTimeout until ps fails or Close. A sunsubscribe
+// that answers none of our SUNSUBSCRIBEs is the master dropping a channel whose slot it
+// no longer owns (Redis does that when a slot moves): it fails the connections, and the
+// next session subscribes on the slot's new owner.
 func (s *shardedSub) read(ps *goredis.PubSub) {
 	defer s.wg.Done()
 	for {
 		msg, err := ps.ReceiveTimeout(s.ctx, redisSilenceLimit)
+		if sub, ok := msg.(*goredis.Subscription); ok && sub.Kind == "sunsubscribe" {
+			s.mu.Lock()
+			ours := s.unsubs[sub.Channel] > 0
+			if ours {
+				if s.unsubs[sub.Channel]--; s.unsubs[sub.Channel] == 0 {
+					delete(s.unsubs, sub.Channel)
+				}
+			}
+			s.mu.Unlock()
+			if !ours {
+				msg, err = nil, errSlotMoved
+			}
+		}
 		select {
 		case s.in <- shardEvent{msg: msg, err: err}:
 		case <-s.ctx.Done():
