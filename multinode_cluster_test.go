@@ -288,3 +288,24 @@ func TestRedisClusterSlotMoved(t *testing.T) {
 	}
 	exchange(t, topic, ann, bob, ann, bob)
 }
+
+// TestRedisClusterPassword: the password in a redis+cluster:// URL, percent-encoded,
+// reaches every master (the seeds and the ones found from them); a wrong one stops
+// luachan at start with one line that does not show it.
+func TestRedisClusterPassword(t *testing.T) {
+	t.Parallel()
+	cl := rediscluster.StartClusterAuth(t, "p@ss:w/rd")
+	nodes := startNodes(t, 2, multinodeScripts(t), cl.URL())
+	const topic = "mn:room"
+	ann, bob := joinAs(t, nodes[0], topic, "1", "ann"), joinAs(t, nodes[1], topic, "1", "bob")
+	exchange(t, topic, ann, bob, ann, bob)
+	storeIncr(t, topic, topic, ann, bob, 5)
+
+	wrong := strings.Replace(cl.URL(), "p%40ss", "hunter2", 1)
+	cmd := exec.Command(binPath, "-addr", "127.0.0.1:0", "-scripts", multinodeScripts(t), "-pubsub", wrong)
+	out, _ := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if cmd.ProcessState.ExitCode() != 2 || len(lines) != 1 || !strings.Contains(lines[0], "cannot reach Redis") || strings.Contains(lines[0], "hunter2") {
+		t.Fatalf("wrong password: exit %d, output %q; want status 2 and one line, without the password", cmd.ProcessState.ExitCode(), out)
+	}
+}

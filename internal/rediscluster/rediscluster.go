@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,6 +91,12 @@ func freePort(tb testing.TB) int {
 // answers PING; it is killed when the test ends.
 func start(tb testing.TB, port int, args ...string) *Proc {
 	tb.Helper()
+	return startAuth(tb, port, "", args...)
+}
+
+// startAuth is start for a server that wants password (none if empty).
+func startAuth(tb testing.TB, port int, password string, args ...string) *Proc {
+	tb.Helper()
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			tb.Fatalf("%s is not installed: these tests need a real one (apt-get install redis-server redis-tools)", bin)
@@ -108,7 +115,7 @@ func start(tb testing.TB, port int, args ...string) *Proc {
 			tb.Logf("redis-server :%d output:\n%s", port, p.Output())
 		}
 	})
-	c := goredis.NewClient(&goredis.Options{Addr: p.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	c := goredis.NewClient(&goredis.Options{Addr: p.Addr(), Password: password, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 	defer c.Close()
 	err := Poll(Wait, func() error {
 		select {
@@ -140,31 +147,47 @@ func Poll(timeout time.Duration, f func() error) error {
 
 // Cluster is a Redis Cluster of three masters, no replicas.
 type Cluster struct {
-	Nodes []*Proc
+	Nodes    []*Proc
+	Password string // requirepass of every node, or none
 }
 
 // StartCluster starts three cluster-enabled redis-servers, creates the cluster with
 // redis-cli --cluster create, and waits until every node reports cluster_state:ok.
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
-	cl := &Cluster{}
+	return StartClusterAuth(tb, "")
+}
+
+// StartClusterAuth is StartCluster with password as every node's requirepass (none if
+// empty).
+func StartClusterAuth(tb testing.TB, password string) *Cluster {
+	tb.Helper()
+	cl := &Cluster{Password: password}
 	addrs := []string{}
 	for range 3 {
 		port := freePort(tb)
 		dir := tb.TempDir()
-		p := start(tb, port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no", "--dir", dir)
+			"--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no", "--dir", dir}
+		if password != "" {
+			args = append(args, "--requirepass", password, "--masterauth", password)
+		}
+		p := startAuth(tb, port, password, args...)
 		cl.Nodes = append(cl.Nodes, p)
 		addrs = append(addrs, p.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+	cli := exec.Command("redis-cli", args...)
+	if password != "" {
+		cli.Env = append(os.Environ(), "REDISCLI_AUTH="+password)
+	}
+	if out, err := cli.CombinedOutput(); err != nil {
 		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, p := range cl.Nodes {
-		c := goredis.NewClient(&goredis.Options{Addr: p.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+		c := goredis.NewClient(&goredis.Options{Addr: p.Addr(), Password: password, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 		err := Poll(Wait, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -191,7 +214,11 @@ func (cl *Cluster) URL() string {
 	for i, p := range cl.Nodes {
 		addrs[i] = p.Addr()
 	}
-	return "redis+cluster://" + strings.Join(addrs, ",")
+	auth := ""
+	if cl.Password != "" {
+		auth = ":" + url.QueryEscape(cl.Password) + "@"
+	}
+	return "redis+cluster://" + auth + strings.Join(addrs, ",")
 }
 
 // Client returns a client of the cluster, closed when the test ends.
@@ -200,7 +227,7 @@ func (cl *Cluster) Client(tb testing.TB) *goredis.ClusterClient {
 	for i, p := range cl.Nodes {
 		addrs[i] = p.Addr()
 	}
-	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, DisableIdentity: true, Protocol: 2})
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, Password: cl.Password, DisableIdentity: true, Protocol: 2})
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
