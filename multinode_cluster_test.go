@@ -309,3 +309,19 @@ func TestRedisClusterPassword(t *testing.T) {
 		t.Fatalf("wrong password: exit %d, output %q; want status 2 and one line, without the password", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+// TestRedisSentinelPasswords: the master's password and the Sentinels' own
+// (sentinel_password) in a redis+sentinel:// URL reach each, through a failover.
+func TestRedisSentinelPasswords(t *testing.T) {
+	t.Parallel()
+	s := rediscluster.StartSentinelAuth(t, "m@ster:pw", "s3ntinel")
+	nodes := startNodes(t, 2, multinodeScripts(t), s.URL())
+	const topic = "mn:room"
+	ann, bob := joinAs(t, nodes[0], topic, "1", "ann"), joinAs(t, nodes[1], topic, "1", "bob")
+	exchange(t, topic, ann, bob, ann, bob)
+	s.KillMaster(t)
+	nodes[0].log.waitFor(t, rediscluster.Wait, logRedisBack)
+	nodes[1].log.waitFor(t, rediscluster.Wait, logRedisBack)
+	exchange(t, topic, ann, bob, ann, bob)
+	storeIncr(t, topic, topic, ann, bob, 5)
+}

@@ -247,8 +247,10 @@ const MasterName = "luachan-test"
 
 // Sentinel is a master, its replica and three Sentinels watching them.
 type Sentinel struct {
-	Master, Replica *Proc
-	Sentinels       []*Proc
+	Master, Replica  *Proc
+	Sentinels        []*Proc
+	Password         string // requirepass of the master and the replica, or none
+	SentinelPassword string // requirepass of the Sentinels, or none
 }
 
 // StartSentinel starts a master, a replica of it and three Sentinels (quorum 2, the
@@ -256,12 +258,22 @@ type Sentinel struct {
 // and every Sentinel knows the replica and the other two Sentinels.
 func StartSentinel(tb testing.TB) *Sentinel {
 	tb.Helper()
-	s := &Sentinel{}
+	return StartSentinelAuth(tb, "", "")
+}
+
+// StartSentinelAuth is StartSentinel with password as the master's and the replica's
+// requirepass, and sentinelPassword as the Sentinels' (none if empty).
+func StartSentinelAuth(tb testing.TB, password, sentinelPassword string) *Sentinel {
+	tb.Helper()
+	s := &Sentinel{Password: password, SentinelPassword: sentinelPassword}
 	data := func(extra ...string) *Proc {
 		port := freePort(tb)
 		args := append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", tb.TempDir()}, extra...)
-		return start(tb, port, args...)
+		if password != "" {
+			args = append(args, "--requirepass", password, "--masterauth", password)
+		}
+		return startAuth(tb, port, password, args...)
 	}
 	s.Master = data("--repl-diskless-sync-delay", "0")
 	s.Replica = data("--replicaof", "127.0.0.1", strconv.Itoa(s.Master.Port))
@@ -275,12 +287,18 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			"sentinel failover-timeout %s 10000\n"+
 			"sentinel parallel-syncs %s 1\n",
 			port, dir, MasterName, s.Master.Port, MasterName, MasterName, MasterName)
+		if password != "" {
+			text += fmt.Sprintf("sentinel auth-pass %s %s\n", MasterName, password)
+		}
+		if sentinelPassword != "" {
+			text += fmt.Sprintf("requirepass %s\n", sentinelPassword)
+		}
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			tb.Fatal(err)
 		}
-		s.Sentinels = append(s.Sentinels, start(tb, port, conf, "--sentinel"))
+		s.Sentinels = append(s.Sentinels, startAuth(tb, port, sentinelPassword, conf, "--sentinel"))
 	}
-	rc := goredis.NewClient(&goredis.Options{Addr: s.Replica.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+	rc := goredis.NewClient(&goredis.Options{Addr: s.Replica.Addr(), Password: password, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 	defer rc.Close()
 	err := Poll(Wait, func() error {
 		info, err := rc.Info(context.Background(), "replication").Result()
@@ -288,7 +306,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			return fmt.Errorf("replica not in sync: %v %s", err, info)
 		}
 		for _, sp := range s.Sentinels {
-			sc := goredis.NewSentinelClient(&goredis.Options{Addr: sp.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+			sc := goredis.NewSentinelClient(&goredis.Options{Addr: sp.Addr(), Password: s.SentinelPassword, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 			m, err := sc.Master(context.Background(), MasterName).Result()
 			sc.Close()
 			if err != nil {
@@ -312,7 +330,14 @@ func (s *Sentinel) URL() string {
 	for i, p := range s.Sentinels {
 		addrs[i] = p.Addr()
 	}
-	return "redis+sentinel://" + MasterName + "@" + strings.Join(addrs, ",") + "/0"
+	auth, query := "", ""
+	if s.Password != "" {
+		auth = ":" + url.QueryEscape(s.Password) + "@"
+	}
+	if s.SentinelPassword != "" {
+		query = "?sentinel_password=" + url.QueryEscape(s.SentinelPassword)
+	}
+	return "redis+sentinel://" + auth + MasterName + "@" + strings.Join(addrs, ",") + "/0" + query
 }
 
 // KillMaster kills the master (SIGKILL) and waits until every Sentinel names the replica
@@ -322,7 +347,7 @@ func (s *Sentinel) KillMaster(tb testing.TB) {
 	s.Master.Kill(tb)
 	err := Poll(Wait, func() error {
 		for _, sp := range s.Sentinels {
-			sc := goredis.NewSentinelClient(&goredis.Options{Addr: sp.Addr(), MaxRetries: -1, DisableIdentity: true, Protocol: 2})
+			sc := goredis.NewSentinelClient(&goredis.Options{Addr: sp.Addr(), Password: s.SentinelPassword, MaxRetries: -1, DisableIdentity: true, Protocol: 2})
 			addr, err := sc.GetMasterAddrByName(context.Background(), MasterName).Result()
 			sc.Close()
 			if err != nil {
