@@ -15,9 +15,9 @@ if ! command -v go >/dev/null; then
 fi
 
 # command -> the Debian package that provides it
-declare -A package=([node]=nodejs [npm]=npm [redis-server]=redis-server [chromium]=chromium)
+declare -A package=([node]=nodejs [npm]=npm [redis-server]=redis-server [redis-cli]=redis-tools [chromium]=chromium)
 missing=()
-for cmd in node npm redis-server chromium; do
+for cmd in node npm redis-server redis-cli chromium; do
   command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
 done
 

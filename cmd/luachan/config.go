@@ -89,7 +89,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&cfg.Addr, "addr", "LUACHAN_ADDR", ":4000", "listen address")
 	str(&cfg.Scripts, "scripts", "LUACHAN_SCRIPTS", "scripts/examples", "folder of channel scripts, watched for changes")
 	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "where broadcasts and luachan.store live: memory (this process only), or\n"+
-		"redis://[user:password@]host:port/db (rediss:// for TLS) to share them between nodes")
+		"redis://[user:password@]host:port/db (rediss:// for TLS) to share them between nodes;\n"+
+		"redis+cluster://[user:password@]host:port,host:port,... for a Redis Cluster;\n"+
+		"redis+sentinel://[user:password@]mastername@host:port,host:port,.../db[?sentinel_password=p] through Sentinels")
 	str(&cfg.APIKey, "api-key", "LUACHAN_API_KEY", "", "bearer key for the HTTP API under /api (empty: API off)")
 	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
 	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
@@ -183,7 +185,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if cfg.PubSub != "memory" {
 		if err := redis.CheckURL(cfg.PubSub); err != nil {
-			return cfg, usagef("luachan: -pubsub%s: %s; want memory, or redis://[user:password@]host:port/db (rediss:// for TLS)",
+			return cfg, usagef("luachan: -pubsub%s: %s; want memory, redis://[user:password@]host:port/db (rediss:// for TLS), redis+cluster://host:port,... or redis+sentinel://mastername@host:port,.../db",
 				redactURL(cfg.PubSub), strings.TrimPrefix(err.Error(), "redis: "))
 		}
 	}
@@ -213,6 +215,14 @@ func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return ""
+	}
+	if q := u.Query(); len(q) > 0 { // sentinel_password, and any misspelling of it
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "pass") {
+				q.Set(k, "xxxxx")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return fmt.Sprintf(" %q", u.Redacted())
 }

@@ -26,6 +26,9 @@
 // it, Start(ctx) starts its goroutines, Close(ctx) stops them and waits, giving up when
 // ctx ends. PubSub.Start starts the publisher (publishLoop) and the subscriber
 // (subscribeLoop), which runs one sync goroutine (syncLoop) per subscriber connection.
+// On a Redis Cluster that connection is a shardedSub (client.go), one SSUBSCRIBE
+// connection per master, each read by a goroutine of its own that the shardedSub's Close
+// stops and waits for.
 // Presence.Start starts its heartbeat and janitor (loop); Presence.Close, called before
 // PubSub.Close (which closes the client they share), stops it and removes the heartbeat.
 // History.Start starts its appender (appendLoop); History.Close, also before PubSub.Close,

@@ -49,7 +49,7 @@ const presenceCallTimeout = 100 * time.Millisecond
 // dead, resyncs at its next heartbeat: it writes what Redis lacks of its entries and
 // broadcasts them as joins, and removes what it no longer has and broadcasts the leaves.
 type Presence struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	log       *slog.Logger
 	prefix    string
 	node      string
@@ -80,7 +80,7 @@ func (r *PubSub) Presence(ttl time.Duration, broadcast func(*hub.Broadcast) erro
 	p := &Presence{
 		client:    r.client,
 		log:       r.log.With("presence", "redis"),
-		prefix:    r.cfg.Prefix,
+		prefix:    r.presencePrefix(),
 		node:      fmt.Sprintf("%016x", r.node),
 		ttl:       ttl,
 		broadcast: broadcast,

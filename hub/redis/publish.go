@@ -108,7 +108,7 @@ func (r *PubSub) publishBatch(ctx context.Context, batch []*hub.Broadcast, buf [
 	pipe := r.client.Pipeline()
 	start := 0
 	for i, b := range batch {
-		pipe.Publish(ctx, r.channel(b.Topic), buf[start:ends[i]])
+		r.publish(ctx, pipe, r.channel(b.Topic), buf[start:ends[i]])
 		start = ends[i]
 	}
 	cmds, err := pipe.Exec(ctx)

@@ -84,9 +84,10 @@ type Config struct {
 type PubSub struct {
 	cfg     Config
 	log     *slog.Logger
-	client  *goredis.Client
-	node    uint64               // this node's id, in every message it publishes
-	deliver func(*hub.Broadcast) // Hub.DeliverLocal, set by Start
+	client  goredis.UniversalClient // *goredis.ClusterClient for redis+cluster://
+	sharded bool                    // a Redis Cluster: SSUBSCRIBE and SPUBLISH
+	node    uint64                  // this node's id, in every message it publishes
+	deliver func(*hub.Broadcast)    // Hub.DeliverLocal, set by Start
 
 	queue      chan *hub.Broadcast // broadcasts waiting for the publisher
 	queueBytes atomic.Int64        // their payload bytes
@@ -141,10 +142,10 @@ type Stats struct {
 	Queued     int    // broadcasts waiting in the publish queue
 }
 
-// CheckURL reports whether s is a usable redis:// or rediss:// URL. Its errors never
-// contain the password.
+// CheckURL reports whether s is a usable redis://, rediss://, redis+cluster:// or
+// redis+sentinel:// URL (client.go). Its errors never contain the password.
 func CheckURL(s string) error {
-	_, err := redisOptions(s)
+	_, err := parseTarget(s)
 	return err
 }
 
@@ -192,7 +193,7 @@ type Deliverer interface {
 // no goroutine: the adapter publishes and subscribes once Start has given it a Hub, and
 // Close releases it.
 func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
-	opts, err := redisOptions(cfg.URL)
+	tgt, err := parseTarget(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -209,20 +210,21 @@ func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
 	goredis.SetLogger(redisClientLog{cfg.Logger}) // process-wide: go-redis has one logger
-	client := goredis.NewClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+opts.ReadTimeout)
+	client := tgt.newClient()
+	pctx, cancel := context.WithTimeout(ctx, redisDialTimeout+redisIOTimeout)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
-		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("redis: cannot reach Redis at %s: %w", tgt.where, err)
 	}
 
 	var id [8]byte
 	_, _ = crand.Read(id[:])
 	r := &PubSub{
 		cfg:     cfg,
-		log:     cfg.Logger.With("pubsub", "redis", "redis", opts.Addr),
+		log:     cfg.Logger.With("pubsub", "redis", "redis", tgt.where),
 		client:  client,
+		sharded: tgt.cluster != nil,
 		node:    binary.BigEndian.Uint64(id[:]) | 1, // never 0
 		queue:   make(chan *hub.Broadcast, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),

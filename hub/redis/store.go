@@ -17,7 +17,7 @@ import (
 // count twice): while Redis is unreachable every call fails, and the script calling it
 // gets a Lua error. It satisfies luabind.Store, as store.Memory does.
 type Store struct {
-	client *goredis.Client
+	client goredis.UniversalClient
 	prefix string
 }
 

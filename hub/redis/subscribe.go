@@ -45,7 +45,7 @@ func (r *PubSub) subscribeLoop() {
 // and keep-alive pings, this goroutine reads. It returns when either fails or Close is
 // called, with whether the connection was ever up (subscribed to every wanted topic).
 func (r *PubSub) session() (wasUp bool, err error) {
-	ps := r.client.Subscribe(r.ctx)
+	ps := r.newSubConn()
 	ctx, cancel := context.WithCancel(r.ctx)
 	syncErr := make(chan error, 1)
 	r.wg.Add(1)
@@ -64,7 +64,7 @@ func (r *PubSub) session() (wasUp bool, err error) {
 
 // readLoop delivers what arrives on ps until it fails. Any silence longer than
 // redisSilenceLimit fails it: the sync goroutine pings every redisPingEvery.
-func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
+func (r *PubSub) readLoop(ps subConn) (wasUp bool, err error) {
 	prefix := r.cfg.Prefix + "topic:"
 	for {
 		msg, err := ps.ReceiveTimeout(r.ctx, redisSilenceLimit)
@@ -127,7 +127,7 @@ func (r *PubSub) readLoop(ps *goredis.PubSub) (wasUp bool, err error) {
 // change, each batch followed by a PING whose answer confirms it to Subscribe; and it
 // pings every redisPingEvery, so that the reader hears from Redis. It closes ps when it
 // returns, which ends the reader too.
-func (r *PubSub) syncLoop(ctx context.Context, ps *goredis.PubSub) error {
+func (r *PubSub) syncLoop(ctx context.Context, ps subConn) error {
 	defer ps.Close()
 	applied := make(map[string]struct{}) // the topics ps is subscribed to
 	if err := r.syncBatch(ctx, ps, applied, true); err != nil {
@@ -153,7 +153,7 @@ func (r *PubSub) syncLoop(ctx context.Context, ps *goredis.PubSub) error {
 
 // syncBatch subscribes ps to every wanted topic (all) or applies the changed ones, then
 // sends the batch's PING.
-func (r *PubSub) syncBatch(ctx context.Context, ps *goredis.PubSub, applied map[string]struct{}, all bool) error {
+func (r *PubSub) syncBatch(ctx context.Context, ps subConn, applied map[string]struct{}, all bool) error {
 	var sub, unsub []string
 	r.mu.Lock()
 	if !all && len(r.changed) == 0 {
