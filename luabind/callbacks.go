@@ -142,11 +142,12 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 	}
 	v.cb, v.started = cb, monoNow() // on v, not in this frame (see CallStats.observe)
 	defer func() {
+		// observe reads v: before v goes back to a pool another call takes it from.
+		s.stats.observe(v, err != nil)
 		h.give(v)
 		if err != nil {
 			s.failed.Add(1)
 		}
-		s.stats.observe(v, err != nil)
 	}()
 	if a == nil {
 		a = NewAssigns()

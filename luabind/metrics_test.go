@@ -2,6 +2,7 @@ package luabind_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/luachan/luachan/luabind"
@@ -68,6 +69,53 @@ func TestCallStats(t *testing.T) {
 		}
 		if in.Calls != want || in.Errors != want/2 || inBuckets != want || in.Sum <= 0 {
 			t.Errorf("version %d: handle_in %+v, want %d calls, %d errors, %d in the buckets, a positive sum", version, in, want, want/2, want)
+		}
+	}
+}
+
+// TestCallStatsConcurrent: calls of two callbacks at once, on a pool of two VMs, are
+// each counted in their own row. (A VM given back before its call was counted could be
+// taken by the other callback first, and its call counted in the wrong row.)
+func TestCallStatsConcurrent(t *testing.T) {
+	stats := &luabind.CallStats{}
+	s, err := luabind.LoadSource(luabind.Options{Stats: stats, MaxVMs: 2}, "c.lua",
+		[]byte(`return { topic = 'a', join = function() return true end, handle_in = function() end }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const each = 2000
+	ctx, p := context.Background(), luabind.Payload{Data: []byte(`{}`)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		for range each {
+			if _, _, err := s.HandleIn(ctx, discardSocket{}, luabind.NewAssigns(), "x", p); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for range each {
+			if _, _, err := s.Join(ctx, discardSocket{}, luabind.NewAssigns(), "a", p); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, c := range stats.Snapshot() {
+		want := uint64(0)
+		if c.Callback == "handle_in" || c.Callback == "join" {
+			want = each
+		}
+		if c.Calls != want {
+			t.Errorf("%s: %d calls, want %d", c.Callback, c.Calls, want)
 		}
 	}
 }
