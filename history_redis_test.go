@@ -53,8 +53,14 @@ func readFrameOf(tb testing.TB, c *wsClient) historyFrame {
 // the API, get one position each, and both nodes deliver them in that order.
 func TestHistoryRedisTwoNodes(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
-	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), rs.url(), "-api-key", historyKey)
+	historyTwoNodes(t, startRedis(t).url())
+}
+
+// historyTwoNodes is TestHistoryRedisTwoNodes on the Redis at url (one Redis, or a
+// Cluster).
+func historyTwoNodes(t *testing.T, url string) {
+	t.Helper()
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), url, "-api-key", historyKey)
 	a := nodes[0].dial(t, "vsn=2.0.0")
 	b := nodes[1].dial(t, "vsn=2.0.0")
 	cur := joinFeed(t, a, "feed:two", "1", `{"user":"a"}`)["position"]

@@ -71,10 +71,10 @@ func TestRedisClusterBroadcastAndStore(t *testing.T) {
 	cl := rediscluster.StartCluster(t)
 	// Two topics whose channels hash to slots of different masters.
 	topics := []string{"mn:s0"}
-	first := cl.MasterOf(t, "luachan:topic:mn:s0")
+	first := cl.MasterOf(t, "luachan:topic:{mn:s0}")
 	for i := 1; len(topics) < 2; i++ {
 		topic := fmt.Sprintf("mn:s%d", i)
-		if cl.MasterOf(t, "luachan:topic:"+topic) != first {
+		if cl.MasterOf(t, "luachan:topic:{"+topic+"}") != first {
 			topics = append(topics, topic)
 		}
 	}
@@ -87,7 +87,7 @@ func TestRedisClusterBroadcastAndStore(t *testing.T) {
 
 		// The topic's traffic is sharded PubSub on the master that owns its slot: both
 		// nodes hold a shard subscription there.
-		channel := "luachan:topic:" + topic
+		channel := "luachan:topic:{" + topic + "}"
 		owner, err := cl.Client(t).MasterForKey(context.Background(), channel)
 		if err != nil {
 			t.Fatal(err)
@@ -99,6 +99,14 @@ func TestRedisClusterBroadcastAndStore(t *testing.T) {
 	}
 	c, d := joinAs(t, n1, "mn:c", "1", "c"), joinAs(t, n2, "mn:d", "1", "d")
 	storeIncr(t, "mn:c", "mn:d", c, d, 20)
+}
+
+// TestRedisClusterHistory: a topic's history keys and its channel share a slot, so the
+// script that appends a broadcast also publishes it (SPUBLISH) to the nodes' sharded
+// subscriptions.
+func TestRedisClusterHistory(t *testing.T) {
+	t.Parallel()
+	historyTwoNodes(t, rediscluster.StartCluster(t).URL())
 }
 
 func TestRedisClusterPresence(t *testing.T) {
@@ -232,7 +240,7 @@ func TestRedisClusterSlotMoved(t *testing.T) {
 	cl := rediscluster.StartCluster(t)
 	nodes := startNodes(t, 2, multinodeScripts(t), cl.URL())
 	n1, n2 := nodes[0], nodes[1]
-	const topic, channel = "mn:room", "luachan:topic:mn:room"
+	const topic, channel = "mn:room", "luachan:topic:{mn:room}"
 	ann, bob := joinAs(t, n1, topic, "1", "ann"), joinAs(t, n2, topic, "1", "bob")
 	exchange(t, topic, ann, bob, ann, bob)
 

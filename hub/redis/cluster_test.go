@@ -23,7 +23,7 @@ func TestRedisClusterShardedPubSub(t *testing.T) {
 	owners := map[string]string{} // master -> topic
 	for i := 0; len(owners) < len(cl.Nodes); i++ {
 		topic := fmt.Sprintf("rooms:%d", i)
-		if m := cl.MasterOf(t, "luachan:topic:"+topic); owners[m] == "" {
+		if m := cl.MasterOf(t, "luachan:topic:{"+topic+"}"); owners[m] == "" {
 			owners[m] = topic
 		}
 	}
@@ -61,7 +61,7 @@ func TestRedisClusterShardedPubSub(t *testing.T) {
 	ctx := context.Background()
 	shardSubs := func(topic string) int64 {
 		t.Helper()
-		channel := "luachan:topic:" + topic
+		channel := "luachan:topic:{" + topic + "}"
 		owner, err := cl.Client(t).MasterForKey(ctx, channel)
 		if err != nil {
 			t.Fatal(err)

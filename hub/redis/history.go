@@ -187,7 +187,8 @@ func (h *History) appendBatch(ctx context.Context, batch []historyAppend) error 
 			head = appendHistoryHead(head[:0], h.ps.node, a.b)
 			appendScript.EvalSha(ctx, pipe, h.keys(a.b.Topic),
 				newEpoch(), a.lim.Size, max(a.lim.TTL.Milliseconds(), 1),
-				h.ps.channel(a.b.Topic), string(head), a.b.Payload, metaKeep(a.lim))
+				h.ps.channel(a.b.Topic), string(head), a.b.Payload, metaKeep(a.lim),
+				h.ps.publishCommand())
 		}
 		cmds, err := pipe.Exec(ctx)
 		if err != nil && attempt == 0 && len(cmds) > 0 && isNoScript(cmds[0].Err()) {

@@ -75,7 +75,7 @@ func (r *PubSub) checkGap(topic string, pos history.Position) {
 // forgetSeen forgets the last position of the topic of channel, once unsubscribed
 // from it: broadcasts appended meanwhile are no gap. Reader goroutine only.
 func (r *PubSub) forgetSeen(channel string) {
-	if topic, ok := strings.CutPrefix(channel, r.cfg.Prefix+"topic:"); ok {
+	if topic, ok := r.topicOf(channel); ok {
 		delete(r.histSeen.last, topic)
 	}
 }

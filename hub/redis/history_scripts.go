@@ -17,7 +17,8 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // ARGV: 1 a new random epoch (used if the topic has none), 2 size, 3 ttl (ms),
 // 4 the topic's channel, 5 the message head, 6 the payload, 7 how long the meta hash
-// outlives the last append or read (ms). It returns the position.
+// outlives the last append or read (ms), 8 the publish command (SPUBLISH on a Redis
+// Cluster, whose subscribers are sharded). It returns the position.
 var appendScript = goredis.NewScript(`
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local meta, s = KEYS[1], KEYS[2]
@@ -38,7 +39,7 @@ end
 redis.call('PEXPIRE', meta, tonumber(ARGV[7]))
 redis.call('PEXPIRE', s, ttl)
 local pos = epoch .. ':' .. string.format('%d', n)
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. pos .. '\n' .. ARGV[6])
+redis.call(ARGV[8], ARGV[4], ARGV[5] .. pos .. '\n' .. ARGV[6])
 return pos
 `)
 

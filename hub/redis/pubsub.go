@@ -314,7 +314,34 @@ func (r *PubSub) Store() *Store {
 }
 
 // channel returns topic's Redis channel.
-func (r *PubSub) channel(topic string) string { return r.cfg.Prefix + "topic:" + topic }
+func (r *PubSub) channel(topic string) string {
+	if r.sharded {
+		// The topic is the channel's hash tag, as it is its history keys': the
+		// history script's SPUBLISH must be in the slot of the keys it writes.
+		return r.cfg.Prefix + "topic:{" + topic + "}"
+	}
+	return r.cfg.Prefix + "topic:" + topic
+}
+
+// topicOf is the inverse of channel; ok is false for a channel that is not a topic's.
+func (r *PubSub) topicOf(channel string) (topic string, ok bool) {
+	topic, ok = strings.CutPrefix(channel, r.cfg.Prefix+"topic:")
+	if ok && r.sharded {
+		topic, ok = strings.CutPrefix(topic, "{")
+		if ok {
+			topic, ok = strings.CutSuffix(topic, "}")
+		}
+	}
+	return topic, ok
+}
+
+// publishCommand is the command that publishes to a topic's channel.
+func (r *PubSub) publishCommand() string {
+	if r.sharded {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
+}
 
 // Publish queues b for the other nodes and returns at once. It never fails: when the
 // queue is full (Redis slow or gone) b is dropped for the other nodes, counted and

@@ -65,7 +65,6 @@ func (r *PubSub) session() (wasUp bool, err error) {
 // readLoop delivers what arrives on ps until it fails. Any silence longer than
 // redisSilenceLimit fails it: the sync goroutine pings every redisPingEvery.
 func (r *PubSub) readLoop(ps subConn) (wasUp bool, err error) {
-	prefix := r.cfg.Prefix + "topic:"
 	for {
 		msg, err := ps.ReceiveTimeout(r.ctx, redisSilenceLimit)
 		if err != nil {
@@ -73,7 +72,7 @@ func (r *PubSub) readLoop(ps subConn) (wasUp bool, err error) {
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
-			topic, ok := strings.CutPrefix(m.Channel, prefix)
+			topic, ok := r.topicOf(m.Channel)
 			if !ok {
 				continue
 			}
