@@ -1,0 +1,86 @@
+package nats
+
+import (
+	"encoding/binary"
+	"errors"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/luachan/luachan/hub"
+)
+
+// The publishing half of PubSub: every broadcast goes into the connection's buffer in
+// the order Publish is called; nats.go's flusher sends it.
+
+// Publish sends b to the other nodes and returns without waiting for NATS. It never
+// fails: what NATS refuses (a payload over its max_payload, the reconnect buffer full
+// while NATS is away, a subject too long) is lost for the other nodes, counted and
+// logged; local subscribers have it already.
+func (r *PubSub) Publish(b *hub.Broadcast) error {
+	if r.closing.Load() {
+		r.dropped("shutting down", nil)
+		return nil
+	}
+	subject := r.subject(b.Topic)
+	if len(subject) > natsMaxSubject {
+		r.dropped("topic too long for a NATS subject", nil)
+		return nil
+	}
+	data := appendNATSMessage(make([]byte, 0, 24+len(b.Event)+len(b.Payload)), r.node, b)
+	if err := r.nc.Publish(subject, data); err != nil {
+		r.dropped("NATS refused the broadcast", err)
+		return nil
+	}
+	r.count.published.Add(1)
+	return nil
+}
+
+// dropped counts a broadcast lost for the other nodes and logs it: the first of a
+// connection loss at warn (the log stays readable while NATS is away), the others at debug.
+func (r *PubSub) dropped(why string, err error) {
+	n := r.count.dropped.Add(1)
+	if errors.Is(err, natsgo.ErrReconnectBufExceeded) && r.lost.Load() && n > 1 {
+		r.log.Debug("broadcasts not sent to other nodes", "reason", why, "err", err, "dropped", n)
+		return
+	}
+	r.log.Warn("broadcasts not sent to other nodes", "reason", why, "err", err, "dropped", n)
+}
+
+// subject returns topic's NATS subject.
+func (r *PubSub) subject(topic string) string { return DefaultSubjectPrefix + escapeToken(topic) }
+
+// appendNATSMessage appends b as published on its topic's subject: the version byte, the
+// node id (8 bytes, big endian), a flags byte (1: binary payload), the event's length as
+// a uvarint, the event, then the payload.
+func appendNATSMessage(dst []byte, node uint64, b *hub.Broadcast) []byte {
+	dst = append(dst, natsMsgVersion)
+	dst = binary.BigEndian.AppendUint64(dst, node)
+	var flags byte
+	if b.Binary {
+		flags |= 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(b.Event)))
+	dst = append(dst, b.Event...)
+	return append(dst, b.Payload...)
+}
+
+// errNATSMessage is a message on a luachan subject that luachan did not write.
+var errNATSMessage = errors.New("nats: malformed message from NATS")
+
+// parseNATSMessage reverses appendNATSMessage.
+func parseNATSMessage(data []byte) (node uint64, b *hub.Broadcast, err error) {
+	if len(data) < 10 || data[0] != natsMsgVersion {
+		return 0, nil, errNATSMessage
+	}
+	node = binary.BigEndian.Uint64(data[1:9])
+	flags := data[9]
+	rest := data[10:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)-k) {
+		return 0, nil, errNATSMessage
+	}
+	rest = rest[k:]
+	b = &hub.Broadcast{Event: string(rest[:n]), Payload: rest[n:], Binary: flags&1 != 0}
+	return node, b, nil
+}
