@@ -95,8 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // node is one running luachan: its parts, each nil until started.
 type node struct {
 	log      *slog.Logger
-	pubsub   *redis.PubSub   // nil with -pubsub memory
-	presence *redis.Presence // likewise
+	pubsub   broker  // nil with -pubsub memory
+	presence replica // likewise
 	hub      *hub.Hub
 	eng      *engine.Engine
 	stopHup  func()           // stops and waits for reloadOnHangup
@@ -108,9 +108,9 @@ type node struct {
 
 // start builds and starts the parts, each one once those it needs are running.
 func (n *node) start(ctx context.Context, cfg Config) error {
-	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
+	// -pubsub: broadcasts between nodes and luachan.store, in this process, Redis or NATS.
 	var err error
-	if n.pubsub, err = dialPubSub(ctx, cfg.PubSub, n.log); err != nil {
+	if n.pubsub, err = dialBroker(ctx, cfg.PubSub, n.log); err != nil {
 		return err
 	}
 	var pubsub hub.PubSub                    // nil: this process only
@@ -251,7 +251,7 @@ func (n *node) stop(drain, total time.Duration) {
 	}
 	if n.pubsub != nil {
 		if err := n.pubsub.Close(stopCtx); err != nil {
-			n.log.Warn("Redis did not let go in time: exiting without waiting for it", "err", err)
+			n.log.Warn("the broker did not let go in time: exiting without waiting for it", "err", err)
 		}
 	}
 }
