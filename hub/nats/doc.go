@@ -20,6 +20,7 @@
 //
 //	PubSub.mu      the topics with local subscribers and their subscriptions
 //	Presence.mu    this node's own entries, to write them again after an outage
+//	ratelog.Limiter.mu  one rate-limited log line's counters; a leaf
 //
 // The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
 // PubSub.mu comes after it. Nothing holding PubSub.mu or Presence.mu calls into the hub.

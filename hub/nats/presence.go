@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/ratelog"
 	"github.com/luachan/luachan/presence"
 )
 
@@ -63,7 +64,8 @@ type Presence struct {
 	mu   sync.Mutex
 	mine map[string]map[string]presence.Entry // topic -> ref -> entry
 
-	stale atomic.Bool // a write failed: the bucket may not hold exactly mine
+	stale   atomic.Bool // a write failed: the bucket may not hold exactly mine
+	beatLog ratelog.Limiter
 
 	ctx    context.Context // cancelled by Close: the goroutine and calls in flight return
 	cancel context.CancelFunc
@@ -187,8 +189,8 @@ func (p *Presence) loop() {
 			lapsed, err := p.beat(p.ctx)
 			if err != nil {
 				p.stale.Store(true)
-				if p.ctx.Err() == nil {
-					p.log.Warn("presence heartbeat not written", "err", err)
+				if ok, n := p.beatLog.Allow(1); ok && p.ctx.Err() == nil {
+					p.log.Warn("presence heartbeat not written", "err", err, "failures", n)
 				}
 				continue
 			}

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 
-	natsgo "github.com/nats-io/nats.go"
-
 	"github.com/luachan/luachan/hub"
 )
 
@@ -35,15 +33,12 @@ func (r *PubSub) Publish(b *hub.Broadcast) error {
 	return nil
 }
 
-// dropped counts a broadcast lost for the other nodes and logs it: the first of a
-// connection loss at warn (the log stays readable while NATS is away), the others at debug.
+// dropped counts a broadcast lost for the other nodes and logs it, rate-limited.
 func (r *PubSub) dropped(why string, err error) {
-	n := r.count.dropped.Add(1)
-	if errors.Is(err, natsgo.ErrReconnectBufExceeded) && r.lost.Load() && n > 1 {
-		r.log.Debug("broadcasts not sent to other nodes", "reason", why, "err", err, "dropped", n)
-		return
+	r.count.dropped.Add(1)
+	if ok, since := r.dropLog.Allow(1); ok {
+		r.log.Warn("broadcasts not sent to other nodes", "reason", why, "err", err, "dropped", since)
 	}
-	r.log.Warn("broadcasts not sent to other nodes", "reason", why, "err", err, "dropped", n)
 }
 
 // subject returns topic's NATS subject.

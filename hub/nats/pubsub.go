@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/ratelog"
 )
 
 // Defaults for the zero values of Config.
@@ -88,6 +89,8 @@ type PubSub struct {
 
 	count natsCounters
 
+	dropLog, junkLog, errLog ratelog.Limiter
+
 	stop     chan struct{} // closed by Close: the deliverer returns
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -107,7 +110,7 @@ type natsCounters struct {
 // Stats is a snapshot of a PubSub's counters.
 type Stats struct {
 	Published  uint64 // broadcasts published to NATS
-	Dropped    uint64 // broadcasts the other nodes did not get, or this node did not take in
+	Dropped    uint64 // broadcasts the other nodes did not get (a slow consumer's losses are logged, not counted here)
 	Received   uint64 // broadcasts from other nodes delivered here
 	Own        uint64 // this node's broadcasts coming back, skipped
 	Reconnects uint64 // times the connection came back after a loss
@@ -334,5 +337,7 @@ func (r *PubSub) onError(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
 		r.log.Warn("broadcasts from other nodes dropped: this node does not keep up", "subject", sub.Subject, "dropped", n)
 		return
 	}
-	r.log.Warn("NATS error", "reason", err)
+	if ok, since := r.errLog.Allow(1); ok {
+		r.log.Warn("NATS error", "reason", err, "errors", since)
+	}
 }

@@ -70,7 +70,9 @@ func (r *PubSub) deliverLoop() {
 			}
 			node, b, err := parseNATSMessage(m.Data)
 			if !ok || err != nil {
-				r.log.Warn("ignoring a message luachan did not write", "subject", m.Subject)
+				if ok, n := r.junkLog.Allow(1); ok {
+					r.log.Warn("ignoring messages luachan did not write", "subject", m.Subject, "ignored", n)
+				}
 				continue
 			}
 			if node == r.node {
