@@ -81,6 +81,13 @@ func brokerScheme(s string) string {
 	return u.Scheme
 }
 
+var (
+	_ broker  = redisBroker{}
+	_ broker  = natsBroker{}
+	_ replica = (*redis.Presence)(nil)
+	_ replica = (*nats.Presence)(nil)
+)
+
 // redisBroker is a broker on Redis.
 type redisBroker struct{ *redis.PubSub }
 

@@ -72,6 +72,8 @@ type Presence struct {
 	wg     sync.WaitGroup // the heartbeat and janitor goroutine
 }
 
+var _ presence.Replica = (*Presence)(nil)
+
 // Presence returns the presence replica on the adapter's connection, with this node's
 // id. ttl <= 0 takes DefaultPresenceTTL. broadcast (Hub.Broadcast) carries the leaves of
 // dead nodes to every node. It does no I/O: Start opens luachan_nodes, writes the

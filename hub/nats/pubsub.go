@@ -267,6 +267,8 @@ func (r *PubSub) Close(ctx context.Context) error {
 		r.closing.Store(true)
 		if r.nc.IsConnected() {
 			err = r.nc.FlushTimeout(natsCloseDrainWait)
+		} else if n, berr := r.nc.Buffered(); berr == nil && n > 0 {
+			r.log.Warn("broadcasts kept for NATS while it was away are lost: shutting down", "bytes", n)
 		}
 		r.nc.Close()
 		close(r.stop)
