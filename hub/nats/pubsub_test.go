@@ -214,3 +214,11 @@ func TestDialNATSUnreachable(t *testing.T) {
 		t.Fatalf("Dial of a dead NATS: %v; want cannot reach NATS, without the password", err)
 	}
 }
+
+func TestDialNATSWithoutJetStream(t *testing.T) {
+	ns := natstest.StartCore(t)
+	_, err := nats.Dial(context.Background(), nats.Config{URL: ns.URL()})
+	if err == nil || !strings.Contains(err.Error(), "start nats-server with -js") {
+		t.Fatalf("Dial of a NATS without JetStream: %v; want a hint to start it with -js", err)
+	}
+}

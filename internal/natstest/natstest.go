@@ -25,6 +25,7 @@ const (
 type Server struct {
 	port string
 	dir  string // JetStream's store, kept across Kill and Start
+	core bool   // no JetStream
 
 	mu   sync.Mutex // guards cmd, done and out
 	cmd  *exec.Cmd
@@ -36,6 +37,17 @@ type Server struct {
 // Without nats-server on PATH the test fails, saying how to install it.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb, false)
+}
+
+// StartCore is Start without JetStream: core NATS only.
+func StartCore(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, core bool) *Server {
+	tb.Helper()
 	if _, err := exec.LookPath("nats-server"); err != nil {
 		tb.Fatal("nats-server is not installed: the NATS tests need a real one (apt-get install nats-server; .ci/run installs it)")
 	}
@@ -45,7 +57,7 @@ func Start(tb testing.TB) *Server {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close()
-	s := &Server{port: port, dir: tb.TempDir()}
+	s := &Server{port: port, dir: tb.TempDir(), core: core}
 	s.Restart(tb)
 	tb.Cleanup(func() {
 		s.Kill(tb)
@@ -64,7 +76,11 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	s.out.WriteString("--- start\n")
-	cmd := exec.Command("nats-server", "-a", "127.0.0.1", "-p", s.port, "-js", "-sd", s.dir)
+	args := []string{"-a", "127.0.0.1", "-p", s.port}
+	if !s.core {
+		args = append(args, "-js", "-sd", s.dir)
+	}
+	cmd := exec.Command("nats-server", args...)
 	cmd.Stdout, cmd.Stderr = s, s
 	if err := cmd.Start(); err != nil {
 		s.mu.Unlock()
