@@ -23,14 +23,16 @@
 //	ratelog.Limiter.mu  one rate-limited log line's counters; a leaf
 //
 // The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
-// PubSub.mu comes after it. Nothing holding PubSub.mu or Presence.mu calls into the hub.
+// PubSub.mu comes after it, and nats.go's connection lock after PubSub.mu (Subscribe
+// subscribes holding it). Nothing holding PubSub.mu or Presence.mu calls into the hub.
 //
 // # Goroutines
 //
 // Dial (connects) or PubSub.Presence (no I/O) builds a type, Start(ctx) starts its
-// goroutines, Close(ctx) stops them and waits. PubSub.Start starts the deliverer
-// (deliverLoop), which hands every subscribed subject's messages, in arrival order, to
-// the hub; nats.go's own goroutines (reader, flusher, reconnect) belong to the
+// goroutines, Close(ctx) stops them and waits. PubSub.Start starts the publisher
+// (publishLoop), which hands the publish queue in order to the connection, and the
+// deliverer (deliverLoop), which hands every subscribed subject's messages, in arrival
+// order, to the hub; nats.go's own goroutines (reader, flusher, reconnect) belong to the
 // connection, which PubSub.Close drains and closes. Presence.Start starts its heartbeat
 // and janitor (loop); Presence.Close, called before PubSub.Close, stops it and removes
 // the heartbeat.

@@ -7,30 +7,74 @@ import (
 	"github.com/luachan/luachan/hub"
 )
 
-// The publishing half of PubSub: every broadcast goes into the connection's buffer in
-// the order Publish is called; nats.go's flusher sends it.
+// The publishing half of PubSub: a bounded queue, and one goroutine handing it in order
+// to the connection's buffer, which nats.go's flusher sends.
 
-// Publish sends b to the other nodes and returns without waiting for NATS. It never
-// fails: what NATS refuses (a payload over its max_payload, the reconnect buffer full
-// while NATS is away, a subject too long) is lost for the other nodes, counted and
-// logged; local subscribers have it already.
+// Publish queues b for the other nodes and returns at once. It never fails: when the
+// queue is full (NATS slow or gone) b is dropped for the other nodes, counted and logged;
+// local subscribers have it already.
 func (r *PubSub) Publish(b *hub.Broadcast) error {
 	if r.closing.Load() {
 		r.dropped("shutting down", nil)
 		return nil
 	}
+	n := int64(len(b.Payload))
+	if r.queueBytes.Add(n) > r.cfg.QueueBytes {
+		r.queueBytes.Add(-n)
+		r.dropped("publish queue full", nil)
+		return nil
+	}
+	select {
+	case r.queue <- b:
+	default:
+		r.queueBytes.Add(-n)
+		r.dropped("publish queue full", nil)
+	}
+	return nil
+}
+
+// publishLoop hands the queue to the connection in order until Close, then what is
+// left in the queue, and returns.
+func (r *PubSub) publishLoop() {
+	defer r.wg.Done()
+	var buf []byte
+	for {
+		select {
+		case b := <-r.queue:
+			buf = r.send(b, buf)
+		case <-r.stop:
+			for {
+				select {
+				case b := <-r.queue:
+					buf = r.send(b, buf)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// send publishes b on its topic's subject, encoding it into buf (returned for reuse:
+// nats.go copies what it is given). What NATS refuses (a payload over its max_payload,
+// the reconnect buffer full while NATS is away, a subject too long) is counted and logged.
+func (r *PubSub) send(b *hub.Broadcast, buf []byte) []byte {
+	r.queueBytes.Add(-int64(len(b.Payload)))
 	subject := r.subject(b.Topic)
 	if len(subject) > natsMaxSubject {
 		r.dropped("topic too long for a NATS subject", nil)
-		return nil
+		return buf
 	}
-	data := appendNATSMessage(make([]byte, 0, 24+len(b.Event)+len(b.Payload)), r.node, b)
-	if err := r.nc.Publish(subject, data); err != nil {
+	buf = appendNATSMessage(buf[:0], r.node, b)
+	if err := r.nc.Publish(subject, buf); err != nil {
 		r.dropped("NATS refused the broadcast", err)
-		return nil
+	} else {
+		r.count.published.Add(1)
 	}
-	r.count.published.Add(1)
-	return nil
+	if cap(buf) > natsMaxKeptBuf {
+		buf = nil // a large payload: do not keep its buffer
+	}
+	return buf
 }
 
 // dropped counts a broadcast lost for the other nodes and logs it, rate-limited.

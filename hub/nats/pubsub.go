@@ -24,6 +24,8 @@ import (
 const (
 	DefaultSubjectPrefix = "luachan.topic." // of every topic's subject
 	DefaultInboxLen      = 65536            // messages from other nodes waiting for delivery
+	DefaultQueueLen      = 16384            // broadcasts waiting to be published
+	DefaultQueueBytes    = 64 << 20         // their payload bytes (64 MiB)
 )
 
 // Timeouts and sizes of the NATS adapter.
@@ -38,6 +40,7 @@ const (
 	natsMaxSubject     = 3000                   // longest subject: NATS refuses control lines over 4 KiB
 	natsMsgVersion     = 1                      // first byte of every message luachan publishes
 	natsCloseDrainWait = time.Second            // how long Close lets queued publishes go out
+	natsMaxKeptBuf     = 1 << 20                // the publisher keeps an encoding buffer up to this size
 )
 
 // ErrURL is returned for a URL that is not a usable nats:// or tls:// URL.
@@ -50,6 +53,10 @@ type Config struct {
 	URL      string
 	Logger   *slog.Logger // (slog.Default())
 	InboxLen int          // (DefaultInboxLen) other nodes' messages waiting for delivery; beyond it NATS drops them
+	// QueueLen and QueueBytes bound the broadcasts waiting to be published ((DefaultQueueLen),
+	// (DefaultQueueBytes)); beyond them they are dropped for the other nodes.
+	QueueLen   int
+	QueueBytes int64
 }
 
 // PubSub is the hub.PubSub for several nodes on one NATS, and the owner of the
@@ -60,11 +67,12 @@ type Config struct {
 // serves, once per node. Every message carries the id of the node that published it,
 // and a node skips its own: the Hub has served local subscribers already.
 //
-// Publish hands the message to the connection's buffer, in order, on one connection, so
-// broadcasts from one sender reach every node in the order they were made (NATS keeps a
-// publisher's order per subject). What NATS refuses (too large, the reconnect buffer
-// full, the connection closed) is lost for the other nodes only; it is counted and
-// logged, never retried.
+// Publish only queues: one publisher goroutine hands the queue, in order, to the one
+// connection, so broadcasts from one sender reach every node in the order they were made
+// (NATS keeps a publisher's order per subject), and a slow NATS never blocks a
+// broadcaster. What does not fit the queue, or what NATS refuses (too large, the
+// reconnect buffer full, the connection closed), is lost for the other nodes only; it is
+// counted and logged, never retried.
 //
 // When the connection is lost, nats.go reconnects and subscribes again to every subject
 // the node has; the node logs both and keeps delivering locally meanwhile.
@@ -78,10 +86,12 @@ type PubSub struct {
 	node    uint64               // this node's id, in every message it publishes
 	deliver func(*hub.Broadcast) // Hub.DeliverLocal, set by Start
 
-	inbox   chan *natsgo.Msg // every subscription's messages, in arrival order
-	closing atomic.Bool      // Close started: Publish drops
-	stalled atomic.Bool      // a Subscribe timed out waiting for NATS; none waits again until it reconnects
-	lost    atomic.Bool      // the connection dropped and has not come back yet
+	inbox      chan *natsgo.Msg    // every subscription's messages, in arrival order
+	queue      chan *hub.Broadcast // broadcasts waiting for the publisher
+	queueBytes atomic.Int64        // their payload bytes
+	closing    atomic.Bool         // Close started: Publish drops
+	stalled    atomic.Bool         // a Subscribe timed out waiting for NATS; none waits again until it reconnects
+	lost       atomic.Bool         // the connection dropped and has not come back yet
 
 	mu      sync.Mutex                      // guards the fields below
 	subs    map[string]*natsgo.Subscription // topic -> its subscription
@@ -91,7 +101,7 @@ type PubSub struct {
 
 	dropLog, junkLog, errLog ratelog.Limiter
 
-	stop     chan struct{} // closed by Close: the deliverer returns
+	stop     chan struct{} // closed by Close: the publisher sends what is queued and returns, the deliverer returns
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -109,7 +119,7 @@ type natsCounters struct {
 
 // Stats is a snapshot of a PubSub's counters.
 type Stats struct {
-	Published  uint64 // broadcasts published to NATS
+	Published  uint64 // broadcasts handed to NATS (or kept in the reconnect buffer while it is away)
 	Dropped    uint64 // broadcasts the other nodes did not get (a slow consumer's losses are logged, not counted here)
 	Received   uint64 // broadcasts from other nodes delivered here
 	Own        uint64 // this node's broadcasts coming back, skipped
@@ -166,12 +176,19 @@ func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 	if cfg.InboxLen <= 0 {
 		cfg.InboxLen = DefaultInboxLen
 	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
 	var id [8]byte
 	_, _ = crand.Read(id[:])
 	r := &PubSub{
 		cfg:   cfg,
 		node:  binary.BigEndian.Uint64(id[:]) | 1, // never 0
 		inbox: make(chan *natsgo.Msg, cfg.InboxLen),
+		queue: make(chan *hub.Broadcast, cfg.QueueLen),
 		subs:  make(map[string]*natsgo.Subscription),
 		stop:  make(chan struct{}),
 	}
@@ -242,7 +259,8 @@ func (r *PubSub) openBuckets(ctx context.Context) error {
 	return nil
 }
 
-// Start starts the deliverer; broadcasts from other nodes go to h.DeliverLocal. Start is
+// Start starts the publisher and the deliverer; broadcasts from other nodes go to
+// h.DeliverLocal. Start is
 // called once, before Close.
 func (r *PubSub) Start(_ context.Context, h Deliverer) {
 	r.mu.Lock()
@@ -253,33 +271,37 @@ func (r *PubSub) Start(_ context.Context, h Deliverer) {
 		return
 	}
 	r.deliver = h.DeliverLocal // before the goroutine that reads it starts
-	r.wg.Add(1)
+	r.wg.Add(2)
+	go r.publishLoop()
 	go r.deliverLoop()
 	r.log.Info("sharing broadcasts, presence and luachan.store through NATS", "node", fmt.Sprintf("%016x", r.node))
 }
 
-// Close lets what is queued go out (for up to 1 s), closes the connection (the Store and
-// the Presence stop working too, so Close them first), stops the deliverer and waits for
-// it, giving up when ctx ends.
+// Close stops the publisher (which hands what is queued to the connection first) and the
+// deliverer and waits for them, lets the connection send what it holds (for up to 1 s),
+// and closes it: the Store and the Presence stop working too, so Close them first. When
+// ctx ends first, Close closes the connection at once, cutting off what is in flight
+// (the goroutines then return on their own), and returns ctx's error.
 func (r *PubSub) Close(ctx context.Context) error {
 	var err error
 	r.stopOnce.Do(func() {
 		r.closing.Store(true)
+		close(r.stop)
+		if err = waitFor(ctx, r.wg.Wait); err != nil {
+			r.nc.Close()
+			err = fmt.Errorf("nats: publisher or deliverer still running: %w", err)
+			return
+		}
 		if r.nc.IsConnected() {
-			err = r.nc.FlushTimeout(natsCloseDrainWait)
+			if ferr := r.nc.FlushTimeout(natsCloseDrainWait); ferr != nil {
+				err = fmt.Errorf("nats: queued broadcasts not flushed: %w", ferr)
+			}
 		} else if n, berr := r.nc.Buffered(); berr == nil && n > 0 {
 			r.log.Warn("broadcasts kept for NATS while it was away are lost: shutting down", "bytes", n)
 		}
 		r.nc.Close()
-		close(r.stop)
 	})
-	if werr := waitFor(ctx, r.wg.Wait); werr != nil {
-		return fmt.Errorf("nats: deliverer still running: %w", werr)
-	}
-	if err != nil {
-		return fmt.Errorf("nats: queued broadcasts not flushed: %w", err)
-	}
-	return nil
+	return err
 }
 
 // waitFor runs wait and returns nil once it has, or ctx's error when ctx ends first;

@@ -222,3 +222,27 @@ func TestDialNATSWithoutJetStream(t *testing.T) {
 		t.Fatalf("Dial of a NATS without JetStream: %v; want a hint to start it with -js", err)
 	}
 }
+
+// TestNATSPublishNeverBlocks: with NATS gone, broadcasts beyond the queue and the
+// reconnect buffer are dropped, every one of them counted, and Publish returns at once.
+func TestNATSPublishNeverBlocks(t *testing.T) {
+	ns := natstest.Start(t)
+	a, _, alog := startNode(t, ns.URL())
+	ns.Kill(t)
+	waitLog(t, alog, "lost NATS")
+	const n, size = 20000, 1024 // 20 MB: past the 8 MiB reconnect buffer
+	payload := bytes.Repeat([]byte("x"), size)
+	for range n {
+		if err := a.Publish(&hub.Broadcast{Topic: "t", Event: "e", Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubtest.WaitFor(t, "every broadcast published or counted as dropped", func() bool {
+		st := a.Stats()
+		return st.Published+st.Dropped == n
+	})
+	if st := a.Stats(); st.Dropped == 0 || st.Published*size > 8<<20 {
+		t.Fatalf("stats after %d broadcasts of %d bytes with NATS down: %+v; want the reconnect buffer's worth kept, the rest dropped", n, size, st)
+	}
+	waitLog(t, alog, "broadcasts not sent to other nodes")
+}
