@@ -5,6 +5,7 @@ package luachan_test
 // started by internal/natstest).
 
 import (
+	"syscall"
 	"testing"
 
 	"github.com/luachan/luachan/internal/natstest"
@@ -12,11 +13,12 @@ import (
 
 // testBroker is a broker process a multi-node test runs, kills and starts again.
 type testBroker interface {
-	url() string         // the -pubsub URL
-	kill(tb testing.TB)  // SIGKILL, and wait for the exit
-	start(tb testing.TB) // run it again, same address and data, and wait until it answers
-	lostLog() string     // the node's log line when it loses the broker
-	backLog() string     // the node's log line when the broker is back
+	url() string                     // the -pubsub URL
+	kill(tb testing.TB)              // SIGKILL, and wait for the exit
+	start(tb testing.TB)             // run it again, same address and data, and wait until it answers
+	signal(sig syscall.Signal) error // sends sig to its process (SIGSTOP: it hangs)
+	lostLog() string                 // the node's log line when it loses the broker
+	backLog() string                 // the node's log line when the broker is back
 }
 
 // brokers are the brokers every broker-behaviour test runs with, as subtests.
@@ -40,6 +42,12 @@ func forEachBroker(t *testing.T, test func(t *testing.T, b testBroker)) {
 }
 
 func (rs *redisServer) lostLog() string { return logRedisLost }
+
+func (rs *redisServer) signal(sig syscall.Signal) error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.cmd.Process.Signal(sig)
+}
 func (rs *redisServer) backLog() string { return logRedisBack }
 
 // natsBroker is a nats-server for the multi-node tests.
@@ -56,3 +64,5 @@ func (n *natsBroker) kill(tb testing.TB)  { n.Kill(tb) }
 func (n *natsBroker) start(tb testing.TB) { n.Restart(tb) }
 func (n *natsBroker) lostLog() string     { return logNATSLost }
 func (n *natsBroker) backLog() string     { return logNATSBack }
+
+func (n *natsBroker) signal(sig syscall.Signal) error { return n.Signal(sig) }

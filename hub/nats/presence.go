@@ -148,9 +148,20 @@ func (p *Presence) Close(ctx context.Context) error {
 	if p.nodesKV == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, natsIOTimeout)
-	defer cancel()
-	return p.nodesKV.Purge(ctx, p.node)
+	// In a goroutine of its own: nats.go holds the connection's lock while it tries to
+	// reconnect, which no context cuts short; the call ends within natsIOTimeout after.
+	done := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(context.Background(), natsIOTimeout)
+		defer cancel()
+		done <- p.nodesKV.Purge(pctx, p.node)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("nats: presence heartbeat not removed: %w", ctx.Err())
+	}
 }
 
 // beat refreshes the heartbeat and reports whether it had lapsed (was missing).

@@ -104,6 +104,7 @@ type PubSub struct {
 	stop     chan struct{} // closed by Close: the publisher sends what is queued and returns, the deliverer returns
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	closed   chan error // shutdown's result, made by the first Close
 }
 
 var _ hub.PubSub = (*PubSub)(nil)
@@ -278,29 +279,40 @@ func (r *PubSub) Start(_ context.Context, h Deliverer) {
 }
 
 // Close stops the publisher (which hands what is queued to the connection first) and the
-// deliverer and waits for them, lets the connection send what it holds (for up to 1 s),
-// and closes it: the Store and the Presence stop working too, so Close them first. When
-// ctx ends first, Close closes the connection at once, cutting off what is in flight
-// (the goroutines then return on their own), and returns ctx's error.
+// deliverer and waits for them, lets the connection send what it holds (for up to 1 s,
+// within ctx), and closes it: the Store and the Presence stop working too, so Close them
+// first. When ctx ends first, Close returns ctx's error at once; the closing goes on
+// without it and ends within a connection attempt's timeout (nats.go holds the
+// connection's lock while it tries to reconnect, so nothing on it can be cut short).
 func (r *PubSub) Close(ctx context.Context) error {
-	var err error
 	r.stopOnce.Do(func() {
 		r.closing.Store(true)
 		close(r.stop)
-		if err = waitFor(ctx, r.wg.Wait); err != nil {
-			r.nc.Close()
-			err = fmt.Errorf("nats: publisher or deliverer still running: %w", err)
-			return
-		}
-		if r.nc.IsConnected() {
-			if ferr := r.nc.FlushTimeout(natsCloseDrainWait); ferr != nil {
-				err = fmt.Errorf("nats: queued broadcasts not flushed: %w", ferr)
-			}
-		} else if n, berr := r.nc.Buffered(); berr == nil && n > 0 {
-			r.log.Warn("broadcasts kept for NATS while it was away are lost: shutting down", "bytes", n)
-		}
-		r.nc.Close()
+		r.closed = make(chan error, 1)
+		go func() { r.closed <- r.shutdown() }()
 	})
+	select {
+	case err := <-r.closed:
+		r.closed <- err // for another Close
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("nats: still letting go of NATS: %w", ctx.Err())
+	}
+}
+
+// shutdown waits for the publisher and the deliverer (the publisher returns once the
+// queue is handed over), flushes for up to natsCloseDrainWait and closes the connection.
+func (r *PubSub) shutdown() error {
+	r.wg.Wait()
+	var err error
+	if r.nc.IsConnected() {
+		if ferr := r.nc.FlushTimeout(natsCloseDrainWait); ferr != nil {
+			err = fmt.Errorf("nats: queued broadcasts not flushed: %w", ferr)
+		}
+	} else if n, berr := r.nc.Buffered(); berr == nil && n > 0 {
+		r.log.Warn("broadcasts kept for NATS while it was away are lost: shutting down", "bytes", n)
+	}
+	r.nc.Close()
 	return err
 }
 

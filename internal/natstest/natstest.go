@@ -125,6 +125,14 @@ func (s *Server) Kill(tb testing.TB) {
 	}
 }
 
+// Signal sends sig to the server's process: SIGSTOP makes it hang (it answers nothing),
+// SIGCONT lets it go on.
+func (s *Server) Signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Signal(sig)
+}
+
 // Write collects the server's output.
 func (s *Server) Write(p []byte) (int, error) {
 	s.mu.Lock()
