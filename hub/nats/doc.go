@@ -18,20 +18,22 @@
 //
 // # Locks
 //
-//	PubSub.mu      the topics with local subscribers and their subscriptions
+//	PubSub.mu      the topics wanted, the subscription batches and the connection state
 //	Presence.mu    this node's own entries, to write them again after an outage
 //	ratelog.Limiter.mu  one rate-limited log line's counters; a leaf
 //
 // The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
-// PubSub.mu comes after it, and nats.go's connection lock after PubSub.mu (Subscribe
-// subscribes holding it). Nothing holding PubSub.mu or Presence.mu calls into the hub.
+// PubSub.mu comes after it. Nothing holding PubSub.mu or Presence.mu calls into the hub
+// or NATS: only the subscriber goroutine touches the connection's subscriptions, since
+// nats.go holds the connection's lock while it tries to reconnect.
 //
 // # Goroutines
 //
 // Dial (connects) or PubSub.Presence (no I/O) builds a type, Start(ctx) starts its
 // goroutines, Close(ctx) stops them and waits. PubSub.Start starts the publisher
-// (publishLoop), which hands the publish queue in order to the connection, and the
-// deliverer (deliverLoop), which hands every subscribed subject's messages, in arrival
+// (publishLoop), which hands the publish queue in order to the connection, the
+// subscriber (subscribeLoop), which makes the connection's subscriptions follow the
+// topics wanted, and the deliverer (deliverLoop), which hands every subscribed subject's messages, in arrival
 // order, to the hub; nats.go's own goroutines (reader, flusher, reconnect) belong to the
 // connection, which PubSub.Close drains and closes. Presence.Start starts its heartbeat
 // and janitor (loop); Presence.Close, called before PubSub.Close, stops it and removes

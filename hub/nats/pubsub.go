@@ -90,17 +90,24 @@ type PubSub struct {
 	queue      chan *hub.Broadcast // broadcasts waiting for the publisher
 	queueBytes atomic.Int64        // their payload bytes
 	closing    atomic.Bool         // Close started: Publish drops
-	stalled    atomic.Bool         // a Subscribe timed out waiting for NATS; none waits again until it reconnects
-	lost       atomic.Bool         // the connection dropped and has not come back yet
+	kick       chan struct{}       // (cap 1) tells the subscriber that want changed
 
-	mu      sync.Mutex                      // guards the fields below
-	subs    map[string]*natsgo.Subscription // topic -> its subscription
-	started bool
+	mu        sync.Mutex          // guards the fields below
+	want      map[string]struct{} // topics with local subscribers
+	changed   map[string]struct{} // topics whose want changed since the subscriber last looked
+	taken     uint64              // subscription batches the subscriber has taken
+	confirmed uint64              // the last batch NATS has answered
+	down      bool                // the connection is lost and not back yet
+	stalled   bool                // a Subscribe timed out waiting for NATS; none waits again until NATS answers
+	notify    chan struct{}       // closed (and replaced) when confirmed, down or stalled change
+	started   bool
 
 	count natsCounters
 
 	dropLog, junkLog, errLog ratelog.Limiter
 
+	ctx      context.Context // cancelled by Close: the subscriber's wait for NATS ends
+	cancel   context.CancelFunc
 	stop     chan struct{} // closed by Close: the publisher sends what is queued and returns, the deliverer returns
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -186,18 +193,22 @@ func Dial(ctx context.Context, cfg Config) (*PubSub, error) {
 	var id [8]byte
 	_, _ = crand.Read(id[:])
 	r := &PubSub{
-		cfg:   cfg,
-		node:  binary.BigEndian.Uint64(id[:]) | 1, // never 0
-		inbox: make(chan *natsgo.Msg, cfg.InboxLen),
-		queue: make(chan *hub.Broadcast, cfg.QueueLen),
-		subs:  make(map[string]*natsgo.Subscription),
-		stop:  make(chan struct{}),
+		cfg:     cfg,
+		node:    binary.BigEndian.Uint64(id[:]) | 1, // never 0
+		inbox:   make(chan *natsgo.Msg, cfg.InboxLen),
+		queue:   make(chan *hub.Broadcast, cfg.QueueLen),
+		kick:    make(chan struct{}, 1),
+		want:    make(map[string]struct{}),
+		changed: make(map[string]struct{}),
+		notify:  make(chan struct{}),
+		stop:    make(chan struct{}),
 	}
 	host := "?"
 	if u, err := url.Parse(servers[0]); err == nil {
 		host = u.Host
 	}
 	r.log = cfg.Logger.With("pubsub", "nats", "nats", host)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 
 	opts := []natsgo.Option{
 		natsgo.Name("luachan"),
@@ -272,8 +283,9 @@ func (r *PubSub) Start(_ context.Context, h Deliverer) {
 		return
 	}
 	r.deliver = h.DeliverLocal // before the goroutine that reads it starts
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.publishLoop()
+	go r.subscribeLoop()
 	go r.deliverLoop()
 	r.log.Info("sharing broadcasts, presence and luachan.store through NATS", "node", fmt.Sprintf("%016x", r.node))
 }
@@ -288,6 +300,7 @@ func (r *PubSub) Close(ctx context.Context) error {
 	r.stopOnce.Do(func() {
 		r.closing.Store(true)
 		close(r.stop)
+		r.cancel()
 		r.closed = make(chan error, 1)
 		go func() { r.closed <- r.shutdown() }()
 	})
@@ -332,7 +345,7 @@ func waitFor(ctx context.Context, wait func()) error {
 // Stats returns the adapter's counters.
 func (r *PubSub) Stats() Stats {
 	r.mu.Lock()
-	topics := len(r.subs)
+	topics, up := len(r.want), !r.down
 	r.mu.Unlock()
 	return Stats{
 		Published:  r.count.published.Load(),
@@ -341,7 +354,7 @@ func (r *PubSub) Stats() Stats {
 		Own:        r.count.own.Load(),
 		Reconnects: r.count.reconnects.Load(),
 		Topics:     topics,
-		Connected:  r.nc.IsConnected(),
+		Connected:  up,
 	}
 }
 
@@ -350,17 +363,20 @@ func (r *PubSub) onDisconnect(_ *natsgo.Conn, err error) {
 	if r.closing.Load() {
 		return
 	}
-	r.lost.Store(true)
+	r.mu.Lock()
+	r.down = true
+	r.wakeWaitersLocked()
+	r.mu.Unlock()
 	r.log.Warn("lost NATS: local delivery carries on; reconnecting", "reason", err)
 }
 
 // onReconnect is nats.go's word that the connection is back, every subscription sent again.
 func (r *PubSub) onReconnect(_ *natsgo.Conn) {
-	r.stalled.Store(false)
-	r.lost.Store(false)
 	r.count.reconnects.Add(1)
 	r.mu.Lock()
-	topics := len(r.subs)
+	r.down, r.stalled = false, false
+	r.wakeWaitersLocked()
+	topics := len(r.want)
 	r.mu.Unlock()
 	r.log.Info("NATS is back: resubscribed", "topics", topics)
 }
