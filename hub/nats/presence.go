@@ -58,6 +58,7 @@ type Presence struct {
 	node      string
 	ttl       time.Duration
 	broadcast func(*hub.Broadcast) error
+	down      func() bool // the connection is lost: Put, Del and List fail at once
 
 	// mu guards mine, the entries this node has put, to write them again after its
 	// heartbeat lapsed.
@@ -90,6 +91,7 @@ func (r *PubSub) Presence(ttl time.Duration, broadcast func(*hub.Broadcast) erro
 		node:      fmt.Sprintf("%016x", r.node),
 		ttl:       ttl,
 		broadcast: broadcast,
+		down:      r.isDown,
 		mine:      make(map[string]map[string]presence.Entry),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
@@ -389,6 +391,10 @@ func (p *Presence) Put(topic, ref, key string, meta []byte) error {
 	}
 	p.mine[topic][ref] = e
 	p.mu.Unlock()
+	if p.down() {
+		p.stale.Store(true) // written once NATS is back
+		return errDown
+	}
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	if _, err := p.write(ctx, topic, ref, e, false); err != nil {
@@ -426,6 +432,10 @@ func (p *Presence) Del(topic, ref string) error {
 		}
 	}
 	p.mu.Unlock()
+	if p.down() {
+		p.stale.Store(true) // removed once NATS is back
+		return errDown
+	}
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	if err := p.kv.Delete(ctx, p.entryKey(p.node, topic, ref)); err != nil {
@@ -437,6 +447,9 @@ func (p *Presence) Del(topic, ref string) error {
 
 // List returns the other nodes' metas on topic, key -> metas, in a stable order.
 func (p *Presence) List(topic string) (presence.State, error) {
+	if p.down() {
+		return nil, errDown
+	}
 	ctx, cancel := p.callCtx()
 	defer cancel()
 	all, err := p.entries(ctx, "t.*."+escapeToken(topic)+".*")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/hub/nats"
+	"github.com/luachan/luachan/internal/hubtest"
 	"github.com/luachan/luachan/internal/natstest"
 )
 
@@ -147,5 +149,34 @@ func TestNATSPresenceResyncAfterLapse(t *testing.T) {
 	}
 	if st, err := b.List("room"); err != nil || len(st["alice"]) != 1 {
 		t.Fatalf("List after the resync: %v, %v; want alice back", st, err)
+	}
+}
+
+// TestNATSWhileDown: with NATS away, presence and store calls fail at once (a script
+// gets an error, not a wait); a presence tracked meanwhile reaches NATS once it is back.
+func TestNATSWhileDown(t *testing.T) {
+	ns := natstest.Start(t)
+	mine := make(diffs, 16)
+	psA, a := startPresence(t, ns.URL(), mine)
+	_, b := startPresence(t, ns.URL(), make(diffs, 16))
+	ns.Kill(t)
+	hubtest.WaitFor(t, "a to notice NATS is gone", func() bool { return !psA.Stats().Connected })
+	if err := a.Put("room", "r1", "alice", []byte(`{"phx_ref":"r1"}`)); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Put with NATS down: %v, want unreachable", err)
+	}
+	if _, err := a.List("room"); err == nil {
+		t.Fatal("List with NATS down succeeded")
+	}
+	if _, _, err := psA.Store().Get("k"); err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("store Get with NATS down: %v, want unreachable", err)
+	}
+	ns.Restart(t)
+	hubtest.WaitFor(t, "a to reconnect", func() bool { return psA.Stats().Connected })
+	topic, joins, _ := mine.next(t)
+	if topic != "room" || !reflect.DeepEqual(joins, map[string]int{"alice": 1}) {
+		t.Fatalf("diff on %q joins %v, want alice's join once NATS is back", topic, joins)
+	}
+	if st, err := b.List("room"); err != nil || len(st["alice"]) != 1 {
+		t.Fatalf("List on another node after NATS came back: %v, %v; want alice", st, err)
 	}
 }

@@ -358,6 +358,17 @@ func (r *PubSub) Stats() Stats {
 	}
 }
 
+// errDown is a call made while the connection is lost: it fails at once rather than wait
+// on nats.go, which holds the connection's lock while it tries to reconnect.
+var errDown = errors.New("nats: NATS is unreachable (reconnecting); try again once it is back")
+
+// isDown reports whether the connection is lost and not back yet.
+func (r *PubSub) isDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.down
+}
+
 // onDisconnect is nats.go's word that the connection is lost.
 func (r *PubSub) onDisconnect(_ *natsgo.Conn, err error) {
 	if r.closing.Load() {

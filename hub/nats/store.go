@@ -30,14 +30,18 @@ const (
 // every call fails, and the script calling it gets a Lua error. It satisfies
 // luabind.Store, as store.Memory does.
 type Store struct {
-	kv jetstream.KeyValue
+	kv   jetstream.KeyValue
+	down func() bool // the connection is lost: calls fail at once
 }
 
 // Store returns luachan.store kept in NATS, sharing the adapter's connection.
-func (r *PubSub) Store() *Store { return &Store{kv: r.storeKV} }
+func (r *PubSub) Store() *Store { return &Store{kv: r.storeKV, down: r.isDown} }
 
 // Get returns key's value, or ok=false when it has none.
 func (s *Store) Get(key string) (value []byte, ok bool, err error) {
+	if s.down() {
+		return nil, false, storeError(errDown)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	e, err := s.kv.Get(ctx, escapeToken(key))
@@ -52,6 +56,9 @@ func (s *Store) Get(key string) (value []byte, ok bool, err error) {
 
 // Set stores value (JSON text) under key.
 func (s *Store) Set(key string, value []byte) error {
+	if s.down() {
+		return storeError(errDown)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	_, err := s.kv.Put(ctx, escapeToken(key), value)
@@ -60,6 +67,9 @@ func (s *Store) Set(key string, value []byte) error {
 
 // Incr adds by to key's integer (a missing key counts as 0) and returns the sum.
 func (s *Store) Incr(key string, by int64) (int64, error) {
+	if s.down() {
+		return 0, storeError(errDown)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	k := escapeToken(key)
@@ -101,6 +111,9 @@ func (s *Store) Incr(key string, by int64) (int64, error) {
 
 // Del removes key; a missing key is no error.
 func (s *Store) Del(key string) error {
+	if s.down() {
+		return storeError(errDown)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeCallTimeout)
 	defer cancel()
 	return storeError(s.kv.Delete(ctx, escapeToken(key)))
