@@ -382,7 +382,10 @@ func TestHistoryRead(t *testing.T) {
 // every position once, in order, and recovers from that node's history.
 func TestHistoryTwoNodesMemory(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	forEachBroker(t, testHistoryTwoNodesMemory)
+}
+
+func testHistoryTwoNodesMemory(t *testing.T, rs testBroker) {
 	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), rs.url(), "-api-key", historyKey)
 	c := nodes[1].dial(t, "vsn=2.0.0")
 	cur := joinFeed(t, c, "feed:m", "1", `{}`)["position"]

@@ -1,6 +1,6 @@
 package luachan_test
 
-// SPEC section 6 with Redis: presence spans the nodes, and a node that dies has its
+// SPEC section 6 with Redis and with NATS: presence spans the nodes, and a node that dies has its
 // entries removed (one leave diff per survivor's client, not one per survivor) within
 // the presence TTL and a quarter; LUACHAN_PRESENCE_TTL shortens it here from 20 s to 1 s.
 
@@ -16,7 +16,10 @@ const multinodePresenceTTL = time.Second
 
 func TestMultinodePresence(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	forEachBroker(t, testMultinodePresence)
+}
+
+func testMultinodePresence(t *testing.T, rs testBroker) {
 	dir, err := filepath.Abs(examplesDir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 package luachan_test
 
-// SPEC section 5: several luachan nodes on one Redis (-pubsub redis://), and
-// luachan.store shared through it. Every test runs its own redis-server on a free
-// loopback port; without redis-server on PATH they are skipped (.ci/run installs it).
+// SPEC sections 5 and 12: several luachan nodes on one broker (-pubsub redis:// or
+// nats://), and luachan.store shared through it. Every broker test runs once per broker
+// (subtests /redis and /nats), each with its own redis-server or nats-server on a free
+// loopback port; without them on PATH the tests fail, saying what to install (.ci/run
+// installs both).
 
 import (
 	"bytes"
@@ -91,7 +93,10 @@ func joinAs(tb testing.TB, s *server, topic, jr, user string) *wsClient {
 
 func TestMultinodeBroadcast(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	forEachBroker(t, testMultinodeBroadcast)
+}
+
+func testMultinodeBroadcast(t *testing.T, rs testBroker) {
 	nodes := startNodes(t, 2, multinodeScripts(t), rs.url(), "-api-key", apiKey)
 	n1, n2 := nodes[0], nodes[1]
 	const topic = "mn:room"
@@ -149,9 +154,14 @@ func TestMultinodeBroadcast(t *testing.T) {
 	dave.heartbeat("h3")
 }
 
-func TestMultinodeRedisLostAndBack(t *testing.T) {
+// TestMultinodeBrokerLostAndBack: the broker killed and started again mid-test; local
+// delivery carries on meanwhile, and cross-node delivery resumes.
+func TestMultinodeBrokerLostAndBack(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	forEachBroker(t, testMultinodeBrokerLostAndBack)
+}
+
+func testMultinodeBrokerLostAndBack(t *testing.T, rs testBroker) {
 	nodes := startNodes(t, 2, multinodeScripts(t), rs.url())
 	n1, n2 := nodes[0], nodes[1]
 	const topic = "mn:room"
@@ -163,8 +173,8 @@ func TestMultinodeRedisLostAndBack(t *testing.T) {
 	}
 
 	rs.kill(t)
-	n1.log.waitFor(t, readTimeout, logRedisLost)
-	n2.log.waitFor(t, readTimeout, logRedisLost)
+	n1.log.waitFor(t, readTimeout, rs.lostLog())
+	n2.log.waitFor(t, readTimeout, rs.lostLog())
 
 	// Local delivery carries on, on each node.
 	ann.send(`["1",null,"mn:room","msg",{"during":"ann"}]`)
@@ -173,17 +183,17 @@ func TestMultinodeRedisLostAndBack(t *testing.T) {
 	carl.expect(`[null,null,"mn:room","msg",{"during":"ann"}]`)
 	bob.expect(`[null,null,"mn:room","msg",{"during":"bob"}]`)
 	dave.expect(`[null,null,"mn:room","msg",{"during":"bob"}]`)
-	// Joining a topic nobody on the node had does not wait for Redis.
+	// Joining a topic nobody on the node had does not wait for the broker.
 	start := time.Now()
 	eve := joinAs(t, n1, "mn:new", "1", "eve")
 	fay := joinAs(t, n2, "mn:new", "1", "fay")
 	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("two joins while Redis was down took %v", d)
+		t.Errorf("two joins while the broker was down took %v", d)
 	}
 
 	rs.start(t)
-	n1.log.waitFor(t, 3*readTimeout, logRedisBack)
-	n2.log.waitFor(t, 3*readTimeout, logRedisBack)
+	n1.log.waitFor(t, 3*readTimeout, rs.backLog())
+	n2.log.waitFor(t, 3*readTimeout, rs.backLog())
 
 	// Cross-node delivery resumes, on the old topic and the one joined during the
 	// outage. A broadcast made during the outage may or may not arrive late: skipped.
@@ -216,7 +226,10 @@ func TestMultinodeRedisLostAndBack(t *testing.T) {
 // each, loses nothing, and hands out every sum once.
 func TestMultinodeStoreIncr(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
+	forEachBroker(t, testMultinodeStoreIncr)
+}
+
+func testMultinodeStoreIncr(t *testing.T, rs testBroker) {
 	nodes := startNodes(t, 2, multinodeScripts(t), rs.url(), "-script-timeout", "10s")
 	const clients, each = 50, 100
 	var (
@@ -273,7 +286,7 @@ func TestStoreInMemory(t *testing.T) {
 	b.expect(`["1","2","mn:b","phx_reply",{"status":"ok","response":{"n":2}}]`)
 }
 
-// TestPubSubFlagRefused: a bad -pubsub, or a Redis that does not answer at start, is one
+// TestPubSubFlagRefused: a bad -pubsub, or a broker that does not answer at start, is one
 // line on stderr and exit status 2.
 func TestPubSubFlagRefused(t *testing.T) {
 	t.Parallel()
@@ -284,9 +297,11 @@ func TestPubSubFlagRefused(t *testing.T) {
 	closed := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	tests := []struct{ name, url, want string }{
-		{"not a URL scheme we know", "nats://127.0.0.1:4222", "bad Redis URL"},
+		{"not a URL scheme we know", "carrier://127.0.0.1:4222", "bad Redis URL"},
 		{"bad database", "redis://127.0.0.1:6379/zero", "invalid database number"},
 		{"unreachable", "redis://:hunter2@" + closed + "/0", "cannot reach Redis"},
+		{"NATS with a path", "nats://127.0.0.1:4222/0", "bad NATS URL"},
+		{"NATS unreachable", "nats://luachan:hunter2@" + closed, "cannot reach NATS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,11 +23,14 @@ const hangingLeaveLua = `return {
 `
 
 // TestShutdownWithinTenSecondsWhenEverythingHangs: a leave that hangs for its whole
-// (long) budget and a Redis that stops answering during shutdown still leave the process
+// (long) budget and a broker (Redis, NATS) that stops answering during shutdown still leave the process
 // exiting 0 within SPEC section 1's 10 s: every step of the shutdown shares one deadline.
 func TestShutdownWithinTenSecondsWhenEverythingHangs(t *testing.T) {
+	forEachBroker(t, testShutdownWithinTenSecondsWhenEverythingHangs)
+}
+
+func testShutdownWithinTenSecondsWhenEverythingHangs(t *testing.T, rs testBroker) {
 	const limit = 10*time.Second + 500*time.Millisecond // the SPEC's 10 s, and the process's exit
-	rs := startRedis(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "hang.lua"), hangingLeaveLua)
 	s := startServer(t, dir, "-pubsub", rs.url(), "-script-timeout", "60s", "-log-level", "info")
@@ -35,13 +38,10 @@ func TestShutdownWithinTenSecondsWhenEverythingHangs(t *testing.T) {
 	c.join("hang:1", "1", `{}`, `{}`)
 	c.readWaiting("presence_state") // the track reached Redis
 
-	rs.mu.Lock()
-	redis := rs.cmd.Process
-	rs.mu.Unlock()
-	if err := redis.Signal(syscall.SIGSTOP); err != nil {
+	if err := rs.signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = redis.Signal(syscall.SIGCONT) }) // before startRedis's kill
+	t.Cleanup(func() { _ = rs.signal(syscall.SIGCONT) }) // before the broker's kill
 	start := time.Now()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

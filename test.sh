@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ./test.sh: brings what the tests need, then runs every test (`go test -race ./...`).
 #
-# The tests start real servers and clients of their own on loopback: redis-server for
-# the several-nodes tests, Node.js with npm for the JS client suites (they run `npm ci`
+# The tests start real servers and clients of their own on loopback: redis-server and
+# nats-server (Debian's, JetStream on) for the several-nodes tests, Node.js with npm for the JS client suites (they run `npm ci`
 # in test/js themselves), and Chromium, headless, for the dev console's page. On Debian or Ubuntu, as root or with sudo, this
 # installs what is missing with apt-get; elsewhere it names the packages to install
 # and stops. Extra arguments go to `go test` (./test.sh -run TestJSClient).
@@ -15,9 +15,9 @@ if ! command -v go >/dev/null; then
 fi
 
 # command -> the Debian package that provides it
-declare -A package=([node]=nodejs [npm]=npm [redis-server]=redis-server [redis-cli]=redis-tools [chromium]=chromium)
+declare -A package=([node]=nodejs [npm]=npm [redis-server]=redis-server [redis-cli]=redis-tools [nats-server]=nats-server [chromium]=chromium)
 missing=()
-for cmd in node npm redis-server redis-cli chromium; do
+for cmd in node npm redis-server redis-cli nats-server chromium; do
   command -v "$cmd" >/dev/null || missing+=("${package[$cmd]}")
 done
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/hub"
-	"github.com/luachan/luachan/hub/redis"
 )
 
 // Config is everything the command line and the environment can set.
@@ -91,7 +90,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "where broadcasts and luachan.store live: memory (this process only), or\n"+
 		"redis://[user:password@]host:port/db (rediss:// for TLS) to share them between nodes;\n"+
 		"redis+cluster://[user:password@]host:port,host:port,... for a Redis Cluster;\n"+
-		"redis+sentinel://[user:password@]mastername@host:port,host:port,.../db[?sentinel_password=p] through Sentinels")
+		"redis+sentinel://[user:password@]mastername@host:port,host:port,.../db[?sentinel_password=p] through Sentinels;\n"+
+		"nats://host:port[,host:port...] (tls:// for TLS, JetStream on) for NATS")
 	str(&cfg.APIKey, "api-key", "LUACHAN_API_KEY", "", "bearer key for the HTTP API under /api (empty: API off)")
 	str(&cfg.Secret, "secret", "LUACHAN_SECRET", "", "key for luachan.token (HS256 JWTs)")
 	str(&origins, "origins", "LUACHAN_ORIGINS", "", "comma-separated allowed Origin values; others get 403 (empty: any)")
@@ -142,7 +142,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	intFlag(&rate, "max-rate", "LUACHAN_MAX_RATE", 100, "messages per second one socket may send on average; over it the socket is closed (1008); 0 turns the limit off")
 	intFlag(&burst, "max-burst", "LUACHAN_MAX_BURST", 1000, "messages one socket may send at once before -max-rate applies")
 	durFlag(&cfg.IdleTimeout, "idle-timeout", "LUACHAN_IDLE_TIMEOUT", 60*time.Second, "close a socket that sends nothing (not even a heartbeat) for this long")
-	durFlag(&cfg.PresenceTTL, "presence-ttl", "LUACHAN_PRESENCE_TTL", 20*time.Second, "with -pubsub redis://: a node silent this long is taken for dead and its presences leave (within the TTL and a quarter)")
+	durFlag(&cfg.PresenceTTL, "presence-ttl", "LUACHAN_PRESENCE_TTL", 20*time.Second, "with -pubsub redis:// or nats://: a node silent this long is taken for dead and its presences leave (within the TTL and a quarter)")
 	durFlag(&cfg.ScriptTimeout, "script-timeout", "LUACHAN_SCRIPT_TIMEOUT", 250*time.Millisecond, "CPU budget of one script callback")
 
 	if err := fs.Parse(args); err != nil {
@@ -184,9 +184,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 	}
 	if cfg.PubSub != "memory" {
-		if err := redis.CheckURL(cfg.PubSub); err != nil {
-			return cfg, usagef("luachan: -pubsub%s: %s; want memory, redis://[user:password@]host:port/db (rediss:// for TLS), redis+cluster://host:port,... or redis+sentinel://mastername@host:port,.../db",
-				redactURL(cfg.PubSub), strings.TrimPrefix(err.Error(), "redis: "))
+		if err := checkBroker(cfg.PubSub); err != nil {
+			return cfg, err
 		}
 	}
 	if cfg.MaxFrameSize <= 0 || cfg.MaxChannels <= 0 || cfg.MaxQueueBytes <= 0 || cfg.IdleTimeout <= 0 ||

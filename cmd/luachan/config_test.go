@@ -52,6 +52,12 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad env number", args: []string{"-scripts", dir}, env: map[string]string{"LUACHAN_MAX_CHANNELS": "many"}, wantErr: "LUACHAN_MAX_CHANNELS"},
 		{name: "bad env duration", args: []string{"-scripts", dir}, env: map[string]string{"LUACHAN_IDLE_TIMEOUT": "soon"}, wantErr: "LUACHAN_IDLE_TIMEOUT"},
 		{name: "bad pubsub", args: []string{"-scripts", dir, "-pubsub", "carrier-pigeon"}, wantErr: "-pubsub"},
+		{name: "nats pubsub", args: []string{"-scripts", dir, "-pubsub", "nats://127.0.0.1:4222"}, check: func(t *testing.T, cfg Config) {
+			if cfg.PubSub != "nats://127.0.0.1:4222" {
+				t.Errorf("PubSub = %q", cfg.PubSub)
+			}
+		}},
+		{name: "nats pubsub with a path", args: []string{"-scripts", dir, "-pubsub", "nats://:hunter2@127.0.0.1:4222/0"}, wantErr: "bad NATS URL"},
 		{name: "non-positive limit", args: []string{"-scripts", dir, "-max-frame-size", "0"}, wantErr: "positive"},
 		{name: "stray argument", args: []string{"-scripts", dir, "extra"}, wantErr: "unexpected argument"},
 	}

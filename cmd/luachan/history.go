@@ -33,13 +33,14 @@ var (
 )
 
 // startHistory starts the topic histories in Redis with -pubsub redis: every node
-// then gives a broadcast the same position. Nil (the engine's memory history)
-// otherwise.
+// then gives a broadcast the same position. Nil (the engine's memory history, each
+// node's own) otherwise, NATS included.
 func (n *node) startHistory(ctx context.Context) engine.HistoryStore {
-	if n.pubsub == nil {
+	rb, ok := n.pubsub.(redisBroker)
+	if !ok {
 		return nil
 	}
-	n.history = n.pubsub.History()
+	n.history = rb.History()
 	n.history.Start(ctx)
 	return n.history
 }

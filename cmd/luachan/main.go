@@ -96,9 +96,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // node is one running luachan: its parts, each nil until started.
 type node struct {
 	log      *slog.Logger
-	pubsub   *redis.PubSub   // nil with -pubsub memory
-	presence *redis.Presence // likewise
-	history  *redis.History  // likewise: topic histories in Redis
+	pubsub   broker         // nil with -pubsub memory
+	presence replica        // likewise
+	history  *redis.History // nil but with Redis: topic histories in Redis
 	hub      *hub.Hub
 	eng      *engine.Engine
 	stopHup  func()           // stops and waits for reloadOnHangup
@@ -114,8 +114,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	// -pubsub: broadcasts between nodes and luachan.store, in this process or in Redis.
-	if n.pubsub, err = dialPubSub(ctx, cfg.PubSub, n.log); err != nil {
+	// -pubsub: broadcasts between nodes and luachan.store, in this process, Redis or NATS.
+	if n.pubsub, err = dialBroker(ctx, cfg.PubSub, n.log); err != nil {
 		return err
 	}
 	var pubsub hub.PubSub                    // nil: this process only
@@ -262,7 +262,7 @@ func (n *node) stop(drain, total time.Duration) {
 	}
 	if n.pubsub != nil {
 		if err := n.pubsub.Close(stopCtx); err != nil {
-			n.log.Warn("Redis did not let go in time: exiting without waiting for it", "err", err)
+			n.log.Warn("the broker did not let go in time: exiting without waiting for it", "err", err)
 		}
 	}
 }

@@ -9,13 +9,12 @@ import (
 
 	"github.com/luachan/luachan/engine"
 	"github.com/luachan/luachan/hub"
-	"github.com/luachan/luachan/hub/redis"
 )
 
 // metricsHandler serves /metrics. The hub and the engine keep plain atomic
 // counters; this collector reads them only when scraped, so the fast path
 // pays nothing for Prometheus.
-func metricsHandler(h *hub.Hub, e *engine.Engine, ps *redis.PubSub) http.Handler {
+func metricsHandler(h *hub.Hub, e *engine.Engine, b broker) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -23,8 +22,8 @@ func metricsHandler(h *hub.Hub, e *engine.Engine, ps *redis.PubSub) http.Handler
 		statsCollector{h: h, e: e},
 		scriptsCollector{e: e},
 	)
-	if ps != nil {
-		reg.MustRegister(brokerCollector{ps: ps})
+	if b != nil {
+		reg.MustRegister(brokerCollector{b: b})
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -4,7 +4,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/luachan/luachan/engine"
-	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/luabind"
 )
 
@@ -81,8 +80,17 @@ var (
 		"Broadcasts from other nodes delivered here.", nil, nil)
 )
 
-// brokerCollector reads redis.PubSub.Stats at scrape time.
-type brokerCollector struct{ ps *redis.PubSub }
+// brokerStats is what /metrics shows of a broker, Redis or NATS.
+type brokerStats struct {
+	Connected                      bool
+	Reconnects, Published, Dropped uint64
+	Received                       uint64
+	Queued                         int  // broadcasts waiting to be published
+	HasQueue                       bool // Queued means something (NATS keeps its own buffer)
+}
+
+// brokerCollector reads the broker's stats at scrape time.
+type brokerCollector struct{ b broker }
 
 func (c brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{brokerConnectedDesc, brokerReconnectsDesc, brokerQueuedDesc, brokerPublishedDesc, brokerDroppedDesc, brokerReceivedDesc} {
@@ -91,14 +99,16 @@ func (c brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.ps.Stats()
+	s := c.b.brokerStats()
 	up := 0.0
 	if s.Connected {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(brokerConnectedDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(brokerReconnectsDesc, prometheus.CounterValue, float64(s.Reconnects))
-	ch <- prometheus.MustNewConstMetric(brokerQueuedDesc, prometheus.GaugeValue, float64(s.Queued))
+	if s.HasQueue {
+		ch <- prometheus.MustNewConstMetric(brokerQueuedDesc, prometheus.GaugeValue, float64(s.Queued))
+	}
 	ch <- prometheus.MustNewConstMetric(brokerPublishedDesc, prometheus.CounterValue, float64(s.Published))
 	ch <- prometheus.MustNewConstMetric(brokerDroppedDesc, prometheus.CounterValue, float64(s.Dropped))
 	ch <- prometheus.MustNewConstMetric(brokerReceivedDesc, prometheus.CounterValue, float64(s.Received))

@@ -14,7 +14,7 @@
 //
 //	PubSub.mu      the wanted topics, the subscription batches and the connection state
 //	Presence.mu    this node's own entries, to write them again after an outage
-//	logLimiter.mu  one rate-limited log line's counters; a leaf
+//	ratelog.Limiter.mu  one rate-limited log line's counters; a leaf
 //
 // The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
 // PubSub.mu comes after it. Nothing holding PubSub.mu or Presence.mu calls into the hub

@@ -15,6 +15,7 @@ import (
 
 	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/ratelog"
 )
 
 // Sizes of the Redis history.
@@ -50,8 +51,8 @@ type History struct {
 
 	closing atomic.Bool
 	dropped atomic.Uint64
-	dropLog logLimiter
-	subLog  logLimiter
+	dropLog ratelog.Limiter
+	subLog  ratelog.Limiter
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -119,7 +120,7 @@ func (h *History) Received(b *hub.Broadcast, _ history.Limits, deliver func(*hub
 func (h *History) drop(n int, why string) {
 	h.dropped.Add(uint64(n))
 	h.ps.count.dropped.Add(uint64(n))
-	if ok, since := h.dropLog.allow(n); ok {
+	if ok, since := h.dropLog.Allow(n); ok {
 		h.ps.log.Warn("history broadcasts not delivered", "reason", why, "dropped", since)
 	}
 }
@@ -328,7 +329,7 @@ func (h *History) Subscribed(topic string) bool {
 	r.mu.Unlock()
 	ok := wanted && r.waitState(context.Background(), redisSubscribeWait, func() bool { return r.up && r.confirmed >= ticket })
 	if !ok {
-		if log, n := h.subLog.allow(1); log {
+		if log, n := h.subLog.Allow(1); log {
 			r.log.Warn("history join not recovered: subscription to the topic not confirmed by Redis", "topic", topic, "joins", n)
 		}
 	}
@@ -379,7 +380,7 @@ func (r *PubSub) receiveHistory(topic, data string) {
 	b, node, from, rest, err := parseHistoryHead(data)
 	pos, payload, found := strings.Cut(rest, "\n")
 	if err != nil || !found {
-		if ok, n := r.junkLog.allow(1); ok {
+		if ok, n := r.junkLog.Allow(1); ok {
 			r.log.Warn("ignoring messages luachan did not write", "channel", r.channel(topic), "ignored", n)
 		}
 		return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/ratelog"
 	"github.com/luachan/luachan/presence"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -62,7 +63,7 @@ type Presence struct {
 	mine map[string]map[string]presence.Entry // topic -> ref -> entry
 
 	stale   atomic.Bool // a write failed: Redis may not hold exactly mine
-	beatLog logLimiter
+	beatLog ratelog.Limiter
 
 	ctx    context.Context // cancelled by Close: the goroutine and calls in flight return
 	cancel context.CancelFunc
@@ -160,7 +161,7 @@ func (p *Presence) loop() {
 			lapsed, err := p.beat(p.ctx)
 			if err != nil {
 				p.stale.Store(true)
-				if ok, n := p.beatLog.allow(1); ok {
+				if ok, n := p.beatLog.Allow(1); ok {
 					p.log.Warn("presence heartbeat not written", "err", err, "failures", n)
 				}
 				continue

@@ -37,11 +37,11 @@ func (r *PubSub) publishLoop() {
 		case err == nil && failed:
 			failed = false
 			bo.reset()
-			r.pubLog.reset()
+			r.pubLog.Reset()
 			r.log.Info("publishing to Redis again")
 		case err != nil:
 			failed = true
-			if ok, since := r.pubLog.allow(1); ok {
+			if ok, since := r.pubLog.Allow(1); ok {
 				r.log.Warn("publishing to Redis failed; other nodes miss these broadcasts, local delivery carries on",
 					"reason", err, "failures", since)
 			}

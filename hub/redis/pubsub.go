@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/internal/ratelog"
 )
 
 // Defaults for the zero values of Config.
@@ -39,7 +40,6 @@ const (
 	redisMaxBatch       = 512                    // broadcasts per PUBLISH pipeline
 	redisMaxBatchBytes  = 1 << 20                // payload bytes per PUBLISH pipeline, once reached
 	redisSubscribeChunk = 1024                   // channels per SUBSCRIBE command
-	redisLogEvery       = 10 * time.Second       // repeated failures are logged at most this often
 	redisCloseFlush     = time.Second            // how long Close tries to publish what is queued
 	redisMsgVersion     = 1                      // first byte of every message luachan publishes
 	redisSyncPing       = "sync:"                // PING payload marking the end of a subscription batch
@@ -80,7 +80,7 @@ type Config struct {
 // stops and waits for all of them. Locks: the Hub calls
 // Subscribe and Unsubscribe holding a registry shard's subMu, so PubSub.mu comes
 // after shard.subMu; nothing holding PubSub.mu calls into the Hub or Redis, and the
-// logLimiter locks are leaves.
+// ratelog.Limiter locks are leaves.
 type PubSub struct {
 	cfg     Config
 	log     *slog.Logger
@@ -108,7 +108,7 @@ type PubSub struct {
 	lost     bool        // a subscriber connection failed and none is up since; the subscriber goroutine's own
 	histSeen historySeen // the last history position delivered per topic; the subscriber goroutine's own
 
-	pubLog, dropLog, downLog, junkLog logLimiter
+	pubLog, dropLog, downLog, junkLog ratelog.Limiter
 
 	stop       chan struct{}   // closed by Close: the publisher flushes the queue and returns
 	ctx        context.Context // cancelled by Close: the subscriber returns
@@ -369,7 +369,7 @@ func (r *PubSub) Publish(b *hub.Broadcast) error {
 // dropped counts n broadcasts lost for the other nodes and logs it, rate-limited.
 func (r *PubSub) dropped(n int, why string) {
 	r.count.dropped.Add(uint64(n))
-	if ok, since := r.dropLog.allow(n); ok {
+	if ok, since := r.dropLog.Allow(n); ok {
 		r.log.Warn("broadcasts not sent to other nodes", "reason", why, "dropped", since)
 	}
 }
@@ -455,35 +455,6 @@ func (r *PubSub) setStateLocked(confirmed uint64, up bool) {
 	r.stalled = false
 	close(r.notify)
 	r.notify = make(chan struct{})
-}
-
-// logLimiter lets a repeated log line through at most once per redisLogEvery, counting
-// what happened in between.
-type logLimiter struct {
-	mu    sync.Mutex // guards the fields below
-	next  time.Time
-	count int
-}
-
-// allow counts n events and reports whether to log now, with the events since the last line.
-func (l *logLimiter) allow(n int) (ok bool, since int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.count += n
-	now := time.Now()
-	if now.Before(l.next) {
-		return false, 0
-	}
-	l.next = now.Add(redisLogEvery)
-	since, l.count = l.count, 0
-	return true, since
-}
-
-// reset makes the next allow log at once.
-func (l *logLimiter) reset() {
-	l.mu.Lock()
-	l.next, l.count = time.Time{}, 0
-	l.mu.Unlock()
 }
 
 // redisClientLog turns go-redis's own log lines into debug lines: the adapter logs what

@@ -29,10 +29,10 @@ func (r *PubSub) subscribeLoop() {
 		r.lost = true
 		if wasUp {
 			bo.reset()
-			r.downLog.reset()
-			r.downLog.allow(1) // the next line in redisLogEvery at the earliest
+			r.downLog.Reset()
+			r.downLog.Allow(1) // the next line in ratelog.Every at the earliest
 			r.log.Warn("lost Redis: local delivery carries on; reconnecting", "reason", err)
-		} else if ok, n := r.downLog.allow(1); ok {
+		} else if ok, n := r.downLog.Allow(1); ok {
 			r.log.Warn("Redis unreachable; retrying", "reason", err, "attempts", n)
 		}
 		if !sleep(r.ctx, bo.next()) {
@@ -82,7 +82,7 @@ func (r *PubSub) readLoop(ps subConn) (wasUp bool, err error) {
 			}
 			node, b, err := parseRedisMessage(m.Payload)
 			if err != nil {
-				if ok, n := r.junkLog.allow(1); ok {
+				if ok, n := r.junkLog.Allow(1); ok {
 					r.log.Warn("ignoring messages luachan did not write", "channel", m.Channel, "ignored", n)
 				}
 				continue
