@@ -72,6 +72,7 @@ type Engine struct {
 	loadErrs map[string]error // files that never loaded, and why
 
 	count   counters
+	states  topicStates      // handle_call and handle_tick state, by topic (topicstate.go)
 	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
@@ -128,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers.e = e
+	e.states.init(e)
 	e.presence = newPresence(e)
 	e.history = history.NewMemory[*hub.Broadcast](cfg.Clock.Now)
 	e.opts = luabind.Options{
@@ -192,6 +194,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	if err != nil {
 		err = fmt.Errorf("engine: channels still running: %w", err)
 	}
+	e.states.stopAll()
 	e.cancel()
 	if err == nil {
 		if err = waitCtx(ctx, e.loops.Wait); err != nil {
