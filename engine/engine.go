@@ -74,6 +74,7 @@ type Engine struct {
 
 	count   counters
 	scripts scriptMetrics    // per script file, for /metrics
+	states  topicStates      // handle_call and handle_tick state, by topic (topicstate.go)
 	workers interceptWorkers // run the mailboxes intercepted broadcasts acquire
 
 	rescanNow chan struct{} // RequestRescan's signal to the watcher (capacity 1)
@@ -130,6 +131,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.workers.e = e
+	e.states.init(e)
 	e.presence = newPresence(e)
 	e.history = cfg.History
 	if e.history == nil {
@@ -197,6 +199,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	if err != nil {
 		err = fmt.Errorf("engine: channels still running: %w", err)
 	}
+	e.states.stopAll()
 	e.cancel()
 	if err == nil {
 		if err = waitCtx(ctx, e.loops.Wait); err != nil {

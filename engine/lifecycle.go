@@ -81,6 +81,7 @@ func (c *channel) handleJoin(m *hub.Message) {
 	}
 	c.closeReplaced(closeRef)
 	c.joined = true
+	c.e.states.joined(c, m.Payload)
 	c.e.count.joins.Add(1)
 	c.e.count.channels.Add(1)
 	c.traceJoin(m, "ok", start)
@@ -267,6 +268,7 @@ func (c *channel) crash() {
 func (c *channel) end() {
 	if c.joined {
 		c.e.count.channels.Add(-1)
+		c.e.states.left(c)
 	}
 	c.ended = true
 	c.joined = false

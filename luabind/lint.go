@@ -10,7 +10,7 @@ import (
 
 // channelFields are the fields a channel table may declare; socketFields, socket.lua's.
 var (
-	channelFields = []string{"topic", "intercept", "history", "join", "handle_in", "handle_out", "handle_info", "leave"}
+	channelFields = []string{"topic", "intercept", "history", "join", "handle_in", "handle_out", "handle_info", "leave", "tick", "init", "handle_call", "handle_tick", "terminate"}
 	socketFields  = []string{"connect"}
 )
 

@@ -43,6 +43,14 @@ function Socket:broadcast_from(event, payload) end
 ---@param msg luachan.Value
 function Socket:after(ms, msg) end
 
+---Runs the script's handle_call(msg, state, socket) on the topic's state (one call at a
+---time per topic, on the owner node) and returns its reply; nil and a message when
+---handle_call failed, timed out or the owner could not be reached.
+---@param msg luachan.Value
+---@return any reply
+---@return string? err
+function Socket:call(msg) end
+
 ---What socket.lua's connect receives besides the query parameters.
 ---@class luachan.ConnectInfo
 ---@field auth_token string|nil the token the JS client sent as a WebSocket subprotocol
@@ -59,6 +67,11 @@ function Socket:after(ms, msg) end
 ---@field handle_out? fun(event: string, payload: any, socket: luachan.Socket)
 ---@field handle_info? fun(msg: any, socket: luachan.Socket)
 ---@field leave? fun(reason: "leave"|"closed"|"shutdown", socket: luachan.Socket)
+---@field tick? integer ms between handle_tick calls while the topic has subscribers
+---@field init? fun(topic: string, params: any): table the topic's first state, at its first join
+---@field handle_call? fun(msg: any, state: table, socket: luachan.Socket): any, table reply, new state
+---@field handle_tick? fun(state: table, topic: string): table the new state
+---@field terminate? fun(state: table, topic: string) the last subscriber left 5 s ago
 
 ---socket.lua returns a table of this shape.
 ---@class luachan.SocketScript

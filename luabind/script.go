@@ -17,9 +17,10 @@ type Script struct {
 	chunk
 	topic     string
 	has       [numCallbacks]bool
-	intercept []string // events handle_out sees; nil means every event
-	warnings  []string // near-miss field names (see nearMissWarnings)
-	history   History  // the history field; Size 0: none
+	intercept []string       // events handle_out sees; nil means every event
+	warnings  []string       // near-miss field names (see nearMissWarnings)
+	history   History        // the history field; Size 0: none
+	ts        topicStateDecl // init, handle_call, handle_tick, terminate and tick (topicstate.go)
 
 	notedMu sync.Mutex
 	noted   map[string]struct{} // see FirstTime
@@ -124,6 +125,9 @@ func (s *Script) validate(t *lua.LTable) error {
 	if len(s.intercept) > 0 && !s.has[cbHandleOut] {
 		// Fast-laning what was meant to be filtered per subscriber would leak it.
 		return scriptErrorf(s.name, "intercept lists events for handle_out, but there is no handle_out function: define handle_out, or remove intercept")
+	}
+	if err := s.validateTopicState(t); err != nil {
+		return err
 	}
 	h, err := s.validateHistory(t.RawGetString("history"))
 	if err != nil {

@@ -33,6 +33,7 @@ func (v *vm) openSocket() {
 		"broadcast":      L.NewFunction(socketBroadcast),
 		"broadcast_from": L.NewFunction(socketBroadcastFrom),
 		"after":          L.NewFunction(socketAfter),
+		"call":           L.NewFunction(socketCall),
 	}
 	mt := newTable(0, 4)
 	mt.RawSetString("__index", L.NewFunction(v.socketIndex))

@@ -1,0 +1,341 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/luachan/luachan/luabind"
+)
+
+// Topic state (SPEC section 11). Each topic whose script defines handle_call or handle_tick
+// has one topicState: the state (JSON text, owned here like assigns), and a queue of calls
+// and ticks run one at a time, in order, by a goroutine that exists only while the queue is
+// not empty. Different topics run in parallel.
+
+// Topic-state bounds.
+const (
+	// terminateGrace is how long a topic's state outlives its last subscriber.
+	terminateGrace = 5 * time.Second
+	// callTimeout bounds how long socket:call waits for its reply.
+	callTimeout = 5 * time.Second
+	// maxQueuedCalls bounds the calls waiting on one topic; more is an error to the caller.
+	maxQueuedCalls = 10_000
+)
+
+// ErrCallTimeout is a socket:call that got no reply within callTimeout.
+var ErrCallTimeout = errors.New("engine: topic state call timed out")
+
+// jobKind says what a topic-state job does.
+type jobKind int
+
+const (
+	jobCall jobKind = iota
+	jobTick
+	jobTerminate
+)
+
+// stateJob is one call, tick or terminate queued on a topic.
+type stateJob struct {
+	kind jobKind
+	msg  []byte
+	sock luabind.Socket
+	done chan callResult // capacity 1; calls only
+}
+
+// callResult is what a call's caller receives.
+type callResult struct {
+	reply []byte
+	err   error
+}
+
+// topicStates is the engine's topic states, by topic.
+type topicStates struct {
+	e *Engine
+
+	mu     sync.Mutex // guards topics
+	topics map[string]*topicState
+}
+
+// topicState is one topic's state and queue.
+type topicState struct {
+	ts    *topicStates
+	topic string
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	file    *scriptFile // the script serving the topic (its current version runs)
+	params  []byte      // the first join's payload, for init
+	state   []byte      // nil until init ran
+	queue   []stateJob
+	running bool  // a goroutine is draining queue
+	subs    int   // channels joined to the topic on this node
+	tick    Timer // pending tick; nil when none
+	grace   Timer // pending terminate; nil when none
+	ended   bool  // terminated: the next join makes a new topicState
+}
+
+func (s *topicStates) init(e *Engine) {
+	s.e = e
+	s.topics = make(map[string]*topicState)
+}
+
+// joined counts a channel joined to a topic whose script keeps topic state.
+func (s *topicStates) joined(c *channel, params []byte) {
+	script := c.file.script()
+	if !script.HasTopicState() {
+		return
+	}
+	s.mu.Lock()
+	t := s.topics[c.topic]
+	if t == nil {
+		t = &topicState{ts: s, topic: c.topic, file: c.file, params: params}
+		s.topics[c.topic] = t
+	}
+	s.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.file = c.file
+	t.subs++
+	if t.grace != nil {
+		t.grace.Stop()
+		t.grace = nil
+	}
+	if t.subs == 1 {
+		t.armTickLocked()
+	}
+}
+
+// left uncounts a channel that joined.
+func (s *topicStates) left(c *channel) {
+	s.mu.Lock()
+	t := s.topics[c.topic]
+	s.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.subs == 0 {
+		return
+	}
+	t.subs--
+	if t.subs > 0 {
+		return
+	}
+	if t.tick != nil {
+		t.tick.Stop()
+		t.tick = nil
+	}
+	t.grace = s.e.cfg.Clock.AfterFunc(terminateGrace, func() {
+		t.mu.Lock()
+		live := t.grace != nil && t.subs == 0
+		t.grace = nil
+		t.mu.Unlock()
+		if live {
+			t.post(stateJob{kind: jobTerminate})
+		}
+	})
+}
+
+// get returns topic's state, or nil.
+func (s *topicStates) get(topic string) *topicState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.topics[topic]
+}
+
+// Call is socket:call(msg): handle_call on the topic's state, its reply back.
+func (c *channel) Call(msg []byte) ([]byte, error) {
+	t := c.e.states.get(c.topic)
+	if t == nil {
+		return nil, fmt.Errorf("the script of %s keeps no topic state (define handle_call)", c.topic)
+	}
+	return t.call(c.e.ctx, c, msg)
+}
+
+// call queues a call and waits for its result.
+func (t *topicState) call(ctx context.Context, sock luabind.Socket, msg []byte) ([]byte, error) {
+	done := make(chan callResult, 1)
+	if err := t.post(stateJob{kind: jobCall, msg: msg, sock: sock, done: done}); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(callTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.reply, r.err
+	case <-timer.C:
+		return nil, ErrCallTimeout
+	case <-ctx.Done():
+		return nil, fmt.Errorf("engine: shutting down: %w", ctx.Err())
+	}
+}
+
+// post queues j and starts the draining goroutine when none runs.
+func (t *topicState) post(j stateJob) error {
+	t.mu.Lock()
+	if j.kind == jobCall && len(t.queue) >= maxQueuedCalls {
+		t.mu.Unlock()
+		return fmt.Errorf("engine: %d calls already queued on %s; try again later", maxQueuedCalls, t.topic)
+	}
+	t.queue = append(t.queue, j)
+	start := !t.running
+	t.running = true
+	t.mu.Unlock()
+	if start {
+		t.ts.e.wg.Add(1)
+		go t.drain()
+	}
+	return nil
+}
+
+// drain runs the queued jobs in order until the queue is empty.
+func (t *topicState) drain() {
+	defer t.ts.e.wg.Done()
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 {
+			t.running = false
+			t.queue = nil
+			t.mu.Unlock()
+			return
+		}
+		j := t.queue[0]
+		t.queue[0] = stateJob{}
+		t.queue = t.queue[1:]
+		file := t.file
+		t.mu.Unlock()
+		t.run(file, j)
+	}
+}
+
+// run runs one job on the current version of file's script. Only drain calls it, so
+// t.state is read and written by one goroutine at a time (under t.mu, for readers
+// elsewhere).
+func (t *topicState) run(file *scriptFile, j stateJob) {
+	e := t.ts.e
+	script := file.script()
+	state, err := t.ensureInit(script)
+	switch j.kind {
+	case jobCall:
+		var reply, next []byte
+		if err == nil {
+			reply, next, err = script.HandleCall(e.ctx, j.sock, j.msg, state)
+		}
+		if err != nil {
+			t.logError(script, "handle_call", err)
+			j.done <- callResult{err: fmt.Errorf("handle_call failed: %w", err)}
+			return
+		}
+		t.setState(next)
+		j.done <- callResult{reply: reply}
+	case jobTick:
+		if err == nil {
+			var next []byte
+			if next, err = script.HandleTick(e.ctx, t.topic, state); err == nil {
+				t.setState(next)
+			}
+		}
+		if err != nil {
+			t.logError(script, "handle_tick", err)
+		}
+		t.mu.Lock()
+		if t.subs > 0 {
+			t.armTickLocked()
+		}
+		t.mu.Unlock()
+	case jobTerminate:
+		t.terminate(script, state, err)
+	}
+}
+
+// ensureInit runs init once, with the first join's params, and returns the state.
+func (t *topicState) ensureInit(script *luabind.Script) ([]byte, error) {
+	t.mu.Lock()
+	state, params := t.state, t.params
+	t.mu.Unlock()
+	if state != nil {
+		return state, nil
+	}
+	state, err := script.InitState(t.ts.e.ctx, t.topic, params)
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	t.setState(state)
+	return state, nil
+}
+
+func (t *topicState) setState(state []byte) {
+	t.mu.Lock()
+	t.state = state
+	t.mu.Unlock()
+}
+
+// terminate runs terminate and forgets the state, unless a channel joined meanwhile.
+func (t *topicState) terminate(script *luabind.Script, state []byte, initErr error) {
+	s := t.ts
+	s.mu.Lock()
+	t.mu.Lock()
+	if t.subs > 0 || t.grace != nil {
+		t.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
+	t.ended = true
+	if s.topics[t.topic] == t {
+		delete(s.topics, t.topic)
+	}
+	t.mu.Unlock()
+	s.mu.Unlock()
+	if initErr != nil || state == nil {
+		return
+	}
+	if err := script.Terminate(s.e.ctx, t.topic, state); err != nil {
+		t.logError(script, "terminate", err)
+	}
+}
+
+// armTickLocked schedules the next tick, when the script ticks. t.mu must be held.
+func (t *topicState) armTickLocked() {
+	ms := t.file.script().Tick()
+	if ms <= 0 || t.tick != nil {
+		return
+	}
+	var tm Timer
+	tm = t.ts.e.cfg.Clock.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+		t.mu.Lock()
+		live := t.tick == tm
+		t.tick = nil
+		t.mu.Unlock()
+		if live {
+			_ = t.post(stateJob{kind: jobTick})
+		}
+	})
+	t.tick = tm
+}
+
+func (t *topicState) logError(script *luabind.Script, callback string, err error) {
+	t.ts.e.log.Error("script error", "script", script.Name(), "callback", callback,
+		"topic", t.topic, "err", err.Error())
+}
+
+// stopAll cancels every pending tick and terminate (Engine.Close).
+func (s *topicStates) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.topics {
+		t.mu.Lock()
+		if t.tick != nil {
+			t.tick.Stop()
+			t.tick = nil
+		}
+		if t.grace != nil {
+			t.grace.Stop()
+			t.grace = nil
+		}
+		t.mu.Unlock()
+	}
+}
