@@ -108,6 +108,13 @@ func main() {
 	}
 }
 
+const (
+	// joinTimeout is how long a join waits for its reply before the client retries.
+	joinTimeout = time.Second
+	// rejoinAfter is the client's delay before it retries a join.
+	rejoinAfter = 50 * time.Millisecond
+)
+
 // run carries out the commands read from in until its end.
 func run(socket *phx.Socket, timeout time.Duration, in io.Reader, out *output) {
 	channels := map[string]*phx.Channel{}
@@ -128,6 +135,13 @@ func run(socket *phx.Socket, timeout time.Duration, in io.Reader, out *output) {
 func do(socket *phx.Socket, channels map[string]*phx.Channel, timeout time.Duration, c command, out *output) error {
 	if c.Cmd == "join" {
 		ch := socket.Channel(c.Topic, nil) // no params: the join's payload is null
+		// The client binds a push's reply handler after sending it (Push.Send in
+		// v0.2.5): a reply that comes back first is dropped, and the join is only
+		// retried when its push times out. That takes 10 s by default, more than the
+		// test waits; a short timeout and rejoin delay let the client recover from its
+		// own race as it would, only sooner. Pushes bind first (see "push" below).
+		ch.PushTimeout = joinTimeout
+		ch.RejoinAfterFunc = func(int) time.Duration { return rejoinAfter }
 		channels[c.Topic] = ch
 		ch.OnJoin(func(p any) { out.emit(event{Kind: "joined", Topic: c.Topic, Payload: p}) })
 		ch.OnClose(func(p any) { out.emit(event{Kind: "close", Topic: c.Topic, Payload: p}) })
