@@ -30,7 +30,8 @@ func (r *PubSub) Subscribe(topic string) error {
 	return nil
 }
 
-// Unsubscribe stops this node receiving topic's broadcasts; it does not wait for NATS.
+// Unsubscribe stops this node receiving topic's broadcasts; it does not wait for NATS
+// (what NATS still sends before it applies the change is dropped on arrival).
 func (r *PubSub) Unsubscribe(topic string) error {
 	r.mu.Lock()
 	delete(r.want, topic)
@@ -38,6 +39,15 @@ func (r *PubSub) Unsubscribe(topic string) error {
 	r.mu.Unlock()
 	r.wake()
 	return nil
+}
+
+// wanted reports whether the hub wants topic's broadcasts (between its Subscribe and
+// its Unsubscribe).
+func (r *PubSub) wanted(topic string) bool {
+	r.mu.Lock()
+	_, ok := r.want[topic]
+	r.mu.Unlock()
+	return ok
 }
 
 // wake tells the subscriber goroutine that want changed.
@@ -174,6 +184,11 @@ func (r *PubSub) deliverLoop() {
 			}
 			if node == r.node {
 				r.count.own.Add(1)
+				continue
+			}
+			if !r.wanted(topic) {
+				// Unsubscribed, and NATS had not yet applied it: no local subscriber
+				// is left to miss it, and Unsubscribe promised no more deliveries.
 				continue
 			}
 			b.Topic = topic
