@@ -1,10 +1,8 @@
 package nats
 
 import (
-	"encoding/binary"
-	"errors"
-
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/internal/wire"
 )
 
 // The publishing half of PubSub: a bounded queue, and one goroutine handing it in order
@@ -65,7 +63,7 @@ func (r *PubSub) send(b *hub.Broadcast, buf []byte) []byte {
 		r.dropped("topic too long for a NATS subject", nil)
 		return buf
 	}
-	buf = appendNATSMessage(buf[:0], r.node, b)
+	buf = wire.AppendBroadcast(buf[:0], r.node, b)
 	if err := r.nc.Publish(subject, buf); err != nil {
 		r.dropped("NATS refused the broadcast", err)
 	} else {
@@ -87,39 +85,3 @@ func (r *PubSub) dropped(why string, err error) {
 
 // subject returns topic's NATS subject.
 func (r *PubSub) subject(topic string) string { return DefaultSubjectPrefix + escapeToken(topic) }
-
-// appendNATSMessage appends b as published on its topic's subject: the version byte, the
-// node id (8 bytes, big endian), a flags byte (1: binary payload), the event's length as
-// a uvarint, the event, then the payload.
-func appendNATSMessage(dst []byte, node uint64, b *hub.Broadcast) []byte {
-	dst = append(dst, natsMsgVersion)
-	dst = binary.BigEndian.AppendUint64(dst, node)
-	var flags byte
-	if b.Binary {
-		flags |= 1
-	}
-	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, uint64(len(b.Event)))
-	dst = append(dst, b.Event...)
-	return append(dst, b.Payload...)
-}
-
-// errNATSMessage is a message on a luachan subject that luachan did not write.
-var errNATSMessage = errors.New("nats: malformed message from NATS")
-
-// parseNATSMessage reverses appendNATSMessage.
-func parseNATSMessage(data []byte) (node uint64, b *hub.Broadcast, err error) {
-	if len(data) < 10 || data[0] != natsMsgVersion {
-		return 0, nil, errNATSMessage
-	}
-	node = binary.BigEndian.Uint64(data[1:9])
-	flags := data[9]
-	rest := data[10:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > uint64(len(rest)-k) {
-		return 0, nil, errNATSMessage
-	}
-	rest = rest[k:]
-	b = &hub.Broadcast{Event: string(rest[:n]), Payload: rest[n:], Binary: flags&1 != 0}
-	return node, b, nil
-}

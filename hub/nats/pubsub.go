@@ -38,7 +38,6 @@ const (
 	natsSubscribeWait  = time.Second            // how long a topic's first Subscribe waits for NATS to confirm
 	natsReconnectBuf   = 8 << 20                // bytes published while disconnected, sent on reconnect
 	natsMaxSubject     = 3000                   // longest subject: NATS refuses control lines over 4 KiB
-	natsMsgVersion     = 1                      // first byte of every message luachan publishes
 	natsCloseDrainWait = time.Second            // how long Close lets queued publishes go out
 	natsMaxKeptBuf     = 1 << 20                // the publisher keeps an encoding buffer up to this size
 )

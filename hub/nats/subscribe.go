@@ -6,6 +6,8 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/luachan/luachan/hub/internal/wire"
 )
 
 // The subscribing half of PubSub: Subscribe and Unsubscribe record what the hub wants;
@@ -175,7 +177,7 @@ func (r *PubSub) deliverLoop() {
 			if ok {
 				topic, ok = unescapeToken(topic)
 			}
-			node, b, err := parseNATSMessage(m.Data)
+			node, b, err := wire.ParseBroadcast(m.Data)
 			if !ok || err != nil {
 				if ok, n := r.junkLog.Allow(1); ok {
 					r.log.Warn("ignoring messages luachan did not write", "subject", m.Subject, "ignored", n)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/internal/wire"
 	"github.com/luachan/luachan/internal/ratelog"
 )
 
@@ -356,7 +357,7 @@ func appendHistoryHead(dst []byte, node uint64, b *hub.Broadcast) []byte {
 // parseHistoryHead reverses appendHistoryHead, returning what follows the head.
 func parseHistoryHead(data string) (b *hub.Broadcast, node, from uint64, rest string, err error) {
 	if len(data) < 18 || data[0] != historyMsgVersion {
-		return nil, 0, 0, "", errRedisMessage
+		return nil, 0, 0, "", wire.ErrMalformed
 	}
 	node = binary.BigEndian.Uint64([]byte(data[1:9]))
 	flags := data[9]
@@ -364,7 +365,7 @@ func parseHistoryHead(data string) (b *hub.Broadcast, node, from uint64, rest st
 	rest = data[18:]
 	n, k := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
 	if k <= 0 || n > uint64(len(rest)-k) {
-		return nil, 0, 0, "", errRedisMessage
+		return nil, 0, 0, "", wire.ErrMalformed
 	}
 	rest = rest[k:]
 	return &hub.Broadcast{Event: rest[:n], Binary: flags&1 != 0}, node, from, rest[n:], nil

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/hub"
+	"github.com/luachan/luachan/hub/internal/wire"
 )
 
 // The publishing half of PubSub: one goroutine sending the queue to Redis, in order.
@@ -100,7 +101,7 @@ func (r *PubSub) publishBatch(ctx context.Context, batch []*hub.Broadcast, buf [
 	buf = buf[:0]
 	var bytes int64
 	for i, b := range batch {
-		buf = appendRedisMessage(buf, r.node, b)
+		buf = wire.AppendBroadcast(buf, r.node, b)
 		ends[i] = len(buf)
 		bytes += int64(len(b.Payload))
 	}

@@ -41,7 +41,6 @@ const (
 	redisMaxBatchBytes  = 1 << 20                // payload bytes per PUBLISH pipeline, once reached
 	redisSubscribeChunk = 1024                   // channels per SUBSCRIBE command
 	redisCloseFlush     = time.Second            // how long Close tries to publish what is queued
-	redisMsgVersion     = 1                      // first byte of every message luachan publishes
 	redisSyncPing       = "sync:"                // PING payload marking the end of a subscription batch
 )
 
@@ -489,42 +488,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// appendRedisMessage appends b as published on its topic's channel: the version byte,
-// the node id (8 bytes, big endian), a flags byte (1: binary payload), the event's length
-// as a uvarint, the event, then the payload.
-func appendRedisMessage(dst []byte, node uint64, b *hub.Broadcast) []byte {
-	dst = append(dst, redisMsgVersion)
-	dst = binary.BigEndian.AppendUint64(dst, node)
-	var flags byte
-	if b.Binary {
-		flags |= 1
-	}
-	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, uint64(len(b.Event)))
-	dst = append(dst, b.Event...)
-	return append(dst, b.Payload...)
-}
-
-// errRedisMessage is a message on a luachan channel that luachan did not write.
-var errRedisMessage = errors.New("redis: malformed message from Redis")
-
-// parseRedisMessage reverses appendRedisMessage.
-func parseRedisMessage(data string) (node uint64, b *hub.Broadcast, err error) {
-	if len(data) < 10 || data[0] != redisMsgVersion {
-		return 0, nil, errRedisMessage
-	}
-	node = binary.BigEndian.Uint64([]byte(data[1:9]))
-	flags := data[9]
-	rest := data[10:]
-	n, k := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
-	if k <= 0 || n > uint64(len(rest)-k) {
-		return 0, nil, errRedisMessage
-	}
-	rest = rest[k:]
-	b = &hub.Broadcast{Event: rest[:n], Payload: []byte(rest[n:]), Binary: flags&1 != 0}
-	return node, b, nil
 }
 
 // syncPing is the PING payload that marks the end of subscription batch n.

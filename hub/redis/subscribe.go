@@ -7,6 +7,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/luachan/luachan/hub/internal/wire"
 )
 
 // The subscribing half of PubSub: one connection at a time, subscribed to the
@@ -80,7 +82,7 @@ func (r *PubSub) readLoop(ps subConn) (wasUp bool, err error) {
 				r.receiveHistory(topic, m.Payload)
 				continue
 			}
-			node, b, err := parseRedisMessage(m.Payload)
+			node, b, err := wire.ParseBroadcast(m.Payload)
 			if err != nil {
 				if ok, n := r.junkLog.Allow(1); ok {
 					r.log.Warn("ignoring messages luachan did not write", "channel", m.Channel, "ignored", n)
