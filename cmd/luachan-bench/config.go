@@ -58,7 +58,9 @@ type config struct {
 	intercept        bool
 	publish          string
 
-	clients int // rpc
+	clients int  // rpc
+	call    bool // rpc: through socket:call and handle_call
+	topics  int  // rpc: topics the clients are spread over
 	p99     time.Duration
 	search  bool
 	steps   int
@@ -118,6 +120,8 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 		fs.DurationVar(&cfg.duration, "duration", 5*time.Second, "length of each measured phase")
 		fs.DurationVar(&cfg.p99, "p99", 5*time.Millisecond, "latency goal for -search")
 		fs.BoolVar(&cfg.search, "search", false, "step the rate (x1.25 up, /1.5 down) to the highest whose p99 meets -p99")
+		fs.BoolVar(&cfg.call, "call", false, "each push goes through socket:call to its topic's state (handle_call) and back; luachan only")
+		fs.IntVar(&cfg.topics, "topics", 1, "topics the clients are spread over, client i on topic i % topics")
 		fs.IntVar(&cfg.steps, "steps", 8, "most phases of -search")
 	case "idle":
 		fs.IntVar(&cfg.conns, "conns", 1000, "joined connections to hold")
@@ -233,6 +237,10 @@ func (c *config) check() error {
 		return fmt.Errorf("-local-ips must be 1..%d", maxLocalAddrs)
 	case c.dialers < 1 || c.concurrency < 0:
 		return errors.New("-dialers and -concurrency must be positive")
+	case c.mode == "rpc" && (c.topics < 1 || c.topics > c.clients):
+		return errors.New("-topics must be 1..-clients")
+	case c.call && slices.Contains(c.targets, "ceiling"):
+		return errors.New("-targets: the ceiling has no socket:call; -call measures luachan")
 	case c.steps < 0 || c.steps > maxSteps:
 		return fmt.Errorf("-steps must be 0..%d", maxSteps)
 	}
@@ -280,6 +288,7 @@ func (c *config) params() map[string]any {
 		}
 	case "rpc":
 		p["clients"], p["rate"], p["size"], p["duration"], p["p99"], p["search"] = c.clients, c.rate, c.size, c.duration.String(), c.p99.String(), c.search
+		p["call"], p["topics"] = c.call, c.topics
 	case "idle":
 		p["conns"], p["hold"], p["heartbeat"] = c.conns, c.hold.String(), c.heartbeat.String()
 	case "joins":

@@ -56,7 +56,7 @@ func (w *fanoutWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.counts = make([]atomic.Int32, w.env.job.Msgs)
 	w.kick = make(chan struct{}, 1)
-	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.Topic, func(c *client) {
+	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		w.mu.Lock()
 		w.clients = append(w.clients, c)
 		w.mu.Unlock()

@@ -29,7 +29,7 @@ type idleWorker struct {
 
 func (w *idleWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.Topic, func(c *client) {
+	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		w.mu.Lock()
 		w.clients = append(w.clients, c)
 		w.mu.Unlock()

@@ -397,3 +397,31 @@ func TestBadCommandLines(t *testing.T) {
 		})
 	}
 }
+
+// TestRPCCall: with -call each push goes through socket:call to its topic's handle_call
+// (bench_call.lua), the clients spread over -topics; an error reply would count as failed.
+func TestRPCCall(t *testing.T) {
+	rep := bench(t, "rpc", "-server="+luachanBin, "-targets", "luachan", "-call", "-clients", "6",
+		"-topics", "3", "-rate", "200", "-duration", "300ms")
+	if len(rep.Rows) != 1 {
+		t.Fatalf("rows %+v, want one", rep.Rows)
+	}
+	if r := rep.Rows[0]; r.Ops != 60 || r.Lost != 0 || r.Failed != 0 {
+		t.Errorf("ops %d lost %d failed %d, want 60 replies, none lost or failed", r.Ops, r.Lost, r.Failed)
+	}
+	if rep.Params["call"] != true || rep.Params["topics"] != 3.0 {
+		t.Errorf("params %v, want call=true topics=3", rep.Params)
+	}
+}
+
+func TestTopicOf(t *testing.T) {
+	j := job{Topic: "bench_call:rpc", Topics: 3}
+	for i, want := range []string{"bench_call:rpc:0", "bench_call:rpc:1", "bench_call:rpc:2", "bench_call:rpc:0"} {
+		if got := j.topicOf(i); got != want {
+			t.Errorf("topicOf(%d) = %q, want %q", i, got, want)
+		}
+	}
+	if got := (&job{Topic: "bench:rpc"}).topicOf(5); got != "bench:rpc" {
+		t.Errorf("one topic: %q", got)
+	}
+}

@@ -57,7 +57,7 @@ type rpcWorker struct {
 func (w *rpcWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.phase.Store(new(rpcPhase))
-	return dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.Topic, func(c *client) {
+	return dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		rc := &rpcClient{c: c}
 		w.mu.Lock()
 		w.clients = append(w.clients, rc)
@@ -191,7 +191,11 @@ func (w *rpcWorker) close() {
 // given one, or with -search a climb (or descent) to the highest rate whose
 // p99 stays under -p99 with nothing lost.
 func runRPC(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error) {
-	ws, err := setupWorkers(ctx, cfg, cfg.clients, job{Mode: "rpc", URL: wsURL(srv.addr), Topic: topicFor(target, "rpc")}, stderr)
+	topic := topicFor(target, "rpc")
+	if cfg.call {
+		topic = "bench_call:rpc"
+	}
+	ws, err := setupWorkers(ctx, cfg, cfg.clients, job{Mode: "rpc", URL: wsURL(srv.addr), Topic: topic, Topics: cfg.topics}, stderr)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -31,13 +32,22 @@ type job struct {
 	URL       string   `json:"url"`
 	URLs      []string `json:"urls,omitempty"` // several nodes: connection i goes to URLs[i % len]; empty: URL
 	Topic     string   `json:"topic"`
-	Conns     int      `json:"conns"`     // connections this worker opens
-	First     int      `json:"first"`     // global number of its first connection
-	LocalIPs  int      `json:"local_ips"` // source addresses to rotate over
-	Dialers   int      `json:"dialers"`   // concurrent connects
-	Msgs      int      `json:"msgs"`      // fanout: broadcasts that may arrive
+	Topics    int      `json:"topics,omitempty"` // above 1: connection i joins Topic:<i % Topics>
+	Conns     int      `json:"conns"`            // connections this worker opens
+	First     int      `json:"first"`            // global number of its first connection
+	LocalIPs  int      `json:"local_ips"`        // source addresses to rotate over
+	Dialers   int      `json:"dialers"`          // concurrent connects
+	Msgs      int      `json:"msgs"`             // fanout: broadcasts that may arrive
 	Heartbeat int64    `json:"heartbeat_ns"`
 	Child     bool     `json:"child"` // measure this process's CPU
+}
+
+// topicOf is the topic connection i joins.
+func (j *job) topicOf(i int) string {
+	if j.Topics > 1 {
+		return j.Topic + ":" + strconv.Itoa(i%j.Topics)
+	}
+	return j.Topic
 }
 
 // urls are the endpoints the job's connections are spread over.
@@ -216,7 +226,7 @@ func serveWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 
 // dialAll connects and joins n clients numbered first.. with up to par
 // connects at a time, giving each to onJoined; it stops at the first error.
-func dialAll(ctx context.Context, d *dialer, first, n, par int, topic string, onJoined func(*client)) (int, error) {
+func dialAll(ctx context.Context, d *dialer, first, n, par int, topic func(i int) string, onJoined func(*client)) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -238,7 +248,7 @@ func dialAll(ctx context.Context, d *dialer, first, n, par int, topic string, on
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := d.dialJoin(ctx, first+i, topic)
+				c, err := d.dialJoin(ctx, first+i, topic(first+i))
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
