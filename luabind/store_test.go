@@ -48,6 +48,11 @@ const storeScript = `return { topic = 'rooms:*', join = function() return true e
 			got.is_null = store.cas("z", luachan.null, 1)
 			got.counted = store.incr("c", 41) and store.cas("c", 41, 42)
 			return "ok", got
+		elseif event == "roundtrip" then
+			-- what get returns matches what is stored, whatever its shape
+			store.set("r", { s = "é😀\n\"", f = 0.1, big = 2^53, list = { 1, luachan.null, {} },
+				empty = luachan.array(), nested = { b = { c = true }, a = -0.5 }, [3] = "three" })
+			return "ok", { matched = store.cas("r", store.get("r"), 1) }
 		elseif event == "ttl" then
 			store.set("t", "v", { ttl = 2.5 })
 			store.set("plain", 1)
@@ -112,6 +117,8 @@ func TestStoreCASAndTTL(t *testing.T) {
 	}
 
 	expect("cas", `{}`, `{"absent":true,"again":false,"swap":true,"stale":false,"value":{"n":2},"del":true,"gone":true,"null":true,"not_absent":false,"is_null":true,"counted":true}`)
+
+	expect("roundtrip", `{}`, `{"matched":true}`)
 
 	expect("ttl", `{}`, `{"t":2.5,"plain":false,"absent":true}`)
 	clock.advance(time.Second)
