@@ -136,7 +136,7 @@ function luachan.json.encode(v) end
 ---@return string|nil err
 function luachan.json.decode(s) end
 
----Shared state: atomic, visible to every channel and VM (and every node with Redis).
+---Shared state: atomic, visible to every channel and VM (and every node with Redis or NATS).
 luachan.store = {}
 
 ---Options of luachan.store.set and luachan.store.cas.
