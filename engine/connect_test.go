@@ -39,9 +39,12 @@ func (s *gateStore) Get(string) ([]byte, bool, error) {
 	<-s.open
 	return nil, false, nil
 }
-func (s *gateStore) Set(string, []byte) error          { return nil }
-func (s *gateStore) Incr(string, int64) (int64, error) { return 0, nil }
-func (s *gateStore) Del(string) error                  { return nil }
+func (s *gateStore) Set(string, []byte) error                                { return nil }
+func (s *gateStore) SetTTL(string, []byte, time.Duration) error              { return nil }
+func (s *gateStore) CAS(string, []byte, []byte, time.Duration) (bool, error) { return false, nil }
+func (s *gateStore) TTL(string) (time.Duration, bool, error)                 { return 0, false, nil }
+func (s *gateStore) Incr(string, int64) (int64, error)                       { return 0, nil }
+func (s *gateStore) Del(string) error                                        { return nil }
 
 // connectSpy is the engine as the hub's Handler, reporting when each Connect
 // starts and what it answered.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/store"
 )
 
 func TestJoin(t *testing.T) {
@@ -467,13 +468,13 @@ func TestHolder(t *testing.T) {
 
 // waitStore is a store whose reads take a while, like Redis across a network.
 type waitStore struct {
-	*memStore
+	*store.Memory
 	wait time.Duration
 }
 
 func (s waitStore) Get(key string) ([]byte, bool, error) {
 	time.Sleep(s.wait)
-	return s.memStore.Get(key)
+	return s.Memory.Get(key)
 }
 
 // HandleOutWait follows how long handle_out waits on the store: up after calls that read a
@@ -482,7 +483,7 @@ func TestHandleOutWait(t *testing.T) {
 	opts, _, _ := testOptions(t)
 	opts.Host = &waitHost{
 		hookHost: &hookHost{presence: &recPresence{}},
-		store:    waitStore{&memStore{m: map[string][]byte{}}, 5 * time.Millisecond},
+		store:    waitStore{store.NewMemory(), 5 * time.Millisecond},
 	}
 	s := mustLoad(t, opts, `return { topic = 'rooms:*', join = function() return true end,
 		handle_out = function(event, p, socket)

@@ -20,13 +20,24 @@ type SocketAfter interface {
 	After(ms int, msg []byte) error
 }
 
-// Store is the shared state behind luachan.store.get/set/incr/del: atomic, and visible to every
-// channel and VM. Values are JSON text.
+// Store is the shared state behind luachan.store: atomic, and visible to every channel and
+// VM. Values are JSON text. A key with a ttl is absent once its time is up.
 type Store interface {
 	// Get returns key's value, or ok=false when it has none.
 	Get(key string) (value []byte, ok bool, err error)
+	// Set stores value under key with no expiry, clearing any ttl it had.
 	Set(key string, value []byte) error
-	// Incr adds by to key's number (a missing key counts as 0) and returns the sum.
+	// SetTTL stores value under key, to expire ttl (> 0) from now.
+	SetTTL(key string, value []byte, ttl time.Duration) error
+	// CAS sets key to value (nil: deletes it) if key's value is old byte for byte (nil:
+	// if key is absent), with expiry ttl (0: none), in one atomic step; it reports
+	// whether it did.
+	CAS(key string, old, value []byte, ttl time.Duration) (bool, error)
+	// TTL returns the time key has left: ok=false when key is absent, ttl < 0 when it
+	// has no expiry.
+	TTL(key string) (ttl time.Duration, ok bool, err error)
+	// Incr adds by to key's number (a missing key counts as 0) and returns the sum; the
+	// key keeps its ttl.
 	Incr(key string, by int64) (int64, error)
 	Del(key string) error
 }
@@ -84,9 +95,11 @@ func socketAfter(L *lua.LState) int {
 
 // openStore builds luachan.store.
 func (v *vm) openStore() *lua.LTable {
-	t := newTable(0, 4)
+	t := newTable(0, 6)
 	t.RawSetString("get", v.L.NewFunction(v.storeGet))
 	t.RawSetString("set", v.L.NewFunction(v.storeSet))
+	t.RawSetString("cas", v.L.NewFunction(v.storeCAS))
+	t.RawSetString("ttl", v.L.NewFunction(v.storeTTL))
 	t.RawSetString("incr", v.L.NewFunction(v.storeIncr))
 	t.RawSetString("del", v.L.NewFunction(v.storeDel))
 	return t
@@ -127,11 +140,13 @@ func (v *vm) storeGet(L *lua.LState) int {
 	return 1
 }
 
-// storeSet is luachan.store.set(key, value); a nil value deletes the key.
+// storeSet is luachan.store.set(key, value, opts?); a nil value deletes the key, and opts.ttl
+// (seconds) makes the value expire.
 func (v *vm) storeSet(L *lua.LState) int {
 	defer v.waitedSince(time.Now())
 	key := L.CheckString(1)
 	val := L.Get(2)
+	ttl := storeTTLOpt(L, "set", 3)
 	if val == lua.LNil {
 		if err := v.store(L, "set").Del(key); err != nil {
 			L.RaiseError("luachan.store.set: %s", err)
@@ -142,10 +157,101 @@ func (v *vm) storeSet(L *lua.LState) int {
 	if err != nil {
 		L.RaiseError("luachan.store.set: %s", scriptMsg(err))
 	}
-	if err := v.store(L, "set").Set(key, data); err != nil {
+	if ttl > 0 {
+		err = v.store(L, "set").SetTTL(key, data, ttl)
+	} else {
+		err = v.store(L, "set").Set(key, data)
+	}
+	if err != nil {
 		L.RaiseError("luachan.store.set: %s", err)
 	}
 	return 0
+}
+
+// maxStoreTTL is the longest ttl luachan.store takes, in seconds (about 31 years): far from
+// overflowing a Redis expiry or a time.Duration in milliseconds.
+const maxStoreTTL = 1e9
+
+// storeTTLOpt reads argument n, the options { ttl = seconds } or nil, and returns the ttl
+// rounded up to a millisecond (0: none).
+func storeTTLOpt(L *lua.LState, fn string, n int) time.Duration {
+	var opts *lua.LTable
+	switch o := L.Get(n).(type) {
+	case *lua.LNilType:
+		return 0
+	case *lua.LTable:
+		opts = o
+	default:
+		L.RaiseError("luachan.store.%s: options must be a table such as { ttl = 60 }, not a %s", fn, o.Type())
+	}
+	for k, _ := opts.Next(lua.LNil); k != lua.LNil; k, _ = opts.Next(k) {
+		if s, ok := k.(lua.LString); !ok || s != "ttl" {
+			L.RaiseError("luachan.store.%s: unknown option %s: the only one is ttl (seconds)", fn, k.String())
+		}
+	}
+	switch ttl := opts.RawGetString("ttl").(type) {
+	case *lua.LNilType:
+		return 0
+	case lua.LNumber:
+		f := float64(ttl)
+		if !(f > 0 && f <= maxStoreTTL) {
+			L.RaiseError("luachan.store.%s: ttl must be a number of seconds above 0 and at most 1e9, not %s", fn, ttl)
+		}
+		return time.Duration(math.Ceil(f*1000)) * time.Millisecond
+	default:
+		L.RaiseError("luachan.store.%s: ttl must be a number of seconds, not a %s", fn, ttl.Type())
+	}
+	return 0
+}
+
+// storeCAS is luachan.store.cas(key, old, new, opts?): sets key to new (nil: deletes it) if its
+// value is old (nil: if it has none), compared as JSON text, and returns whether it did.
+func (v *vm) storeCAS(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
+	key := L.CheckString(1)
+	if L.GetTop() < 3 {
+		L.RaiseError("luachan.store.cas: takes key, old and new (nil as new deletes the key)")
+	}
+	old, val := storeCASValue(L, 2, "old"), storeCASValue(L, 3, "new")
+	ttl := storeTTLOpt(L, "cas", 4)
+	done, err := v.store(L, "cas").CAS(key, old, val, ttl)
+	if err != nil {
+		L.RaiseError("luachan.store.cas: %s", err)
+	}
+	L.Push(lua.LBool(done))
+	return 1
+}
+
+// storeCASValue encodes argument n of cas, named name; nil is nil.
+func storeCASValue(L *lua.LState, n int, name string) []byte {
+	v := L.Get(n)
+	if v == lua.LNil {
+		return nil
+	}
+	data, err := encodeValue(v, name)
+	if err != nil {
+		L.RaiseError("luachan.store.cas: %s", scriptMsg(err))
+	}
+	return data
+}
+
+// storeTTL is luachan.store.ttl(key): the seconds key has left (to the millisecond), false
+// when it has no expiry, nil when it is absent.
+func (v *vm) storeTTL(L *lua.LState) int {
+	defer v.waitedSince(time.Now())
+	key := L.CheckString(1)
+	d, ok, err := v.store(L, "ttl").TTL(key)
+	switch {
+	case err != nil:
+		L.RaiseError("luachan.store.ttl: %s", err)
+	case !ok:
+		L.Push(lua.LNil)
+	case d < 0:
+		L.Push(lua.LFalse)
+	default:
+		L.Push(lua.LNumber(math.Ceil(float64(d)/float64(time.Millisecond)) / 1000))
+	}
+	return 1
 }
 
 // storeIncr is luachan.store.incr(key, by?): adds by (default 1, an integer) and returns the sum.

@@ -1,55 +1,14 @@
 package luabind_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/luachan/luachan/luabind"
+	"github.com/luachan/luachan/store"
 )
-
-// memStore is a Store in a map.
-type memStore struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memStore) Get(key string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[key]
-	return v, ok, nil
-}
-
-func (s *memStore) Set(key string, value []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = value
-	return nil
-}
-
-func (s *memStore) Incr(key string, by int64) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n int64
-	if v, ok := s.m[key]; ok {
-		if err := json.Unmarshal(v, &n); err != nil {
-			return 0, fmt.Errorf("not an integer")
-		}
-	}
-	n += by
-	s.m[key] = []byte(fmt.Sprint(n))
-	return n, nil
-}
-
-func (s *memStore) Del(key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
-	return nil
-}
 
 // recPresence records Presence calls.
 type recPresence struct {
@@ -83,7 +42,7 @@ func (p *recPresence) List(topic string) ([]byte, error) {
 // hookHost is a Host with a store and presence.
 type hookHost struct {
 	fakeHost
-	store    *memStore
+	store    *store.Memory
 	presence *recPresence
 }
 
@@ -103,7 +62,7 @@ func (s *timerSocket) After(ms int, msg []byte) error {
 
 func TestHooks(t *testing.T) {
 	opts, _, _ := testOptions(t)
-	host := &hookHost{store: &memStore{m: map[string][]byte{}}, presence: &recPresence{}}
+	host := &hookHost{store: store.NewMemory(), presence: &recPresence{}}
 	opts.Host = host
 	s := mustLoad(t, opts, `return { topic = 'rooms:*', join = function() return true end,
 		handle_in = function(event, p, socket)

@@ -136,18 +136,48 @@ function luachan.json.encode(v) end
 ---@return string|nil err
 function luachan.json.decode(s) end
 
----Shared state: atomic, visible to every channel and VM (and every node with Redis).
+---Shared state: atomic, visible to every channel and VM (and every node with Redis or NATS).
 luachan.store = {}
 
+---Options of luachan.store.set and luachan.store.cas.
+---@class luachan.StoreOptions
+---@field ttl? number seconds (fractions allowed, to the millisecond; above 0, at most 1e9) until the value expires
+
+---The value, or nil when the key is absent (or has expired).
 ---@param key string
 ---@return luachan.Value
 function luachan.store.get(key) end
 
+---Stores `value` (nil deletes the key). With `{ ttl = seconds }` the key expires then;
+---without, it never does: a plain set clears an earlier ttl (as Redis's SET).
 ---@param key string
 ---@param value luachan.Value
-function luachan.store.set(key, value) end
+---@param opts? luachan.StoreOptions
+function luachan.store.set(key, value, opts) end
 
----Adds `by` (default 1) to a number and returns the new value.
+---Compare-and-set, atomic on every node: sets `key` to `new` only if its value is
+---`old`, and returns whether it did. `old` nil means "the key is absent"; `new` nil
+---deletes the key. Values are compared as JSON text, so pass as `old` what get
+---returned, unchanged (a table built anew with its keys in another order differs).
+---Like set, it clears the key's ttl, or sets the one in `opts`.
+---```lua
+---repeat local n = luachan.store.get(k) until luachan.store.cas(k, n, (n or 0) + 1)
+---```
+---@param key string
+---@param old luachan.Value
+---@param new luachan.Value
+---@param opts? luachan.StoreOptions
+---@return boolean
+function luachan.store.cas(key, old, new, opts) end
+
+---The seconds (to the millisecond) until `key` expires; false when it has no ttl;
+---nil when it is absent.
+---@param key string
+---@return number|false|nil
+function luachan.store.ttl(key) end
+
+---Adds `by` (default 1) to a number (an absent key counts as 0) and returns the new
+---value; the key keeps its ttl.
 ---@param key string
 ---@param by? integer
 ---@return integer

@@ -31,7 +31,8 @@ const (
 )
 
 // env is one test's world: a hub and an engine of its own on the scripts folder, with a
-// fresh memory store, presence and virtual clock. It implements luabind.TestHost.
+// fresh memory store (its ttls on the virtual clock), presence and virtual clock. It
+// implements luabind.TestHost.
 type env struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -71,7 +72,7 @@ func newEnv(ctx context.Context, cfg *Config, log *slog.Logger) (*env, error) {
 		Logger:        log,
 		ScriptTimeout: cfg.ScriptTimeout,
 		Secret:        cfg.Secret,
-		Store:         store.NewMemory(),
+		Store:         store.NewMemoryClock(e.clock.Now), // ttls run on the virtual clock too
 		Clock:         e.clock,
 	})
 	if err != nil {

@@ -200,3 +200,25 @@ end
 	}
 	t.Logf("20 tests in %v (%v a test)", elapsed, elapsed/20)
 }
+
+// TestStoreTTLOnVirtualClock: in `luachan test`, luachan.store's ttls run on the test's
+// virtual clock, as socket:after does, so a test moves past an expiry without waiting.
+func TestStoreTTLOnVirtualClock(t *testing.T) {
+	dir := folder(t, map[string]string{"ttl_test.lua": `local t = require("luachan.test")
+return { test_expiry = function()
+  local store = luachan.store
+  store.set("k", "v", { ttl = 2 })
+  assert(store.ttl("k") == 2, tostring(store.ttl("k")))
+  t.advance(1500)
+  assert(store.get("k") == "v" and store.ttl("k") == 0.5, tostring(store.ttl("k")))
+  t.advance(500)
+  assert(store.get("k") == nil and store.ttl("k") == nil)
+  assert(store.cas("k", nil, "mine", { ttl = 1 }))
+  t.advance(1000)
+  assert(store.cas("k", nil, "yours"))
+  assert(store.ttl("k") == false)
+end }`})
+	if res, out := run(t, dir); res.Passed != 1 || res.Failed != 0 {
+		t.Fatalf("got %+v\n%s", res, out)
+	}
+}

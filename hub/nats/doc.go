@@ -14,7 +14,8 @@
 //	luachan.topic.<topic>        core NATS subject of a topic's broadcasts
 //	luachan_presence             bucket: <topic>.<node>.<ref> -> {"key":..., "meta":...}
 //	luachan_nodes                bucket, TTL = the presence TTL: <node> -> heartbeat
-//	luachan_store                bucket: <key> -> luachan.store's value
+//	luachan_store                bucket: <key> -> luachan.store's value, as
+//	                             "@<deadline, Unix ms> <value>" when it has a ttl
 //
 // # Locks
 //

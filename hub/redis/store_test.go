@@ -7,6 +7,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/store"
@@ -16,6 +17,9 @@ import (
 type storeAPI interface {
 	Get(key string) (value []byte, ok bool, err error)
 	Set(key string, value []byte) error
+	SetTTL(key string, value []byte, ttl time.Duration) error
+	CAS(key string, old, value []byte, ttl time.Duration) (bool, error)
+	TTL(key string) (ttl time.Duration, ok bool, err error)
 	Incr(key string, by int64) (int64, error)
 	Del(key string) error
 }
