@@ -118,10 +118,18 @@ func owner(tb testing.TB, nodes []*server, topic string) int {
 }
 
 // TestTopicStateRedisForwarded: two nodes share one state per topic; the calls of the
-// node that does not own it are forwarded and answered with the owner's replies.
+// node that does not own it are forwarded and answered with the owner's replies; an
+// owner that stops hands the topic over, and the state carries on.
 func TestTopicStateRedisForwarded(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"sh.lua": sharedStateLua}), startRedis(t).url())
+	forwardedAcrossNodes(t, startRedis(t).url())
+}
+
+// forwardedAcrossNodes is TestTopicStateRedisForwarded on the Redis at url (one Redis,
+// or a Cluster).
+func forwardedAcrossNodes(t *testing.T, url string) {
+	t.Helper()
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"sh.lua": sharedStateLua}), url)
 	const topic = "sh:fwd"
 	clients := []*wsClient{nodes[0].dial(t, "vsn=2.0.0"), nodes[1].dial(t, "vsn=2.0.0")}
 	for _, c := range clients {
@@ -136,9 +144,20 @@ func TestTopicStateRedisForwarded(t *testing.T) {
 			t.Fatalf("add #%d on node %d (owner: node %d): %s %v %v; want ok n=%d", i, i%2, own, status, r, err, i)
 		}
 	}
-	if n := nodes[1-own].log.count(logLeaseTaken, "topic="+topic); n != 0 {
-		t.Fatalf("node %d took the lease of %s too (%d times): two owners", 1-own, topic, n)
+	other := 1 - own
+	if n := nodes[other].log.count(logLeaseTaken, "topic="+topic); n != 0 {
+		t.Fatalf("node %d took the lease of %s too (%d times): two owners", other, topic, n)
 	}
+
+	// The owner stops (SIGTERM): it hands the lease over, and the other node carries on
+	// from the saved state.
+	nodes[own].stop(t)
+	nodes[own].log.waitFor(t, readTimeout, `msg="topic-state leases handed over at shutdown`)
+	status, r, err := sharedCall(clients[other].conn, topic, "after", "add", `{"c":"x","s":1}`)
+	if err != nil || status != "ok" || r["n"] != float64(2*each+1) {
+		t.Fatalf("add after the owner stopped: %s %v %v; want ok n=%d", status, r, err, 2*each+1)
+	}
+	nodes[other].log.waitFor(t, readTimeout, logLeaseTaken, "topic="+topic, "from_saved_state=true")
 }
 
 // TestTopicStateRedisTicks: with subscribers on both nodes, only the owner ticks: the
