@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
-// saveReadBack bounds the read that tells whether a save whose round trip failed was
-// stored all the same.
-const saveReadBack = 500 * time.Millisecond
+const (
+	// saveReadBack bounds the read that tells whether a save whose round trip failed
+	// was stored all the same.
+	saveReadBack = 500 * time.Millisecond
+	// leaseStepsInFlight bounds the lease steps a cycle runs at once, so that thousands
+	// of topics are renewed well within a lease.
+	leaseStepsInFlight = 16
+)
 
 // leaseLoop renews the leases this node holds and tries to take the free ones of the
 // topics it wants, every lease/3; a kick tries the topics not tried yet at once.
@@ -29,7 +35,8 @@ func (s *TopicStates) leaseLoop() {
 	}
 }
 
-// cycle runs a lease step for every wanted topic (onlyNew: those not tried yet).
+// cycle runs a lease step for every wanted topic (onlyNew: those not tried yet), up to
+// leaseStepsInFlight at once, and returns once they are done.
 func (s *TopicStates) cycle(onlyNew bool) {
 	s.mu.Lock()
 	entries := make([]*leaseEntry, 0, len(s.topics))
@@ -37,12 +44,21 @@ func (s *TopicStates) cycle(onlyNew bool) {
 		entries = append(entries, e)
 	}
 	s.mu.Unlock()
+	slots := make(chan struct{}, leaseStepsInFlight)
+	var wg sync.WaitGroup
 	for _, e := range entries {
 		if s.ctx.Err() != nil {
-			return
+			break
 		}
-		s.step(e, onlyNew)
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.step(e, onlyNew)
+			<-slots
+		}()
 	}
+	wg.Wait()
 }
 
 // ownerOf is e's StateOwner.
