@@ -17,7 +17,8 @@ import (
 )
 
 // sharedStateLua serves "sh:*": "add" adds one to the topic's counter and records, per
-// caller c, the last call s it applied; "get" reads both.
+// caller c, the last call s it applied; "get" reads both; "tell" pushes the count to
+// the caller and broadcasts it, from handle_call.
 const sharedStateLua = `local sh = { topic = "sh:*" }
 
 function sh.init(topic, params) return { n = 0, last = {} } end
@@ -34,6 +35,9 @@ function sh.handle_call(msg, state, socket)
     state.n = state.n + 1
     state.last[msg.c] = msg.s
     return { n = state.n }, state
+  elseif msg.op == "tell" then
+    socket:push("told", { n = state.n })
+    socket:broadcast("heard", { n = state.n })
   end
   return { n = state.n, last = state.last }, state
 end
@@ -147,6 +151,21 @@ func forwardedAcrossNodes(t *testing.T, url string) {
 	other := 1 - own
 	if n := nodes[other].log.count(logLeaseTaken, "topic="+topic); n != 0 {
 		t.Fatalf("node %d took the lease of %s too (%d times): two owners", other, topic, n)
+	}
+
+	// handle_call's socket, for a forwarded call, pushes to the caller and broadcasts
+	// as its channel would.
+	clients[other].send(fmt.Sprintf(`["1","tell",%q,"tell",{}]`, topic))
+	want := map[string]bool{"phx_reply": true, "told": true, "heard": true}
+	for len(want) > 0 {
+		f := readFrameOf(t, clients[other])
+		if f.Event != "phx_reply" && f.N != 2*each {
+			t.Fatalf("the caller got %+v, want n %d", f, 2*each)
+		}
+		delete(want, f.Event)
+	}
+	if f := readFrameOf(t, clients[own]); f.Event != "heard" || f.N != 2*each {
+		t.Fatalf("the owner's client got %+v, want the broadcast heard n=%d", f, 2*each)
 	}
 
 	// The owner stops (SIGTERM): it hands the lease over, and the other node carries on

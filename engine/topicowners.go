@@ -94,7 +94,12 @@ func (t *topicState) Call(lease, callID string, msg []byte, remaining time.Durat
 		done(nil, false, fmt.Errorf("engine: shutting down: %w", err))
 		return
 	}
-	j := stateJob{kind: jobCall, msg: msg, lease: lease, callID: callID, answer: done,
+	msg, sock, err := decodeCall(t.topic, msg)
+	if err != nil {
+		done(nil, false, err)
+		return
+	}
+	j := stateJob{kind: jobCall, msg: msg, sock: sock, lease: lease, callID: callID, answer: done,
 		deadline: time.Now().Add(remaining)}
 	if err := t.post(j); err != nil {
 		done(nil, false, err)
@@ -107,6 +112,7 @@ func (t *topicState) callShared(ctx context.Context, sock luabind.Socket, msg []
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	owners := t.ts.e.cfg.TopicOwners
+	var forward []byte // msg in its envelope, made once it is needed
 	for try := 0; ; try++ {
 		if try > 1 && !sleepCtx(ctx, 10*time.Millisecond) || ctx.Err() != nil {
 			return nil, callCtxErr(ctx, nil)
@@ -121,14 +127,22 @@ func (t *topicState) callShared(ctx context.Context, sock luabind.Socket, msg []
 			}
 			return reply, err
 		}
-		reply, here, err := owners.Forward(ctx, t.topic, msg)
+		if forward == nil {
+			var err error
+			if forward, err = encodeCall(sock, msg); err != nil {
+				return nil, err
+			}
+		}
+		reply, here, err := owners.Forward(ctx, t.topic, forward)
 		switch {
 		case here:
 			continue
 		case err != nil && ctx.Err() != nil:
 			return nil, callCtxErr(ctx, err)
+		case err != nil:
+			return nil, err
 		}
-		return reply, err
+		return openReply(sock, reply)
 	}
 }
 
@@ -206,6 +220,9 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 				t.logError(script, "handle_call", err)
 				err = fmt.Errorf("handle_call failed: %w", err)
 			}
+		}
+		if fs, ok := j.sock.(*forwardedSocket); ok && err == nil {
+			reply, err = encodeReply(reply, fs) // saved as is, for its caller to find
 		}
 		if err == nil && !bytes.Equal(next, state) {
 			err = t.save(next, j.callID, reply)

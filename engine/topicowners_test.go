@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +78,7 @@ function ts.handle_in(event, payload, socket)
 end
 function ts.handle_call(msg, state, socket)
   if msg.op == "add" then state.n = state.n + 1 end
+  if msg.tell then socket:push("added", { n = state.n, by = socket.id }) end
   return { n = state.n }, state
 end
 return ts
@@ -117,19 +120,28 @@ func TestTopicOwnersSave(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	done := func(reply []byte, moved bool, err error) { got <- answer{reply, moved, err} }
-	ts.Call("L0", "c1", []byte(`{"op":"add"}`), time.Second, done)
+	ts.Call("L0", "c1", []byte(`{"m":{"op":"add"}}`), time.Second, done)
 	if a := <-got; !a.moved || a.err != nil {
 		t.Fatalf("a call for an old lease: %+v; want moved", a)
 	}
-	ts.Call("L1", "c2", []byte(`{"op":"add"}`), time.Second, done)
-	if a := <-got; a.moved || a.err != nil || string(a.reply) != `{"n":3}` {
-		t.Fatalf("a forwarded call: %+v; want n 3", a)
+	// One for this node's lease runs, with a socket standing for the caller's; the sends
+	// made on it come back with the reply.
+	ts.Call("L1", "c2", []byte(`{"m":{"op":"add","tell":true},"id":"s1","j":"7"}`), time.Second, done)
+	a := <-got
+	var fr forwardedReply
+	if a.moved || a.err != nil || json.Unmarshal(a.reply, &fr) != nil || string(fr.Reply) != `{"n":3}` || len(fr.Sends) != 1 {
+		t.Fatalf("a forwarded call: %s %+v; want n 3 and one push", a.reply, a)
+	}
+	var pushed map[string]any
+	if f := fr.Sends[0]; f.Kind != sendKindPush || f.Event != "added" || json.Unmarshal(f.Data, &pushed) != nil ||
+		!reflect.DeepEqual(pushed, map[string]any{"n": 3.0, "by": "s1"}) {
+		t.Fatalf("the forwarded call's push: %+v (%s); want added {n=3, by=s1}", f, f.Data)
 	}
 	m.mu.Lock()
 	saved := string(m.replies["c2"])
 	m.mu.Unlock()
-	if saved != `{"n":3}` {
-		t.Fatalf("the forwarded call's reply saved with the state: %q", saved)
+	if saved != string(a.reply) {
+		t.Fatalf("the forwarded call's reply saved with the state: %q, want %q", saved, a.reply)
 	}
 
 	// The store gave the lease to another node: the call is not applied.
