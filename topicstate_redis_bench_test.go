@@ -91,3 +91,27 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(ms(percentile(lat, 50)), "p50-ms")
 	b.ReportMetric(ms(percentile(lat, 99)), "p99-ms")
 }
+
+// BenchmarkTopicStateCall is the same round trip on one node, without Redis, for
+// comparison: one client calling one call after the other.
+//
+//	go test -run '^$' -bench 'BenchmarkTopicStateCall$' -benchtime 10000x .
+func BenchmarkTopicStateCall(b *testing.B) {
+	s := startServer(b, writeScripts(b, map[string]string{"sh.lua": sharedStateLua}),
+		append([]string{"-log-level", "info", "-max-rate", "0"}, noBudget...)...)
+	const topic = "sh:one"
+	c := s.dial(b, "vsn=2.0.0")
+	c.join(topic, "1", `{}`, `{}`)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		status, r, err := sharedCall(c.conn, topic, fmt.Sprint(i), "add", `{"c":"b","s":1}`)
+		if err != nil || status != "ok" {
+			b.Fatalf("add: %s %v %v", status, r, err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
+}
