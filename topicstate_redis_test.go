@@ -219,6 +219,7 @@ func TestTopicStateRedisTicks(t *testing.T) {
 // way, every call of a live node's clients gets an ok or an error reply, no count is
 // replied twice, and the final count is exactly the ok replies plus the calls of a dead
 // node's clients that were applied (as the state records) before their replies were lost.
+// A killed node that comes back joins as one more node, and the count goes on.
 func TestTopicStateRedisOwnerFails(t *testing.T) {
 	t.Parallel()
 	t.Run("killed", func(t *testing.T) { t.Parallel(); testOwnerFails(t, false) })
@@ -226,7 +227,8 @@ func TestTopicStateRedisOwnerFails(t *testing.T) {
 }
 
 func testOwnerFails(t *testing.T, pause bool) {
-	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"sh.lua": sharedStateLua}), startRedis(t).url())
+	dir, url := writeScripts(t, map[string]string{"sh.lua": sharedStateLua}), startRedis(t).url()
+	nodes := startNodes(t, 2, dir, url)
 	const topic, perNode, after = "sh:fail", 4, 30
 	type caller struct {
 		id      string
@@ -366,4 +368,15 @@ func testOwnerFails(t *testing.T, pause bool) {
 	}
 	t.Logf("%d ok replies, %d error replies %q, %d calls applied whose replies died with their node; final count %d",
 		oks, errs, reasons, appliedLost, final)
+
+	if !pause {
+		// The dead node comes back: its calls go to the new owner, and the count goes on.
+		back := startServer(t, dir, "-pubsub", url)
+		c := back.dial(t, "vsn=2.0.0")
+		c.join(topic, "1", `{}`, `{}`)
+		status, r, err := sharedCall(c.conn, topic, "back", "add", `{"c":"back","s":1}`)
+		if err != nil || status != "ok" || r["n"] != float64(final+1) {
+			t.Fatalf("add on the restarted node: %s %v %v; want ok n=%d", status, r, err, final+1)
+		}
+	}
 }
