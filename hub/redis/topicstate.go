@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -114,6 +115,8 @@ type leaseEntry struct {
 	renewed time.Time  // when the last successful renewal started
 	tried   bool       // a lease step ran since Want
 	gone    bool       // Unwant ran: no more steps
+
+	freed atomic.Bool // another node let the lease go: the next kick tries it again
 }
 
 // TopicStates returns the topic states shared through r's Redis; lease <= 0 takes
@@ -207,6 +210,7 @@ func (s *TopicStates) Close(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		released := 0
+		var freed []string
 		for _, e := range entries {
 			e.op.Lock()
 			lease := e.lease
@@ -215,6 +219,7 @@ func (s *TopicStates) Close(ctx context.Context) error {
 			if lease == "" {
 				continue
 			}
+			freed = append(freed, e.topic)
 			rctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 			n, rerr := releaseLease.Run(rctx, s.client, s.keys(e.topic), lease, s.node, "shutdown").Int()
 			cancel()
@@ -223,6 +228,9 @@ func (s *TopicStates) Close(ctx context.Context) error {
 				break
 			}
 			released += n
+		}
+		for _, topic := range freed {
+			s.announceFree(ctx, topic)
 		}
 		if released > 0 {
 			s.log.Info("topic-state leases handed over at shutdown: other nodes with subscribers take them now", "topics", released)
@@ -291,6 +299,28 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 		s.wake()
 	case n == 1:
 		s.log.Info("topic-state lease released: a node with subscribers takes the topic over", "topic", topic)
+		s.announceFree(ctx, topic)
 	}
 	return n == 2, nil
+}
+
+// announceFree tells the other nodes that want topic that its lease is free, so that
+// one takes it at once rather than at its next lease step. Failing that, they do then.
+func (s *TopicStates) announceFree(ctx context.Context, topic string) {
+	ctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
+	defer cancel()
+	nodes, err := s.client.ZRange(ctx, s.key(topic, "nodes"), 0, -1).Result()
+	if err != nil {
+		return
+	}
+	data, _ := json.Marshal(wireState{Kind: "free", Topic: topic})
+	pipe := s.client.Pipeline()
+	for _, n := range nodes {
+		if n != s.node {
+			s.publishCmd(ctx, pipe, s.nodeChannel(n), data)
+		}
+	}
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
 }

@@ -29,9 +29,10 @@ var (
 	errOwnLapsing   = errors.New("a lease this node let go has not lapsed yet")
 )
 
-// wireState is a message on a node's topic-state channel: a call, or a call's reply.
+// wireState is a message on a node's topic-state channel: a call, a call's reply, or
+// the news that a topic's lease is free.
 type wireState struct {
-	Kind  string          `json:"k"`            // "call" or "reply"
+	Kind  string          `json:"k"`            // "call", "reply", or "free" (a lease let go)
 	ID    string          `json:"id"`           // the call's id (one per sending): its node is the caller
 	Topic string          `json:"t,omitempty"`  // a call: its topic
 	Lease string          `json:"l,omitempty"`  // a call: the lease it is for
@@ -205,6 +206,14 @@ func (s *TopicStates) readLoop(ch <-chan *goredis.Message) {
 				}
 			case "call":
 				s.serve(w)
+			case "free":
+				s.mu.Lock()
+				e := s.topics[w.Topic]
+				s.mu.Unlock()
+				if e != nil {
+					e.freed.Store(true)
+					s.wake()
+				}
 			}
 		}
 	}

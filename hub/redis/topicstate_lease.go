@@ -35,7 +35,8 @@ func (s *TopicStates) leaseLoop() {
 	}
 }
 
-// cycle runs a lease step for every wanted topic (onlyNew: those not tried yet), up to
+// cycle runs a lease step for every wanted topic (onlyNew: those not tried yet, or
+// announced free), up to
 // leaseStepsInFlight at once, and returns once they are done.
 func (s *TopicStates) cycle(onlyNew bool) {
 	s.mu.Lock()
@@ -73,7 +74,7 @@ func (s *TopicStates) ownerOf(e *leaseEntry) StateOwner {
 func (s *TopicStates) step(e *leaseEntry, onlyNew bool) bool {
 	e.op.Lock()
 	defer e.op.Unlock()
-	if e.gone || (onlyNew && e.tried) {
+	if e.gone || (onlyNew && e.tried && !e.freed.Swap(false)) {
 		return e.lease != ""
 	}
 	e.tried = true
