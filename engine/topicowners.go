@@ -233,12 +233,15 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 			var next []byte
 			if next, err = script.HandleTick(t.ts.e.ctx, t.topic, state); err != nil {
 				t.logError(script, "handle_tick", err)
+				err = nil // logged
 			} else if !bytes.Equal(next, state) {
 				err = t.save(next, "", nil)
 			}
 		}
 		if err != nil {
-			t.ts.e.log.Warn("tick not applied", "topic", t.topic, "err", err.Error())
+			if ok, n := t.ts.tickLog.Allow(1); ok { // every tick would say it again
+				t.ts.e.log.Warn("ticks not applied (each tries again)", "topic", t.topic, "err", err.Error(), "ticks", n)
+			}
 		}
 		t.mu.Lock()
 		if t.owner && (t.subs > 0 || t.grace != nil) {

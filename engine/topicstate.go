@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/luachan/luachan/internal/ratelog"
 	"github.com/luachan/luachan/luabind"
 )
 
@@ -66,6 +67,8 @@ type topicStates struct {
 
 	mu     sync.Mutex // guards topics
 	topics map[string]*topicState
+
+	tickLog ratelog.Limiter // with TopicOwners: ticks whose state could not be saved
 }
 
 // topicState is one topic's state and queue.
