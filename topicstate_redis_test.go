@@ -60,6 +60,31 @@ end
 return st
 `
 
+// sharedEndLua serves "se:*": a tick every 50 ms broadcasts the tick count; terminate
+// counts its runs in the store, which any event reads for "se:x".
+const sharedEndLua = `local se = { topic = "se:*", tick = 50 }
+
+function se.init(topic, params) return { ticks = 0 } end
+function se.join(topic, payload, socket) return true end
+
+function se.handle_in(event, payload, socket)
+  return "ok", { terms = luachan.store.get("terms:se:x"), last = luachan.store.get("last:se:x") }
+end
+
+function se.handle_tick(state, topic)
+  state.ticks = state.ticks + 1
+  luachan.broadcast(topic, "tick", { n = state.ticks })
+  return state
+end
+
+function se.terminate(state, topic)
+  luachan.store.incr("terms:" .. topic)
+  luachan.store.set("last:" .. topic, state.ticks)
+end
+
+return se
+`
+
 // Log lines of the topic-state lease.
 const logLeaseTaken = `msg="topic-state lease taken: this node owns the topic"`
 
@@ -378,5 +403,79 @@ func testOwnerFails(t *testing.T, pause bool) {
 		if err != nil || status != "ok" || r["n"] != float64(final+1) {
 			t.Fatalf("add on the restarted node: %s %v %v; want ok n=%d", status, r, err, final+1)
 		}
+	}
+}
+
+// TestTopicStateRedisEnd: when the owner's last subscriber leaves, it hands the topic
+// over after the grace to the node that still has subscribers, which goes on ticking
+// from the saved state; terminate runs once, on the last node to let go, with the state.
+func TestTopicStateRedisEnd(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"se.lua": sharedEndLua}), startRedis(t).url())
+	const topic = "se:x"
+	a := nodes[0].dial(t, "vsn=2.0.0")
+	a.join(topic, "1", `{}`, `{}`)
+	if owner(t, nodes, topic) != 0 {
+		t.Fatal("the first node to join did not take the lease")
+	}
+	b := nodes[1].dial(t, "vsn=2.0.0")
+	b.join(topic, "1", `{}`, `{}`)
+	a.send(`["1","2","se:x","phx_leave",{}]`)
+
+	// b's ticks go on, one count after the other, through the hand-over.
+	readTick := func() int {
+		t.Helper()
+		for {
+			if f := readFrameOf(t, b); f.Event == "tick" {
+				return f.N
+			}
+		}
+	}
+	prev := readTick()
+	handOver := time.Now().Add(terminateWait)
+	for nodes[1].log.count(logLeaseTaken, "topic="+topic) == 0 {
+		if time.Now().After(handOver) {
+			t.Fatalf("node 1 did not take the topic over within %v of node 0's last subscriber leaving", terminateWait)
+		}
+		if n := readTick(); n != prev+1 {
+			t.Fatalf("tick %d after %d, before the hand-over", n, prev)
+		} else {
+			prev = n
+		}
+	}
+	nodes[1].log.waitFor(t, readTimeout, logLeaseTaken, "topic="+topic, "from_saved_state=true")
+	for range 5 {
+		if n := readTick(); n != prev+1 {
+			t.Fatalf("tick %d after %d, across the hand-over", n, prev)
+		} else {
+			prev = n
+		}
+	}
+
+	// b leaves: after the grace, terminate runs on node 1, once.
+	b.send(`["1","2","se:x","phx_leave",{}]`)
+	nodes[1].log.waitFor(t, terminateWait, `msg="topic state ended: no node has subscribers left; saved state deleted"`, "topic="+topic)
+	checker := nodes[0].dial(t, "vsn=2.0.0")
+	checker.join("se:check", "1", `{}`, `{}`)
+	var r map[string]any
+	err := poll(readTimeout, func() error {
+		var status string
+		var err error
+		if status, r, err = sharedCall(checker.conn, "se:check", "t", "terms", `{}`); err != nil || status != "ok" {
+			return fmt.Errorf("terms: %s %v %v", status, r, err)
+		}
+		if r["terms"] == nil {
+			return fmt.Errorf("terminate has not run")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r["terms"] != float64(1) {
+		t.Fatalf("terminate ran %v times, want once", r["terms"])
+	}
+	if last, _ := r["last"].(float64); int(last) < prev {
+		t.Fatalf("terminate saw %v ticks, want at least %d", r["last"], prev)
 	}
 }
