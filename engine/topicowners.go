@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/luachan/luachan/luabind"
@@ -146,18 +147,31 @@ func (t *topicState) callShared(ctx context.Context, sock luabind.Socket, msg []
 	}
 }
 
-// callLocal queues a call on this node, the owner, and waits for its result.
+// Steps of a local call's claim: the caller and the topic's goroutine race for it once.
+const (
+	callQueued  int32 = iota
+	callRunning       // the topic's goroutine runs it: its result is the call's
+	callDropped       // its caller gave up first: it never runs
+)
+
+// callLocal queues a call on this node, the owner, and waits for its result. A caller
+// that times out while the call runs waits for it all the same, so that a call never
+// applies while its caller hears it failed.
 func (t *topicState) callLocal(ctx context.Context, sock luabind.Socket, msg []byte) ([]byte, error) {
 	done := make(chan callResult, 1)
-	deadline, _ := ctx.Deadline()
-	if err := t.post(stateJob{kind: jobCall, msg: msg, sock: sock, done: done, deadline: deadline}); err != nil {
+	claim := new(atomic.Int32)
+	if err := t.post(stateJob{kind: jobCall, msg: msg, sock: sock, done: done, claim: claim}); err != nil {
 		return nil, err
 	}
 	select {
 	case r := <-done:
 		return r.reply, r.err
 	case <-ctx.Done():
-		return nil, callCtxErr(ctx, nil)
+		if claim.CompareAndSwap(callQueued, callDropped) {
+			return nil, callCtxErr(ctx, nil)
+		}
+		r := <-done // running: bounded by the script's budget and the save's timeout
+		return r.reply, r.err
 	}
 }
 
@@ -207,8 +221,11 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 		t.finish(j, nil, errMoved) // not ours (any more): the caller sends it to the owner
 		return
 	}
+	if j.claim != nil && !j.claim.CompareAndSwap(callQueued, callRunning) {
+		return // its caller has given up: not run
+	}
 	if !j.deadline.IsZero() && time.Now().After(j.deadline) {
-		t.finish(j, nil, ErrCallTimeout) // its caller has given up: not run
+		t.finish(j, nil, ErrCallTimeout) // its caller (on another node) has given up: not run
 		return
 	}
 	state, err := t.sharedState(script)

@@ -19,6 +19,8 @@ type memOwners struct {
 	saved    []byte
 	replies  map[string][]byte // by call id
 	failSave bool
+	hold     chan struct{} // when not nil, Save says so on held, then waits for it to close
+	held     chan struct{}
 }
 
 func (m *memOwners) Want(topic string, o TopicOwner) {
@@ -31,6 +33,13 @@ func (m *memOwners) Want(topic string, o TopicOwner) {
 func (m *memOwners) Unwant(context.Context, string, TopicOwner) (bool, error) { return true, nil }
 
 func (m *memOwners) Save(_ context.Context, _, lease string, state []byte, callID string, reply []byte) (bool, error) {
+	m.mu.Lock()
+	hold, held := m.hold, m.held
+	m.mu.Unlock()
+	if hold != nil {
+		held <- struct{}{}
+		<-hold
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -154,4 +163,36 @@ func TestTopicOwnersSave(t *testing.T) {
 	if saved := m.savedState(); saved != `{"n":3}` {
 		t.Fatalf("saved %s after the lease moved, want {\"n\":3}", saved)
 	}
+}
+
+// TestTopicOwnersCallTimeout: a call still queued when its caller's time is up never
+// runs, and a caller whose call is running when its time is up gets that call's
+// result: no call applies while its caller hears it failed.
+func TestTopicOwnersCallTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the 5 s call timeout")
+	}
+	m := &memOwners{lease: "L1", replies: map[string][]byte{}}
+	r := startRigWith(t, map[string]string{"ts.lua": counterLua}, Config{TopicOwners: m})
+	running, queued := r.dial(t), r.dial(t)
+	running.join("ts:a", "1")
+	queued.join("ts:a", "1")
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	m.set(func(m *memOwners) { m.hold, m.held = hold, held })
+	running.send(`["1","2","ts:a","add",{}]`) // its save waits on hold
+	select {
+	case <-held:
+	case <-time.After(rigTimeout):
+		t.Fatal("the first call did not reach its save")
+	}
+	queued.send(`["1","2","ts:a","add",{}]`) // queued behind it until both time out
+	_ = queued.conn.SetReadDeadline(time.Now().Add(callTimeout + rigTimeout))
+	if _, data, err := queued.conn.ReadMessage(); err != nil || !strings.Contains(string(data), "topic state call timed out") {
+		t.Fatalf("the queued call: %s %v; want its time-out", data, err)
+	}
+	m.set(func(m *memOwners) { m.hold = nil })
+	close(hold)
+	running.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+	running.send(`["1","3","ts:a","get",{}]`)
+	running.expect(`["1","3","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/luachan/luachan/internal/ratelog"
@@ -52,7 +53,8 @@ type stateJob struct {
 	state    []byte                    // jobOwned: the saved state
 	callID   string                    // a forwarded call: its id, to save its reply with the state
 	answer   func([]byte, bool, error) // a forwarded call: its reply (reply, moved, err)
-	deadline time.Time                 // a call: when its caller gives up (zero: none)
+	deadline time.Time                 // a forwarded call: when its caller gives up
+	claim    *atomic.Int32             // a call from this node: callQueued, callRunning or callDropped
 }
 
 // callResult is what a call's caller receives.
