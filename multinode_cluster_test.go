@@ -109,6 +109,13 @@ func TestRedisClusterHistory(t *testing.T) {
 	historyTwoNodes(t, rediscluster.StartCluster(t).URL())
 }
 
+// TestRedisClusterTopicState: topic states shared through a Redis Cluster, whose
+// nodes' channels are sharded (SSUBSCRIBE, SPUBLISH).
+func TestRedisClusterTopicState(t *testing.T) {
+	t.Parallel()
+	forwardedAcrossNodes(t, rediscluster.StartCluster(t).URL())
+}
+
 func TestRedisClusterPresence(t *testing.T) {
 	t.Parallel()
 	cl := rediscluster.StartCluster(t)

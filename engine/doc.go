@@ -17,6 +17,10 @@
 //	mailbox.mu      one channel's queued events, who owns them, and whether it takes more
 //	history stream  one topic's memory history (package history); Publish holds it across Hub.Broadcast
 //	                (a shared HistoryStore, Redis's, takes no lock of the engine's: Redis orders)
+//	topicStates.mu  the topic states by topic; before topicState.mu
+//	topicState.mu   one topic state's queue, subscriber count, timers and whether this node owns it
+//	                (TopicOwners calls Owned and Lost holding its own locks, which come first;
+//	                the engine never calls TopicOwners holding either)
 //
 // Lock order: Engine.mu before scriptFile.mu, and Engine.mu before
 // channel.mu (a reload stops the channels of a deleted file while holding

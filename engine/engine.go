@@ -50,6 +50,7 @@ type Config struct {
 	Presence      presence.Replica // (nil: presence is this node's only) the other nodes' presence entries
 	History       HistoryStore     // (nil: in memory, this node's) the histories of topics whose script keeps one
 	Clock         Clock            // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
+	TopicOwners   TopicOwners      // (nil: each node keeps its topics' states) one owner per topic state across the nodes (topicowners.go)
 }
 
 // Engine routes topics to scripts and runs channels. It implements

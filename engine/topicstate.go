@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/luachan/luachan/internal/ratelog"
 	"github.com/luachan/luachan/luabind"
 )
 
@@ -35,6 +37,8 @@ const (
 	jobCall jobKind = iota
 	jobTick
 	jobTerminate
+	jobOwned // with TopicOwners: this node took the lease (topicowners.go)
+	jobLost  // with TopicOwners: the lease is no longer this node's
 )
 
 // stateJob is one call, tick or terminate queued on a topic.
@@ -42,7 +46,15 @@ type stateJob struct {
 	kind jobKind
 	msg  []byte
 	sock luabind.Socket
-	done chan callResult // capacity 1; calls only
+	done chan callResult // capacity 1; calls from this node only
+
+	// With TopicOwners (topicowners.go):
+	lease    string                    // jobOwned, jobLost and a forwarded call: the lease it is for
+	state    []byte                    // jobOwned: the saved state
+	callID   string                    // a forwarded call: its id, to save its reply with the state
+	answer   func([]byte, bool, error) // a forwarded call: its reply (reply, moved, err)
+	deadline time.Time                 // a forwarded call: when its caller gives up
+	claim    *atomic.Int32             // a call from this node: callQueued, callRunning or callDropped
 }
 
 // callResult is what a call's caller receives.
@@ -57,6 +69,8 @@ type topicStates struct {
 
 	mu     sync.Mutex // guards topics
 	topics map[string]*topicState
+
+	tickLog ratelog.Limiter // with TopicOwners: ticks whose state could not be saved
 }
 
 // topicState is one topic's state and queue.
@@ -75,6 +89,11 @@ type topicState struct {
 	tick    Timer // pending tick; nil when none
 	grace   Timer // pending terminate; nil when none
 	ended   bool  // terminated: the next join makes a new topicState
+	owner   bool  // with TopicOwners: this node holds the lease (calls run here, ticks are armed)
+
+	// With TopicOwners, drain's own (read and written by the goroutine running jobs):
+	lease string // the lease state was loaded under; "" when this node does not own the topic
+	stale bool   // a save failed: read the state back before the next job
 }
 
 func (s *topicStates) init(e *Engine) {
@@ -90,11 +109,15 @@ func (s *topicStates) joined(c *channel, params []byte) {
 	}
 	s.mu.Lock()
 	t := s.topics[c.topic]
-	if t == nil {
+	created := t == nil
+	if created {
 		t = &topicState{ts: s, topic: c.topic, file: c.file, params: params}
 		s.topics[c.topic] = t
 	}
 	s.mu.Unlock()
+	if owners := s.e.cfg.TopicOwners; created && owners != nil {
+		owners.Want(c.topic, t)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.file = c.file
@@ -125,7 +148,9 @@ func (s *topicStates) left(c *channel) {
 	if t.subs > 0 {
 		return
 	}
-	if t.tick != nil {
+	// With TopicOwners the owner ticks on through the grace: other nodes may have
+	// subscribers, and they take the topic over only once this node lets it go.
+	if t.tick != nil && s.e.cfg.TopicOwners == nil {
 		t.tick.Stop()
 		t.tick = nil
 	}
@@ -152,6 +177,9 @@ func (c *channel) Call(msg []byte) ([]byte, error) {
 	t := c.e.states.get(c.topic)
 	if t == nil {
 		return nil, fmt.Errorf("the script of %s keeps no topic state (define handle_call)", c.topic)
+	}
+	if c.e.cfg.TopicOwners != nil {
+		return t.callShared(c.e.ctx, c, msg)
 	}
 	return t.call(c.e.ctx, c, msg)
 }
@@ -217,6 +245,10 @@ func (t *topicState) drain() {
 // elsewhere).
 func (t *topicState) run(file *scriptFile, j stateJob) {
 	e := t.ts.e
+	if e.cfg.TopicOwners != nil {
+		t.runShared(file, j)
+		return
+	}
 	script := file.script()
 	state, err := t.ensureInit(script)
 	switch j.kind {
@@ -276,33 +308,40 @@ func (t *topicState) setState(state []byte) {
 
 // terminate runs terminate and forgets the state, unless a channel joined meanwhile.
 func (t *topicState) terminate(script *luabind.Script, state []byte, initErr error) {
-	s := t.ts
-	s.mu.Lock()
-	t.mu.Lock()
-	if t.subs > 0 || t.grace != nil {
-		t.mu.Unlock()
-		s.mu.Unlock()
+	if !t.end() || initErr != nil || state == nil {
 		return
 	}
+	if err := script.Terminate(t.ts.e.ctx, t.topic, state); err != nil {
+		t.logError(script, "terminate", err)
+	}
+}
+
+// end forgets the topic's state, unless a channel joined meanwhile (false).
+func (t *topicState) end() bool {
+	s := t.ts
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.subs > 0 || t.grace != nil {
+		return false
+	}
 	t.ended = true
+	if t.tick != nil {
+		t.tick.Stop()
+		t.tick = nil
+	}
 	if s.topics[t.topic] == t {
 		delete(s.topics, t.topic)
 	}
-	t.mu.Unlock()
-	s.mu.Unlock()
-	if initErr != nil || state == nil {
-		return
-	}
-	if err := script.Terminate(s.e.ctx, t.topic, state); err != nil {
-		t.logError(script, "terminate", err)
-	}
+	return true
 }
 
 // armTickLocked schedules the next tick, when the script ticks. t.mu must be held.
 func (t *topicState) armTickLocked() {
 	ms := t.file.script().Tick()
-	if ms <= 0 || t.tick != nil {
-		return
+	if ms <= 0 || t.tick != nil || (t.ts.e.cfg.TopicOwners != nil && !t.owner) {
+		return // with TopicOwners, only the owner ticks
 	}
 	var tm Timer
 	tm = t.ts.e.cfg.Clock.AfterFunc(time.Duration(ms)*time.Millisecond, func() {

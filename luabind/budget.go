@@ -118,6 +118,28 @@ func (b *budget) disarm() {
 	heapLeave()
 }
 
+// wait runs f, a wait for something other than the call's own work (socket:call waiting
+// for the topic's state, perhaps on another node), with the call's clock stopped: its
+// deadline moves by the time f took. The caller's context still ends it.
+func (b *budget) wait(f func()) {
+	b.due.Store(0) // the watchdog leaves it alone meanwhile
+	start := time.Now()
+	f()
+	waited := time.Since(start)
+	b.mu.Lock()
+	if b.armed && b.err == nil {
+		b.deadline = b.deadline.Add(waited)
+		if dl, ok := b.parent.Deadline(); ok && dl.Before(b.deadline) {
+			b.deadline = dl
+		}
+	}
+	dl, armed := b.deadline, b.armed
+	b.mu.Unlock()
+	if armed {
+		b.due.Store(max(monoSince(dl), 1))
+	}
+}
+
 // unwatch stops watching the last parent.
 func (b *budget) unwatch() {
 	if b.stopWatch != nil {

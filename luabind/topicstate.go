@@ -266,7 +266,14 @@ func socketCall(L *lua.LState) int {
 	if !ok {
 		L.RaiseError("socket:call is not available on this server")
 	}
-	reply, err := c.Call(msg)
+	var reply []byte
+	var err error
+	call := func() { reply, err = c.Call(msg) }
+	if b, ok := L.Context().(*budget); ok {
+		b.wait(call) // waiting for the topic's turn, or its owner, is not this callback's CPU
+	} else {
+		call()
+	}
 	if err != nil {
 		L.Push(lua.LNil)
 		L.Push(lua.LString(fmt.Sprintf("socket:call: %s", err)))

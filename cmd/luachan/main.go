@@ -96,9 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // node is one running luachan: its parts, each nil until started.
 type node struct {
 	log      *slog.Logger
-	pubsub   broker         // nil with -pubsub memory
-	presence replica        // likewise
-	history  *redis.History // nil but with Redis: topic histories in Redis
+	pubsub   broker             // nil with -pubsub memory
+	presence replica            // likewise
+	history  *redis.History     // nil but with Redis: topic histories in Redis
+	states   *redis.TopicStates // nil but with Redis: topic states shared between the nodes
 	hub      *hub.Hub
 	eng      *engine.Engine
 	stopHup  func()           // stops and waits for reloadOnHangup
@@ -161,6 +162,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		Store:         kv,
 		Presence:      replica,
 		History:       n.startHistory(ctx),
+		TopicOwners:   n.startTopicStates(ctx),
 		Secret:        []byte(cfg.Secret),
 	}); err != nil {
 		return usagef("luachan: %v", err)
@@ -218,8 +220,8 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 //  2. close every socket with 1012 (the hub), which ends each of its channels;
 //  3. wait for the channels' leave, then stop the watcher and workers (the engine);
 //  4. finish the HTTP requests in flight (API calls);
-//  5. let go of Redis: the history appends queued, the presence heartbeat, then the
-//     publisher's queue and the client.
+//  5. let go of Redis: the history appends queued, the topic-state leases, the presence
+//     heartbeat, then the publisher's queue and the client.
 //
 // Steps 2 to 4 end by drain; the whole ends by total even if Redis does not answer, so
 // that the process exits on time (SPEC section 1).
@@ -255,6 +257,7 @@ func (n *node) stop(drain, total time.Duration) {
 		}
 	}
 	n.stopHistory(stopCtx)
+	n.stopTopicStates(stopCtx)
 	if n.presence != nil {
 		if err := n.presence.Close(stopCtx); err != nil {
 			n.log.Warn("presence heartbeat not removed: other nodes drop this node's presences within the TTL", "err", err)

@@ -2,8 +2,10 @@
 // the hub.PubSub that carries broadcasts between the nodes; Presence, the
 // presence.Replica that shares presence entries and removes those of dead nodes;
 // Store, luachan.store kept in Redis; and History, the topics' histories (SPEC section
-// 10), whose append script positions, keeps and publishes a broadcast in one step. All
-// four share one client, owned by PubSub.
+// 10), whose append script positions, keeps and publishes a broadcast in one step; and
+// TopicStates, the topic states of SPEC section 11, each owned by one node at a time under
+// a lease, saved after every change, with the other nodes' calls forwarded to the owner.
+// All five share one client, owned by PubSub.
 //
 // It implements interfaces its consumers declare (hub.PubSub, presence.Replica,
 // luabind.Store) and imports neither the engine nor luabind; cmd/luachan wires it. Another
@@ -14,6 +16,8 @@
 //
 //	PubSub.mu      the wanted topics, the subscription batches and the connection state
 //	Presence.mu    this node's own entries, to write them again after an outage
+//	leaseEntry.op  one topic's lease steps and its Owned and Lost calls; before TopicStates.mu
+//	TopicStates.mu the wanted topics and the forwarded calls waiting for replies; a leaf
 //	ratelog.Limiter.mu  one rate-limited log line's counters; a leaf
 //
 // The hub calls PubSub.Subscribe and Unsubscribe holding a registry shard's subMu, so
@@ -32,6 +36,9 @@
 // Presence.Start starts its heartbeat and janitor (loop); Presence.Close, called before
 // PubSub.Close (which closes the client they share), stops it and removes the heartbeat.
 // History.Start starts its appender (appendLoop); History.Close, also before PubSub.Close,
-// appends what is queued and stops it. History.Subscribed reads PubSub.mu's subscription
+// appends what is queued and stops it. TopicStates.Start subscribes to the node's own
+// channel and starts the lease loop, the reader of that channel and the replier;
+// TopicStates.Close, also before PubSub.Close, stops them and lets the node's leases go.
+// History.Subscribed reads PubSub.mu's subscription
 // state, as Subscribe does.
 package redis

@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memOwners is a TopicOwners of one node that always holds the lease it gives, with a
+// store whose saves can be made to fail.
+type memOwners struct {
+	mu       sync.Mutex
+	lease    string // the lease the store honours
+	saved    []byte
+	replies  map[string][]byte // by call id
+	failSave bool
+	hold     chan struct{} // when not nil, Save says so on held, then waits for it to close
+	held     chan struct{}
+}
+
+func (m *memOwners) Want(topic string, o TopicOwner) {
+	m.mu.Lock()
+	lease, saved := m.lease, m.saved
+	m.mu.Unlock()
+	o.Owned(lease, saved)
+}
+
+func (m *memOwners) Unwant(context.Context, string, TopicOwner) (bool, error) { return true, nil }
+
+func (m *memOwners) Save(_ context.Context, _, lease string, state []byte, callID string, reply []byte) (bool, error) {
+	m.mu.Lock()
+	hold, held := m.hold, m.held
+	m.mu.Unlock()
+	if hold != nil {
+		held <- struct{}{}
+		<-hold
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.failSave:
+		return false, errors.New("store down")
+	case lease != m.lease:
+		return false, nil
+	}
+	m.saved = state
+	if callID != "" {
+		m.replies[callID] = reply
+	}
+	return true, nil
+}
+
+func (m *memOwners) Load(_ context.Context, _, lease string) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saved, lease == m.lease, nil
+}
+
+func (m *memOwners) Forward(context.Context, string, []byte) ([]byte, bool, error) {
+	return nil, false, errors.New("no other node in this test")
+}
+
+func (m *memOwners) savedState() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return string(m.saved)
+}
+
+func (m *memOwners) set(f func(m *memOwners)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m)
+}
+
+const counterLua = `local ts = { topic = "ts:*" }
+function ts.init(topic, params) return { n = 0 } end
+function ts.join(topic, payload, socket) return true end
+function ts.handle_in(event, payload, socket)
+  local r, err = socket:call({ op = event })
+  if r == nil then return "error", { reason = err } end
+  return "ok", r
+end
+function ts.handle_call(msg, state, socket)
+  if msg.op == "add" then state.n = state.n + 1 end
+  if msg.tell then socket:push("added", { n = state.n, by = socket.id }) end
+  return { n = state.n }, state
+end
+return ts
+`
+
+// TestTopicOwnersSave: with TopicOwners, a call's new state is saved before its reply;
+// a failed save is an error to the caller and leaves the state as last saved; a lease
+// the store no longer honours runs nothing more; a forwarded call runs only under the
+// lease it was sent for, and its reply is saved with the state.
+func TestTopicOwnersSave(t *testing.T) {
+	m := &memOwners{lease: "L1", replies: map[string][]byte{}}
+	r := startRigWith(t, map[string]string{"ts.lua": counterLua}, Config{TopicOwners: m})
+	c := r.dial(t)
+	c.join("ts:a", "1")
+	c.send(`["1","2","ts:a","add",{}]`)
+	c.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+	if saved := m.savedState(); saved != `{"n":1}` {
+		t.Fatalf("saved %s, want {\"n\":1}", saved)
+	}
+
+	m.set(func(m *memOwners) { m.failSave = true })
+	c.send(`["1","3","ts:a","add",{}]`)
+	reply := string(c.readFrame("the failed add's reply"))
+	if !strings.Contains(reply, `"status":"error"`) || !strings.Contains(reply, "could not be saved") {
+		t.Fatalf("add with the store down: %s; want an error saying the state was not saved", reply)
+	}
+	m.set(func(m *memOwners) { m.failSave = false })
+	c.send(`["1","4","ts:a","get",{}]`)
+	c.expect(`["1","4","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+	c.send(`["1","5","ts:a","add",{}]`)
+	c.expect(`["1","5","ts:a","phx_reply",{"status":"ok","response":{"n":2}}]`)
+
+	// A forwarded call for another lease is not run: moved.
+	ts := r.eng.states.get("ts:a")
+	type answer struct {
+		reply []byte
+		moved bool
+		err   error
+	}
+	got := make(chan answer, 1)
+	done := func(reply []byte, moved bool, err error) { got <- answer{reply, moved, err} }
+	ts.Call("L0", "c1", []byte(`{"m":{"op":"add"}}`), time.Second, done)
+	if a := <-got; !a.moved || a.err != nil {
+		t.Fatalf("a call for an old lease: %+v; want moved", a)
+	}
+	// One for this node's lease runs, with a socket standing for the caller's; the sends
+	// made on it come back with the reply.
+	ts.Call("L1", "c2", []byte(`{"m":{"op":"add","tell":true},"id":"s1","j":"7"}`), time.Second, done)
+	a := <-got
+	var fr forwardedReply
+	if a.moved || a.err != nil || json.Unmarshal(a.reply, &fr) != nil || string(fr.Reply) != `{"n":3}` || len(fr.Sends) != 1 {
+		t.Fatalf("a forwarded call: %s %+v; want n 3 and one push", a.reply, a)
+	}
+	var pushed map[string]any
+	if f := fr.Sends[0]; f.Kind != sendKindPush || f.Event != "added" || json.Unmarshal(f.Data, &pushed) != nil ||
+		!reflect.DeepEqual(pushed, map[string]any{"n": 3.0, "by": "s1"}) {
+		t.Fatalf("the forwarded call's push: %+v (%s); want added {n=3, by=s1}", f, f.Data)
+	}
+	m.mu.Lock()
+	saved := string(m.replies["c2"])
+	m.mu.Unlock()
+	if saved != string(a.reply) {
+		t.Fatalf("the forwarded call's reply saved with the state: %q, want %q", saved, a.reply)
+	}
+
+	// The store gave the lease to another node: the call is not applied.
+	m.set(func(m *memOwners) { m.lease = "L2" })
+	c.send(`["1","6","ts:a","add",{}]`)
+	reply = string(c.readFrame("the add after the lease moved"))
+	if !strings.Contains(reply, `"status":"error"`) || !strings.Contains(reply, "no longer owns") {
+		t.Fatalf("add after the lease moved: %s; want an error saying so", reply)
+	}
+	if saved := m.savedState(); saved != `{"n":3}` {
+		t.Fatalf("saved %s after the lease moved, want {\"n\":3}", saved)
+	}
+}
+
+// TestTopicOwnersCallTimeout: a call still queued when its caller's time is up never
+// runs, and a caller whose call is running when its time is up gets that call's
+// result: no call applies while its caller hears it failed.
+func TestTopicOwnersCallTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the 5 s call timeout")
+	}
+	m := &memOwners{lease: "L1", replies: map[string][]byte{}}
+	r := startRigWith(t, map[string]string{"ts.lua": counterLua}, Config{TopicOwners: m})
+	running, queued := r.dial(t), r.dial(t)
+	running.join("ts:a", "1")
+	queued.join("ts:a", "1")
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	m.set(func(m *memOwners) { m.hold, m.held = hold, held })
+	running.send(`["1","2","ts:a","add",{}]`) // its save waits on hold
+	select {
+	case <-held:
+	case <-time.After(rigTimeout):
+		t.Fatal("the first call did not reach its save")
+	}
+	queued.send(`["1","2","ts:a","add",{}]`) // queued behind it until both time out
+	_ = queued.conn.SetReadDeadline(time.Now().Add(callTimeout + rigTimeout))
+	if _, data, err := queued.conn.ReadMessage(); err != nil || !strings.Contains(string(data), "topic state call timed out") {
+		t.Fatalf("the queued call: %s %v; want its time-out", data, err)
+	}
+	m.set(func(m *memOwners) { m.hold = nil })
+	close(hold)
+	running.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+	running.send(`["1","3","ts:a","get",{}]`)
+	running.expect(`["1","3","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+}

@@ -1,0 +1,64 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The scripts of TopicStates (topicstate.go). Each takes a topic's keys, which share
+// the topic's hash tag, so that they run on a Redis Cluster too. Redis's TIME is the
+// clock of the interest set, so that the nodes' own clocks need not agree.
+
+// leaseCycle is one lease step of a node that wants a topic: it marks the node
+// interested for three leases, then renews the lease when the node holds it (ARGV[1],
+// with held "1"), returning {1}; takes it with ARGV[1] as the new lease when it is free
+// and the node held none, returning {2, saved state or nil}; else {0}: held by another
+// node, or the lease the node held is gone.
+// KEYS: lease, state, interest set. ARGV: lease, lease ms, state keep ms, node, held.
+var leaseCycle = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[3], now + 3 * lease, ARGV[4])
+redis.call('PEXPIRE', KEYS[3], 3 * lease)
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], lease)
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return {1}
+end
+if cur or ARGV[5] == '1' then return {0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', lease)
+return {2, redis.call('GET', KEYS[2])}
+`)
+
+// saveState stores a topic's state (and, with a third key, a forwarded call's reply)
+// while ARGV[1] is the topic's lease: 1, else 0.
+// KEYS: lease, state[, reply]. ARGV: lease, state, state keep ms, reply, reply keep ms.
+var saveState = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end
+return 1
+`)
+
+// loadState returns {1, saved state or nil} while ARGV[1] is the topic's lease, else {0}.
+// KEYS: lease, state. ARGV: lease.
+var loadState = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+return {1, redis.call('GET', KEYS[2])}
+`)
+
+// releaseLease lets a topic's lease go. With mode "unwant" or "shutdown" the node
+// (ARGV[2]) leaves the interest set first; with "handover" it stays. Returns 0 when the
+// node did not hold the lease (ARGV[1]), 1 when it let it go, and 2 when, with
+// "unwant", no other node wants the topic either: the saved state is deleted too.
+// KEYS: lease, state, interest set. ARGV: lease ("" for none), node, mode.
+var releaseLease = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] ~= 'handover' then redis.call('ZREM', KEYS[3], ARGV[2]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if ARGV[1] == '' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[3] ~= 'unwant' or redis.call('ZCARD', KEYS[3]) > 0 then return 1 end
+redis.call('DEL', KEYS[2])
+return 2
+`)

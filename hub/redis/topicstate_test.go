@@ -1,0 +1,172 @@
+package redis_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/luachan/luachan/hub/redis"
+	"github.com/luachan/luachan/internal/hubtest"
+)
+
+// fakeOwner is a topic's state on one test node: a call's msg becomes the state, and
+// its reply names the node.
+type fakeOwner struct {
+	ts    *redis.TopicStates
+	topic string
+	name  string
+
+	mu    sync.Mutex
+	lease string
+	state []byte
+	taken int
+}
+
+func (f *fakeOwner) Owned(lease string, state []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lease, f.state = lease, state
+	f.taken++
+}
+
+func (f *fakeOwner) Lost(lease string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lease == lease {
+		f.lease = ""
+	}
+}
+
+func (f *fakeOwner) Call(lease, id string, msg []byte, _ time.Duration, done func([]byte, bool, error)) {
+	go func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if lease != f.lease {
+			done(nil, true, nil)
+			return
+		}
+		reply := []byte(`{"by":"` + f.name + `"}`)
+		ok, err := f.ts.Save(context.Background(), f.topic, lease, msg, id, reply)
+		if err != nil || !ok {
+			done(nil, false, err)
+			return
+		}
+		f.state = msg
+		done(reply, false, nil)
+	}()
+}
+
+func (f *fakeOwner) held() (string, []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lease, f.state
+}
+
+// startTopicStates dials url and starts topic states on it, closed when the test ends.
+func startTopicStates(tb testing.TB, url string) *redis.TopicStates {
+	tb.Helper()
+	ps, err := redis.Dial(context.Background(), redis.Config{URL: url, Logger: testLogger(tb)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ps.Close(context.Background()) })
+	ts := ps.TopicStates(0)
+	ts.Start(context.Background())
+	tb.Cleanup(func() { _ = ts.Close(context.Background()) })
+	return ts
+}
+
+func TestTopicStatesOwnerAndForward(t *testing.T) {
+	rs := startRedis(t)
+	const topic = "g:1"
+	a, b := startTopicStates(t, rs.url()), startTopicStates(t, rs.url())
+	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
+	fb := &fakeOwner{ts: b, topic: topic, name: "b"}
+	a.Want(topic, fa)
+	b.Want(topic, fb)
+	var own, other *fakeOwner
+	hubtest.WaitFor(t, "one node to take the lease", func() bool {
+		la, _ := fa.held()
+		lb, _ := fb.held()
+		switch {
+		case la != "" && lb != "":
+			t.Fatalf("both nodes hold the lease: %s and %s", la, lb)
+		case la != "":
+			own, other = fa, fb
+		case lb != "":
+			own, other = fb, fa
+		}
+		return own != nil
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The owner runs its own calls.
+	if _, here, err := own.ts.Forward(ctx, topic, []byte(`{}`)); !here || err != nil {
+		t.Fatalf("Forward on the owner: here %v, err %v; want here", here, err)
+	}
+	// The other node's call is run by the owner, and answered with its reply.
+	reply, here, err := other.ts.Forward(ctx, topic, []byte(`{"x":1}`))
+	if err != nil || here || string(reply) != `{"by":"`+own.name+`"}` {
+		t.Fatalf("Forward from the other node: %s, here %v, err %v; want the owner's reply", reply, here, err)
+	}
+	if _, st := own.held(); string(st) != `{"x":1}` {
+		t.Fatalf("the owner's state is %s, want the forwarded call's", st)
+	}
+	// A lease that is not the holder's saves nothing.
+	if ok, err := other.ts.Save(ctx, topic, "not-a-lease", []byte(`{"x":2}`), "", nil); ok || err != nil {
+		t.Fatalf("Save with a stale lease: ok %v, err %v; want refused", ok, err)
+	}
+
+	// The owner stops: the other node takes the topic over from the saved state.
+	if err := own.ts.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, "the other node to take the lease over", func() bool {
+		l, _ := other.held()
+		return l != ""
+	})
+	if _, st := other.held(); string(st) != `{"x":1}` {
+		t.Fatalf("the new owner starts from %s, want the saved {\"x\":1}", st)
+	}
+}
+
+func TestTopicStatesUnwant(t *testing.T) {
+	rs := startRedis(t)
+	const topic = "g:2"
+	a, b := startTopicStates(t, rs.url()), startTopicStates(t, rs.url())
+	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
+	a.Want(topic, fa)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := fa.held(); return l != "" })
+	lease, _ := fa.held()
+	ctx := context.Background()
+	if ok, err := a.Save(ctx, topic, lease, []byte(`{"n":1}`), "", nil); !ok || err != nil {
+		t.Fatalf("Save: %v %v", ok, err)
+	}
+
+	// With another node wanting the topic, Unwant hands the lease and state over.
+	fb := &fakeOwner{ts: b, topic: topic, name: "b"}
+	b.Want(topic, fb)
+	rc := rs.client(t)
+	hubtest.WaitFor(t, "b's lease step (its interest in the topic)", func() bool {
+		return rc.ZCard(ctx, "luachan:ts:{"+topic+"}:nodes").Val() == 2
+	})
+	if last, err := a.Unwant(ctx, topic, fa); last || err != nil {
+		t.Fatalf("Unwant with b interested: last %v, err %v; want a hand-over", last, err)
+	}
+	hubtest.WaitFor(t, "b to take the lease", func() bool { l, _ := fb.held(); return l != "" })
+	if _, st := fb.held(); string(st) != `{"n":1}` {
+		t.Fatalf("b starts from %s, want {\"n\":1}", st)
+	}
+	// The last node's Unwant ends the topic: the saved state goes.
+	if last, err := b.Unwant(ctx, topic, fb); !last || err != nil {
+		t.Fatalf("the last Unwant: last %v, err %v; want last", last, err)
+	}
+	fa2 := &fakeOwner{ts: a, topic: topic, name: "a"}
+	a.Want(topic, fa2)
+	hubtest.WaitFor(t, "the lease again", func() bool { l, _ := fa2.held(); return l != "" })
+	if _, st := fa2.held(); st != nil {
+		t.Fatalf("after the topic ended, the state is %s; want none", st)
+	}
+}
