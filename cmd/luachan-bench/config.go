@@ -60,7 +60,8 @@ type config struct {
 
 	clients int  // rpc
 	call    bool // rpc: through socket:call and handle_call
-	topics  int  // rpc: topics the clients are spread over
+	topics  int  // rpc, idle: topics the clients are spread over
+	tick    bool // idle: the topics keep a state that ticks at 10 Hz
 	p99     time.Duration
 	search  bool
 	steps   int
@@ -126,6 +127,8 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 	case "idle":
 		fs.IntVar(&cfg.conns, "conns", 1000, "joined connections to hold")
 		fs.DurationVar(&cfg.hold, "hold", 10*time.Second, "how long to hold them before reading the server's memory")
+		fs.IntVar(&cfg.topics, "topics", 1, "topics the connections are spread over, connection i on topic i % topics")
+		fs.BoolVar(&cfg.tick, "tick", false, "join bench_tick.lua's topics, whose state ticks 10 times a second (luachan only)")
 	case "recover":
 		fs.IntVar(&cfg.clients, "clients", 1000, "clients that join, leave and rejoin at once with since")
 		fs.IntVar(&cfg.msgs, "msgs", 100, "broadcasts sent while they are away (POST /api/broadcast on the first node)")
@@ -237,8 +240,10 @@ func (c *config) check() error {
 		return fmt.Errorf("-local-ips must be 1..%d", maxLocalAddrs)
 	case c.dialers < 1 || c.concurrency < 0:
 		return errors.New("-dialers and -concurrency must be positive")
-	case c.mode == "rpc" && (c.topics < 1 || c.topics > c.clients):
-		return errors.New("-topics must be 1..-clients")
+	case c.mode == "rpc" && (c.topics < 1 || c.topics > c.clients), c.mode == "idle" && (c.topics < 1 || c.topics > c.conns):
+		return errors.New("-topics must be 1..the connections (-clients, -conns)")
+	case c.tick && slices.Contains(c.targets, "ceiling"):
+		return errors.New("-targets: the ceiling has no topic state; -tick measures luachan")
 	case c.call && slices.Contains(c.targets, "ceiling"):
 		return errors.New("-targets: the ceiling has no socket:call; -call measures luachan")
 	case c.steps < 0 || c.steps > maxSteps:
@@ -291,6 +296,7 @@ func (c *config) params() map[string]any {
 		p["call"], p["topics"] = c.call, c.topics
 	case "idle":
 		p["conns"], p["hold"], p["heartbeat"] = c.conns, c.hold.String(), c.heartbeat.String()
+		p["topics"], p["tick"] = c.topics, c.tick
 	case "joins":
 		p["joins"], p["concurrency"] = c.joins, c.concurrency
 	case "recover":

@@ -85,7 +85,11 @@ func (w *idleWorker) close() {
 func runIdle(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error) {
 	time.Sleep(idleSettle)
 	base, baseErr := procRSS(srv.pid)
-	ws, err := setupWorkers(ctx, cfg, cfg.conns, job{Mode: "idle", URL: wsURL(srv.addr), Topic: topicFor(target, "idle")}, stderr)
+	topic := topicFor(target, "idle")
+	if cfg.tick {
+		topic = "bench_tick:idle"
+	}
+	ws, err := setupWorkers(ctx, cfg, cfg.conns, job{Mode: "idle", URL: wsURL(srv.addr), Topic: topic, Topics: cfg.topics}, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +124,10 @@ func runIdle(ctx context.Context, cfg *config, target string, srv *server, stder
 		Extra: map[string]any{
 			"heartbeat_replies": r.Ops,
 		},
+	}
+	if srvOK && cfg.hold > 0 {
+		// the server's CPU while the connections sat: heartbeats, and with -tick the ticks
+		out.Extra["server_cpu_ms_per_s"] = float64(srvUsed.Microseconds()) / 1000 / cfg.hold.Seconds()
 	}
 	srv.noteWarnings(out.Extra)
 	out.fill(histSnap{}, srvUsed, srvOK, 0)

@@ -425,3 +425,19 @@ func TestTopicOf(t *testing.T) {
 		t.Errorf("one topic: %q", got)
 	}
 }
+
+// TestIdleTick: idle -tick joins bench_tick.lua's ticking topics, spread over -topics,
+// and reports the server's CPU per second while they sit.
+func TestIdleTick(t *testing.T) {
+	rep := bench(t, "idle", "-server="+luachanBin, "-targets", "luachan", "-tick", "-conns", "10",
+		"-topics", "5", "-hold", "300ms")
+	if len(rep.Rows) != 1 || rep.Rows[0].Lost != 0 || rep.Rows[0].Ops != 10 {
+		t.Fatalf("rows %+v, want 10 connections held, none lost", rep.Rows)
+	}
+	if _, ok := rep.Rows[0].Extra["server_cpu_ms_per_s"]; !ok {
+		t.Errorf("extra %v: no server_cpu_ms_per_s", rep.Rows[0].Extra)
+	}
+	if rep.Params["tick"] != true || rep.Params["topics"] != 5.0 {
+		t.Errorf("params %v, want tick=true topics=5", rep.Params)
+	}
+}
