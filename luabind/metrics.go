@@ -10,7 +10,37 @@ import (
 // counting on the same CallStats (Options.Stats), so what a scrape reads never goes
 // back. Each call costs two clock reads and three atomic adds, next to a Lua call.
 type CallStats struct {
-	cb [numCallbacks]callCounts
+	cb [numStats]callCounts // by callback; socket.lua's connect has a slot, never used
+}
+
+// The topic-state callbacks (topicstate.go) are counted after the channel callbacks and
+// socket.lua's connect; these are their CallStats indices, never a VM's fns index.
+const (
+	statInit callback = numFns + iota
+	statHandleCall
+	statHandleTick
+	statTerminate
+	numStats
+)
+
+// statNames are the names of what CallStats counts, by index ("" for connect's slot).
+var statNames = func() (n [numStats]string) {
+	copy(n[:], callbackNames[:numCallbacks])
+	n[statInit], n[statHandleCall], n[statHandleTick], n[statTerminate] = "init", "handle_call", "handle_tick", "terminate"
+	return n
+}()
+
+// stateStat is the CallStats index of the topic-state callback name.
+func stateStat(name string) callback {
+	switch name {
+	case "init":
+		return statInit
+	case "handle_call":
+		return statHandleCall
+	case "handle_tick":
+		return statHandleTick
+	}
+	return statTerminate
 }
 
 // callCounts are one callback's calls, failures and a histogram of their durations.
@@ -29,8 +59,16 @@ var DurationBuckets = [...]time.Duration{
 	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
 }
 
-// CallbackNames are the channel callbacks CallStats counts, in Snapshot's order.
-var CallbackNames = callbackNames[:numCallbacks]
+// CallbackNames are the callbacks CallStats counts, in Snapshot's order: the channel
+// callbacks, then the topic-state ones.
+var CallbackNames = func() (names []string) {
+	for _, n := range statNames {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
+}()
 
 // CallSnapshot is one callback's counts at one moment.
 type CallSnapshot struct {
@@ -42,13 +80,17 @@ type CallSnapshot struct {
 
 // Snapshot returns the counts of each callback, in CallbackNames' order.
 func (c *CallStats) Snapshot() []CallSnapshot {
-	out := make([]CallSnapshot, numCallbacks)
+	out := make([]CallSnapshot, 0, len(CallbackNames))
 	for i := range c.cb {
-		cc := &c.cb[i]
-		out[i] = CallSnapshot{Callback: callbackNames[i], Calls: cc.calls.Load(), Errors: cc.errors.Load(), Sum: time.Duration(cc.sumNs.Load())}
-		for b := range cc.buckets {
-			out[i].Buckets[b] = cc.buckets[b].Load()
+		if statNames[i] == "" {
+			continue
 		}
+		cc := &c.cb[i]
+		snap := CallSnapshot{Callback: statNames[i], Calls: cc.calls.Load(), Errors: cc.errors.Load(), Sum: time.Duration(cc.sumNs.Load())}
+		for b := range cc.buckets {
+			snap.Buckets[b] = cc.buckets[b].Load()
+		}
+		out = append(out, snap)
 	}
 	return out
 }

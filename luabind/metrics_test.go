@@ -119,3 +119,46 @@ func TestCallStatsConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestCallStatsTopicState: init, handle_call and handle_tick are counted in rows of their
+// own, after the channel callbacks; a failing handle_call as an error.
+func TestCallStatsTopicState(t *testing.T) {
+	stats := &luabind.CallStats{}
+	s, err := luabind.LoadSource(luabind.Options{Stats: stats}, "ts.lua", []byte(`return { topic = 'a',
+		join = function() return true end,
+		init = function() return { n = 0 } end,
+		handle_call = function(msg, state) if msg == "boom" then error("boom") end return "ok", state end,
+		handle_tick = function(state) return state end, tick = 1000 }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	state, err := s.InitState(ctx, "a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.HandleCall(ctx, discardSocket{}, []byte(`"x"`), state); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.HandleCall(ctx, discardSocket{}, []byte(`"boom"`), state); err == nil {
+		t.Fatal("boom: no error")
+	}
+	if _, err := s.HandleTick(ctx, "a", state); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]uint64{"init": {1, 0}, "handle_call": {2, 1}, "handle_tick": {1, 0}}
+	snap := stats.Snapshot()
+	if len(snap) != len(luabind.CallbackNames) {
+		t.Fatalf("%d rows, want one per name in CallbackNames (%d)", len(snap), len(luabind.CallbackNames))
+	}
+	for i, c := range snap {
+		if c.Callback != luabind.CallbackNames[i] {
+			t.Errorf("row %d is %s, want %s", i, c.Callback, luabind.CallbackNames[i])
+		}
+		w := want[c.Callback]
+		if c.Calls != w[0] || c.Errors != w[1] {
+			t.Errorf("%s: %d calls, %d errors, want %d and %d", c.Callback, c.Calls, c.Errors, w[0], w[1])
+		}
+	}
+}

@@ -178,13 +178,17 @@ func (s *Script) Terminate(ctx context.Context, topic string, state []byte) erro
 // of the state pool, then results while the VM is held.
 func (s *Script) runState(ctx context.Context, name string, sock Socket, results func(*vm, *lua.LFunction) error, args ...lua.LValue) (err error) {
 	s.calls.Add(1)
+	stat := stateStat(name)
 	p := s.statePool()
 	v, err := p.get(ctx)
 	if err != nil {
 		s.failed.Add(1)
+		s.stats.refused(stat)
 		return err
 	}
+	v.cb, v.started = stat, monoNow()
 	defer func() {
+		s.stats.observe(v, err != nil) // before v goes back to the pool
 		p.put(v)
 		if err != nil {
 			s.failed.Add(1)
