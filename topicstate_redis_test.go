@@ -177,6 +177,15 @@ func forwardedAcrossNodes(t *testing.T, url string) {
 	if n := nodes[other].log.count(logLeaseTaken, "topic="+topic); n != 0 {
 		t.Fatalf("node %d took the lease of %s too (%d times): two owners", other, topic, n)
 	}
+	// /metrics: the owner holds the one lease; the other node forwarded its calls.
+	mo, mf := scrapeMetrics(t, nodes[own]), scrapeMetrics(t, nodes[other])
+	if mo["luachan_topic_states_owned"] != 1 || mf["luachan_topic_states_owned"] != 0 ||
+		mf["luachan_calls_forwarded_total"] < each || mo["luachan_calls_forwarded_total"] != 0 ||
+		mo["luachan_topic_state_save_failures_total"] != 0 || mf["luachan_call_errors_total"] != 0 {
+		t.Fatalf("metrics: owner owned %v forwarded %v save failures %v; other owned %v forwarded %v (want >= %d) call errors %v",
+			mo["luachan_topic_states_owned"], mo["luachan_calls_forwarded_total"], mo["luachan_topic_state_save_failures_total"],
+			mf["luachan_topic_states_owned"], mf["luachan_calls_forwarded_total"], each, mf["luachan_call_errors_total"])
+	}
 
 	// handle_call's socket, for a forwarded call, pushes to the caller and broadcasts
 	// as its channel would.

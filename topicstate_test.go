@@ -163,6 +163,11 @@ func TestTopicState(t *testing.T) {
 			t.Fatalf("boom: %s %v %v; want an error naming ts.lua:18", status, r, err)
 		}
 		srv.log.waitFor(t, readTimeout, `callback=handle_call`, `ts.lua:18`)
+		m := metricWithin(t, srv, "luachan_call_errors_total", "1", func(v float64) bool { return v == 1 })
+		if m["luachan_calls_total"] < clients*calls+2 || m["luachan_topic_states"] != 1 || m["luachan_topic_states_owned"] != 0 {
+			t.Errorf("metrics: calls %v (want at least %d), topic states %v (want 1), owned %v (want 0: no Redis)",
+				m["luachan_calls_total"], clients*calls+2, m["luachan_topic_states"], m["luachan_topic_states_owned"])
+		}
 		if n := get(socks[1], "ts:a")["n"]; n != float64(clients*calls) {
 			t.Fatalf("the counter is %v after a failed call; want %d", n, clients*calls)
 		}

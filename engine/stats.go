@@ -25,6 +25,11 @@ type counters struct {
 
 	connectsRefused atomic.Uint64 // sockets socket.lua's connect refused
 	connectErrors   atomic.Uint64 // sockets refused because connect raised or ran out of time
+
+	calls          atomic.Uint64 // socket:calls made on this node
+	callErrors     atomic.Uint64 // socket:calls answered with an error
+	callsForwarded atomic.Uint64 // socket:calls sent to the owner on another node (each try)
+	saveFailures   atomic.Uint64 // topic states not saved (store failed, or the lease was gone)
 }
 
 // Stats is a snapshot of the engine's gauges and counters, for /metrics.
@@ -45,6 +50,13 @@ type Stats struct {
 
 	ConnectsRefused uint64 // sockets socket.lua's connect refused (403)
 	ConnectErrors   uint64 // sockets refused because connect raised or ran out of time
+
+	TopicStates    int    // topics whose state this node keeps now (owner or not)
+	TopicsOwned    int    // with TopicOwners: those whose lease this node holds
+	Calls          uint64 // socket:calls made on this node
+	CallErrors     uint64 // socket:calls answered with an error
+	CallsForwarded uint64 // socket:calls sent to the owner on another node
+	SaveFailures   uint64 // topic states not saved: the change not applied
 }
 
 // Stats returns the engine's current gauges and counters.
@@ -52,6 +64,7 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	n := len(e.files)
 	e.mu.Unlock()
+	states, owned := e.states.counts()
 	return Stats{
 		Scripts:      n,
 		Channels:     e.count.channels.Load(),
@@ -69,6 +82,13 @@ func (e *Engine) Stats() Stats {
 
 		ConnectsRefused: e.count.connectsRefused.Load(),
 		ConnectErrors:   e.count.connectErrors.Load(),
+
+		TopicStates:    states,
+		TopicsOwned:    owned,
+		Calls:          e.count.calls.Load(),
+		CallErrors:     e.count.callErrors.Load(),
+		CallsForwarded: e.count.callsForwarded.Load(),
+		SaveFailures:   e.count.saveFailures.Load(),
 	}
 }
 

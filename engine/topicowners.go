@@ -134,6 +134,7 @@ func (t *topicState) callShared(ctx context.Context, sock luabind.Socket, msg []
 				return nil, err
 			}
 		}
+		t.ts.e.count.callsForwarded.Add(1)
 		reply, here, err := owners.Forward(ctx, t.topic, forward)
 		switch {
 		case here:
@@ -321,6 +322,9 @@ func (t *topicState) sharedState(script *luabind.Script) ([]byte, error) {
 func (t *topicState) save(state []byte, callID string, reply []byte) error {
 	e := t.ts.e
 	ok, err := e.cfg.TopicOwners.Save(e.ctx, t.topic, t.lease, state, callID, reply)
+	if err != nil || !ok {
+		e.count.saveFailures.Add(1)
+	}
 	switch {
 	case err != nil:
 		t.stale = true

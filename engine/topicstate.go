@@ -173,7 +173,13 @@ func (s *topicStates) get(topic string) *topicState {
 }
 
 // Call is socket:call(msg): handle_call on the topic's state, its reply back.
-func (c *channel) Call(msg []byte) ([]byte, error) {
+func (c *channel) Call(msg []byte) (reply []byte, err error) {
+	c.e.count.calls.Add(1)
+	defer func() {
+		if err != nil {
+			c.e.count.callErrors.Add(1)
+		}
+	}()
 	t := c.e.states.get(c.topic)
 	if t == nil {
 		return nil, fmt.Errorf("the script of %s keeps no topic state (define handle_call)", c.topic)
@@ -182,6 +188,21 @@ func (c *channel) Call(msg []byte) ([]byte, error) {
 		return t.callShared(c.e.ctx, c, msg)
 	}
 	return t.call(c.e.ctx, c, msg)
+}
+
+// counts returns how many topic states this node keeps, and of those how many it owns
+// (with TopicOwners), for Stats.
+func (s *topicStates) counts() (states, owned int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.topics {
+		t.mu.Lock()
+		if t.owner {
+			owned++
+		}
+		t.mu.Unlock()
+	}
+	return len(s.topics), owned
 }
 
 // call queues a call and waits for its result.
