@@ -87,7 +87,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	str(&cfg.Addr, "addr", "LUACHAN_ADDR", ":4000", "listen address")
 	str(&cfg.Scripts, "scripts", "LUACHAN_SCRIPTS", "scripts/examples", "folder of channel scripts, watched for changes")
-	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "where broadcasts and luachan.store live: memory (this process only), or\n"+
+	str(&cfg.PubSub, "pubsub", "LUACHAN_PUBSUB", "memory", "what the nodes share (broadcasts, luachan.store, presence; with Redis also history and topic state):\nmemory (this process only), or\n"+
 		"redis://[user:password@]host:port/db (rediss:// for TLS) to share them between nodes;\n"+
 		"redis+cluster://[user:password@]host:port,host:port,... for a Redis Cluster;\n"+
 		"redis+sentinel://[user:password@]mastername@host:port,host:port,.../db[?sentinel_password=p] through Sentinels;\n"+
