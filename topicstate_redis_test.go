@@ -6,7 +6,6 @@ package luachan_test
 // saved, and no call is lost without its caller hearing of it, or applied twice.
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"syscall"
@@ -93,38 +92,9 @@ const logLeaseTaken = `msg="topic-state lease taken: this node owns the topic"`
 const sharedCallWait = 10 * time.Second
 
 // sharedCall sends event with payload on topic and returns the reply's status and
-// response; err is a broken or silent connection.
+// response, waiting up to sharedCallWait; err is a broken or silent connection.
 func sharedCall(conn *websocket.Conn, topic, ref, event, payload string) (string, map[string]any, error) {
-	msg := fmt.Sprintf(`["1",%q,%q,%q,%s]`, ref, topic, event, payload)
-	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		return "", nil, err
-	}
-	for {
-		_ = conn.SetReadDeadline(time.Now().Add(sharedCallWait))
-		_, data, err := conn.ReadMessage()
-		if err != nil {
-			return "", nil, fmt.Errorf("waiting for the reply to %s %s: %w", event, ref, err)
-		}
-		var f []json.RawMessage
-		if err := json.Unmarshal(data, &f); err != nil || len(f) != 5 {
-			return "", nil, fmt.Errorf("bad frame %s", data)
-		}
-		var gotRef, ev string
-		_ = json.Unmarshal(f[1], &gotRef)
-		_ = json.Unmarshal(f[3], &ev)
-		if ev != "phx_reply" || gotRef != ref {
-			continue
-		}
-		var r struct {
-			Status   string         `json:"status"`
-			Response map[string]any `json:"response"`
-		}
-		if err := json.Unmarshal(f[4], &r); err != nil {
-			return "", nil, err
-		}
-		return r.Status, r.Response, nil
-	}
+	return callWithin(conn, topic, ref, event, payload, sharedCallWait)
 }
 
 // owner returns the index of the node that took topic's lease, waiting for one.

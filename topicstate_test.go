@@ -71,13 +71,20 @@ return tk
 // callReply sends event on topic and returns the reply's status and response. It is safe
 // to call from any goroutine (it returns errors rather than failing the test).
 func callReply(conn *websocket.Conn, topic, ref, event string) (string, map[string]any, error) {
-	msg := fmt.Sprintf(`["1",%q,%q,%q,{}]`, ref, topic, event)
-	_ = conn.SetWriteDeadline(time.Now().Add(readTimeout))
+	return callWithin(conn, topic, ref, event, `{}`, readTimeout)
+}
+
+// callWithin sends event with payload on topic and returns the reply's status and
+// response, skipping broadcasts, waiting up to wait for each frame; err is a broken or
+// silent connection.
+func callWithin(conn *websocket.Conn, topic, ref, event, payload string, wait time.Duration) (string, map[string]any, error) {
+	msg := fmt.Sprintf(`["1",%q,%q,%q,%s]`, ref, topic, event, payload)
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
 		return "", nil, err
 	}
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(readTimeout))
+		_ = conn.SetReadDeadline(time.Now().Add(wait))
 		_, data, err := conn.ReadMessage()
 		if err != nil {
 			return "", nil, fmt.Errorf("waiting for the reply to %s %s: %w", event, ref, err)
