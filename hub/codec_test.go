@@ -112,6 +112,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"binary kind 2", hub.V2, true, "\x02\x00\x00\x01\x01te", false},
 		{"binary overrun", hub.V2, true, "\x00\x00\x00\x01\x05te", false},
 		{"binary bad UTF-8 topic", hub.V2, true, "\x00\x00\x00\x01\x01\xffe", true},
+		{"user push bad UTF-8 in its JSON payload", hub.V2, true, "\x03\x00\x00\x01\x01\x00\x01" + "te" + "{\"\x82\":[]}", true},
+		{"user push bad UTF-8 in its metadata", hub.V2, true, "\x03\x00\x00\x01\x01\x06\x01" + "te" + "{\"\x82\":1}" + "{}", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := hub.Decode([]byte(tc.frame), tc.format, tc.binary, 0)

@@ -72,6 +72,9 @@ func decodeUserPush(data []byte, maxDepth int) (*Message, error) {
 			return nil, badFrame("user broadcast metadata is not a JSON object")
 		}
 	}
+	if !utf8.Valid(payload) { // a text frame is checked whole before it is scanned
+		return nil, ErrBadUTF8
+	}
 	s := scanner{data: payload, maxDepth: maxDepth}
 	if !s.value(1) || !s.end() { // level 2: inside the event's payload object
 		return nil, badFrame("user broadcast payload is not JSON")
