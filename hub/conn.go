@@ -93,6 +93,7 @@ func newConn(h *Hub, nc net.Conn, src io.Reader, f Format, id string, state any,
 	c.rd.in.src = src
 	if src == nil && nc != nil {
 		c.rd.in.src = nc
+		c.rd.in.arm = c.armIdleDeadline
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"strings"
@@ -329,4 +330,61 @@ func TestSessionPanicIsContained(t *testing.T) {
 	c.sendText(`[null,"1","t","e",{}]`)
 	c.expectClose(hub.CloseInternal)
 	c.closedReason()
+}
+
+// TestQuietReaderMoves: a client quiet for restAfter gets its reader moved to a fresh
+// goroutine (with a small stack), and nothing about the connection changes: frames
+// after the move are served, a frame cut short after the move gets the whole idle
+// timeout rather than what is left of restAfter, and the idle timeout counts from the
+// client's last frame.
+func TestQuietReaderMoves(t *testing.T) {
+	if !hub.CanRestRead {
+		t.Skip("no resting read on this system")
+	}
+	hub.SetRestAfter(t, 100*time.Millisecond)
+	const idle = 700 * time.Millisecond
+	ts := startServer(t, hub.Config{IdleTimeout: idle})
+	c := ts.dialRaw(t, "vsn=2.0.0")
+	heartbeat := func(ref string) []byte { return []byte(`[null,"` + ref + `","phoenix","heartbeat",{}]`) }
+	reply := func() {
+		t.Helper()
+		f, err := c.readFrame()
+		if err != nil || f.op != opText || !strings.Contains(string(f.payload), `"ok"`) {
+			t.Fatalf("want a heartbeat reply, got %+v, %v", f, err)
+		}
+	}
+	waitMoves := func(n uint64) {
+		t.Helper()
+		waitFor(t, "the reader to move", func() bool { return hub.RestMoves(ts.hub) >= n })
+	}
+
+	c.send(rawFrame{op: opText, payload: heartbeat("1")})
+	reply()
+	waitMoves(1)
+	c.send(rawFrame{op: opText, payload: heartbeat("2")})
+	reply()
+
+	// A frame in two writes, 3 × restAfter apart, the first within restAfter of the
+	// last frame: the second half must still be read.
+	whole := rawFrame{op: opText, payload: heartbeat("3")}.bytes()
+	if _, err := c.nc.Write(whole[:5]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the pause is the test
+	if _, err := c.nc.Write(whole[5:]); err != nil {
+		t.Fatal(err)
+	}
+	last := time.Now()
+	reply()
+
+	f, err := c.readFrame()
+	if err != nil || f.op != opClose {
+		t.Fatalf("want the idle close, got %+v, %v", f, err)
+	}
+	if d := time.Since(last); d < idle-50*time.Millisecond {
+		t.Fatalf("closed %v after the last frame, idle timeout %v", d, idle)
+	}
+	if code := binary.BigEndian.Uint16(f.payload); code != hub.CloseGoingAway {
+		t.Fatalf("close code %d", code)
+	}
 }

@@ -80,3 +80,17 @@ func SetSendBuffer(c *Conn, n int) error {
 
 // PollsWaiting returns how many polls of the LongPoll session c are waiting.
 func PollsWaiting(c *Conn) int { return int(c.lp.polls.Load()) }
+
+// SetRestAfter sets how long a client may be quiet before its reader moves to a fresh
+// goroutine, until the test ends. Tests that call it must not run in parallel.
+func SetRestAfter(tb interface{ Cleanup(func()) }, d time.Duration) {
+	old := restAfter
+	restAfter = d
+	tb.Cleanup(func() { restAfter = old })
+}
+
+// RestMoves reports how many readers of h moved to a fresh goroutine.
+func RestMoves(h *Hub) uint64 { return h.count.restMoves.Load() }
+
+// CanRestRead reports whether readers can rest on this system (see Conn.rest).
+const CanRestRead = canRestRead

@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -20,18 +21,25 @@ const (
 // run serves the connection on its own goroutine (its reader) until it is closed, then
 // cleans up and reports to the Session. The caller has counted it in Hub.wg.
 func (c *Conn) run() {
-	defer c.hub.wg.Done()
 	c.session = c.hub.cfg.Handler.Open(c)
 	if c.session == nil {
 		c.session = nopSession{}
 	}
-	c.readLoop()
+	c.read(false)
+}
 
+// read runs the read loop and, once it ends, cleans up. When the loop moves to a fresh
+// goroutine (see rest), read returns at once and that goroutine finishes the job.
+func (c *Conn) read(moved bool) {
+	if c.readLoop(moved) {
+		return
+	}
 	<-c.w.done
 	_ = c.nc.Close()
 	c.rd.in.release()
 	c.hub.removeConn(c)
 	c.ended()
+	c.hub.wg.Done()
 }
 
 // ended counts the connection's close reason and reports it to the Session.
@@ -41,24 +49,35 @@ func (c *Conn) ended() {
 	c.session.Closed(reason)
 }
 
-// readLoop reads messages until the socket fails or the client's close frame arrives.
-// Once the connection is closing it keeps reading, discarding messages, so that the
-// client's close reply is seen before the socket is closed; after a frame that cannot
-// be parsed past, it discards raw bytes instead (see drain).
-func (c *Conn) readLoop() {
+// readLoop reads messages until the socket fails or the client's close frame arrives,
+// and reports false; or until the client has been quiet for restAfter, and reports true
+// once it has started a fresh goroutine (moved) to go on reading (see rest). Once the
+// connection is closing it keeps reading, discarding messages, so that the client's
+// close reply is seen before the socket is closed; after a frame that cannot be parsed
+// past, it discards raw bytes instead (see drain).
+func (c *Conn) readLoop(moved bool) bool {
 	for {
-		c.armIdleDeadline()
+		if c.canRest() {
+			if c.rest(moved) {
+				c.hub.count.restMoves.Add(1)
+				go c.read(true)
+				return true
+			}
+			moved = false
+		} else {
+			c.armIdleDeadline()
+		}
 		binary, data, err := c.rd.next()
 		if err != nil {
 			var we *wireError
 			if !errors.As(err, &we) {
 				c.readFailed(err)
-				return
+				return false
 			}
 			c.reject(we.code, we)
 			if we.fatal {
 				c.drain()
-				return
+				return false
 			}
 			continue // the refused message is skipped; the client's close may follow
 		}
@@ -103,11 +122,69 @@ func (c *Conn) drain() {
 // armIdleDeadline gives the client IdleTimeout to send its next frame. A closing
 // connection keeps the shorter deadline the writer set.
 func (c *Conn) armIdleDeadline() {
+	c.setReadDeadline(time.Now().Add(c.hub.cfg.IdleTimeout))
+}
+
+// setReadDeadline sets the socket's read deadline, and reports whether it did: a
+// closing connection keeps the shorter deadline the writer set.
+func (c *Conn) setReadDeadline(t time.Time) bool {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()
-	if !c.w.closing {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.hub.cfg.IdleTimeout))
+	if c.w.closing {
+		return false
 	}
+	_ = c.nc.SetReadDeadline(t)
+	return true
+}
+
+// restAfter is how long a client may be quiet before its reader moves to a fresh
+// goroutine (see rest). A variable for the tests.
+var restAfter = time.Second
+
+// canRest reports whether the reader may wait for the client's next frame in rest: the
+// socket has a descriptor to wait on, and the last read left nothing buffered, at a
+// frame boundary, with nothing to skip and no sign of more bytes waiting.
+func (c *Conn) canRest() bool {
+	in := &c.rd.in
+	return canRestRead && c.w.raw != nil && in.src == c.nc && in.r == in.w && !in.lastFull && in.err == nil && c.rd.skip == 0
+}
+
+// rest waits for the client's next bytes where a quiet connection spends its time, and
+// reports whether the reader should move to a fresh goroutine. A goroutine's stack
+// grows to what its deepest call needed (a script's callback needs several KiB) and the
+// garbage collector never shrinks it below 4 KiB once it has grown: a blocked read
+// holds more than the 224 bytes that would allow. A fresh goroutine's stack is 2 KiB,
+// which the wait here fits in. So a reader that has handled a frame (moved false) waits
+// only restAfter here; if the client stays quiet, the reader hands the connection to a
+// fresh goroutine (reports true), which waits out the rest of IdleTimeout. A busy
+// connection keeps its goroutine and its grown stack. The bytes that end the wait are
+// read into the connection's small buffer (see sockReader.restRead), so a quiet
+// connection holds no borrowed buffer either.
+func (c *Conn) rest(moved bool) bool {
+	in := &c.rd.in
+	idle := c.hub.cfg.IdleTimeout
+	deadline, quiet := time.Now(), false
+	switch {
+	case moved:
+		deadline = in.restSince.Add(idle)
+	case restAfter < idle:
+		in.restSince, quiet = deadline, true
+		deadline = deadline.Add(restAfter)
+	default:
+		deadline = deadline.Add(idle)
+	}
+	if !c.setReadDeadline(deadline) {
+		return false // closing: the next read meets the writer's deadline
+	}
+	err := in.restRead(c.w.raw)
+	switch {
+	case err == nil:
+		in.rearm = quiet // a frame cut short must get IdleTimeout, not what is left of restAfter
+		return false
+	case quiet && errorIsTimeout(err) && !c.isClosing():
+		return true
+	}
+	return false // the next read meets the error again
 }
 
 // allowMessage spends one of the client's message tokens. A client out of tokens is
@@ -194,6 +271,14 @@ type sockReader struct {
 	err      error                 // the error that ended reading, once buf[r:w] is consumed
 	big      *[readBufferSize]byte // borrowed from readBufPool; nil when not
 	small    [idleReadBuffer]byte
+
+	// For restRead and Conn.rest (nil, zero and false for other readers).
+	restFn    func(fd uintptr) bool // raw.Read's callback, made at the first restRead
+	restN     int                   // what restFn read
+	restErrno syscall.Errno         // the error restFn met
+	restSince time.Time             // when the client went quiet
+	rearm     bool                  // the deadline is restAfter's: call arm before blocking
+	arm       func()                // sets the idle deadline
 }
 
 // more reads once from src, keeping the unconsumed bytes, with room for at least n
@@ -218,6 +303,10 @@ func (b *sockReader) more(n int) error {
 		copy(b.buf, b.buf[b.r:b.w])
 	}
 	b.r, b.w = 0, unread
+	if b.rearm {
+		b.rearm = false
+		b.arm()
+	}
 	m, err := b.src.Read(b.buf[b.w:])
 	b.w += m
 	b.lastFull = b.w == len(b.buf)
