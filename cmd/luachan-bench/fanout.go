@@ -25,7 +25,7 @@ type fanoutWorker struct {
 	env    workerEnv
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // readers and the heartbeat and mark loops
+	wg     sync.WaitGroup // readers, the beater and the mark loop
 
 	mu      sync.Mutex // guards clients
 	clients []*client
@@ -56,21 +56,22 @@ func (w *fanoutWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.counts = make([]atomic.Int32, w.env.job.Msgs)
 	w.kick = make(chan struct{}, 1)
-	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
+	beats := newBeater(time.Duration(w.env.job.Heartbeat))
+	w.wg.Add(2)
+	go func() {
+		defer w.wg.Done()
+		beats.run(w.ctx)
+	}()
+	go w.reportMarks()
+	return dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		w.mu.Lock()
 		w.clients = append(w.clients, c)
 		w.mu.Unlock()
 		w.alive.Add(1)
 		w.wg.Add(1)
 		go w.read(c)
+		beats.add(c)
 	})
-	w.wg.Add(2)
-	go func() {
-		defer w.wg.Done()
-		heartbeats(w.ctx, time.Duration(w.env.job.Heartbeat), w.snapshot)
-	}()
-	go w.reportMarks()
-	return n, err
 }
 
 func (w *fanoutWorker) snapshot() []*client {
