@@ -195,9 +195,16 @@ func (w *fanoutWorker) close() {
 func runFanout(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error) {
 	topic := topicFor(target, "fanout")
 	nodes := len(srv.nodes())
+	var err error
 	j := job{Mode: "fanout", URL: wsURL(srv.addr), Topic: topic, Msgs: cfg.msgs}
 	if nodes > 1 {
 		j.URLs = srv.urls()
+	}
+	var base []int64
+	if cfg.idle > 0 {
+		if base, err = idleBase(ctx, srv); err != nil {
+			return nil, err
+		}
 	}
 	ws, err := setupWorkers(ctx, cfg, cfg.subs, j, stderr)
 	if err != nil {
@@ -218,6 +225,12 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 			return nil, err
 		}
 		conns = srv.connsByNode(ctx)
+	}
+	var idle *idleReport
+	if cfg.idle > 0 {
+		if idle, err = holdIdle(ctx, cfg, srv, ws, base); err != nil {
+			return nil, err
+		}
 	}
 
 	srvCPU, selfCPU, redisCPU := srv.startCPU(), startCPU(0), startCPU(cfg.redisPID)
@@ -309,6 +322,13 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 	}
 	if redisOK && r.Ops > 0 {
 		out.Extra["redis_cpu_us_per_op"] = us(redisUsed) / float64(r.Ops)
+	}
+	if idle != nil {
+		out.Extra["idle"] = idle
+		out.RSSPerConn = idle.KiBPerConn
+	}
+	if redisOK && published > 0 {
+		out.Extra["redis_cpu_us_per_broadcast"] = us(redisUsed) / float64(published)
 	}
 	srv.noteWarnings(out.Extra)
 	out.fill(r.Hist, srvUsed, srvOK, selfUsed+childCPU(res))
