@@ -327,7 +327,7 @@ func TestFanoutIdle(t *testing.T) {
 	}
 	const subs, msgs = 200, 5
 	rep, out, err := benchErr(t, "fanout", "-server="+luachanBin, "-nodes", "2", "-procs", "2",
-		"-subs", fmt.Sprint(subs), "-msgs", fmt.Sprint(msgs), "-idle", "1s")
+		"-subs", fmt.Sprint(subs), "-msgs", fmt.Sprint(msgs), "-idle", "1s", "-heartbeat", "300ms")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -385,6 +385,11 @@ func TestFanoutIdle(t *testing.T) {
 	}
 	if rss, _ := idle["redis_rss_kib"].(float64); rss <= 0 || idle["redis_cpu_ms_per_s"] == nil {
 		t.Errorf("redis_rss_kib %v, redis_cpu_ms_per_s %v: want the tool's redis-server measured", idle["redis_rss_kib"], idle["redis_cpu_ms_per_s"])
+	}
+	// The publisher heartbeats through the hold too; its heartbeats' replies
+	// are not taken for broadcasts.
+	if r.Extra["acked"] != float64(msgs) {
+		t.Errorf("acked %v, want %d", r.Extra["acked"], msgs)
 	}
 	if _, ok := r.Extra["redis_cpu_us_per_broadcast"]; !ok {
 		t.Errorf("no redis_cpu_us_per_broadcast in %v", r.Extra)
