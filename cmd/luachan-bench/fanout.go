@@ -206,6 +206,7 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 			return nil, err
 		}
 	}
+	setupStart := time.Now()
 	ws, err := setupWorkers(ctx, cfg, cfg.subs, j, stderr)
 	if err != nil {
 		return nil, err
@@ -217,13 +218,19 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 		return nil, err
 	}
 	defer pub.close()
+	// How long every subscriber took to connect and join: at 100,000 this
+	// is what -setup-timeout must cover.
+	setup := time.Since(setupStart)
 
 	var conns []int
 	warmUps := 0
+	var warming time.Duration
 	if nodes > 1 {
+		warmStart := time.Now()
 		if warmUps, err = warmUp(ctx, cfg, srv, ws, pub); err != nil {
 			return nil, err
 		}
+		warming = time.Since(warmStart)
 		conns = srv.connsByNode(ctx)
 	}
 	var idle *idleReport
@@ -298,6 +305,7 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 			"reordered": r.Reordered,
 			"dropped":   r.Dead,
 			"nodes":     nodes,
+			"setup_s":   setup.Seconds(),
 		},
 	}
 	if v := pub.first.Load(); v != nil {
@@ -316,6 +324,7 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 		// More than one: a subscription took a while to reach Redis (and a
 		// late warm-up may have landed in the measured interval).
 		out.Extra["warm_ups"] = warmUps
+		out.Extra["warm_up_s"] = warming.Seconds()
 	}
 	if conns != nil {
 		out.Extra["conns_by_node"] = conns

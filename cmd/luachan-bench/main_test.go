@@ -391,6 +391,9 @@ func TestFanoutIdle(t *testing.T) {
 	if r.Extra["acked"] != float64(msgs) {
 		t.Errorf("acked %v, want %d", r.Extra["acked"], msgs)
 	}
+	if s, _ := r.Extra["setup_s"].(float64); s <= 0 || r.Extra["warm_up_s"] == nil {
+		t.Errorf("setup_s %v, warm_up_s %v: want how long setup and warm-up took", r.Extra["setup_s"], r.Extra["warm_up_s"])
+	}
 	if _, ok := r.Extra["redis_cpu_us_per_broadcast"]; !ok {
 		t.Errorf("no redis_cpu_us_per_broadcast in %v", r.Extra)
 	}
