@@ -57,6 +57,7 @@ type config struct {
 	stall            time.Duration
 	intercept        bool
 	publish          string
+	idle             time.Duration // hold every connection quiet this long before publishing
 
 	clients int  // rpc
 	call    bool // rpc: through socket:call and handle_call
@@ -114,6 +115,7 @@ func parseConfig(mode string, args []string, stderr io.Writer) (*config, error) 
 		fs.StringVar(&cfg.publish, "publish", "ws", `how to publish: "ws" (a client pushing an event whose handle_in broadcasts) or "api" (POST /api/broadcast)`)
 		fs.IntVar(&cfg.nodes, "nodes", 1, "luachan processes per luachan target, joined by Redis; subscribers are spread over them, the publisher uses the first")
 		fs.StringVar(&cfg.redis, "redis", "", "redis://127.0.0.1:PORT the nodes share (empty: with -nodes above 1, start redis-server on a free port)")
+		fs.DurationVar(&cfg.idle, "idle", 0, "before publishing, hold every connection quiet (heartbeats only) this long and report each node's memory and CPU, and Redis's (0: no hold)")
 	case "rpc":
 		fs.IntVar(&cfg.clients, "clients", 1000, "clients, each pushing at its share of -rate")
 		fs.Float64Var(&cfg.rate, "rate", 20000, "pushes/s from all clients together")
@@ -246,11 +248,14 @@ func (c *config) check() error {
 		return errors.New("-targets: the ceiling has no topic state; -tick measures luachan")
 	case c.call && slices.Contains(c.targets, "ceiling"):
 		return errors.New("-targets: the ceiling has no socket:call; -call measures luachan")
+	case c.idle > 0 && c.addr != "" && c.pid < 0:
+		return errors.New("-idle reads the server's memory: give -pid of the luachan at -addr")
 	case c.steps < 0 || c.steps > maxSteps:
 		return fmt.Errorf("-steps must be 0..%d", maxSteps)
 	}
 	for name, d := range map[string]time.Duration{
 		"-duration": c.duration, "-hold": c.hold, "-drain": c.drain, "-setup-timeout": c.setupTimeout, "-stall": c.stall,
+		"-idle": c.idle,
 	} {
 		if d < 0 || d > maxDuration {
 			return fmt.Errorf("%s must be 0..%v", name, maxDuration)
@@ -288,6 +293,9 @@ func (c *config) params() map[string]any {
 	case "fanout":
 		p["subs"], p["msgs"], p["size"], p["rate"], p["lead"], p["publish"] = c.subs, c.msgs, c.size, c.rate, c.lead, c.publish
 		p["nodes"] = c.nodes
+		if c.idle > 0 {
+			p["idle"] = c.idle.String()
+		}
 		if (c.nodes > 1 || c.redis != "") && needsLuachan(c) {
 			p["pubsub"] = "redis"
 		}

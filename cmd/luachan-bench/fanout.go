@@ -25,7 +25,7 @@ type fanoutWorker struct {
 	env    workerEnv
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // readers and the heartbeat and mark loops
+	wg     sync.WaitGroup // readers, the beater and the mark loop
 
 	mu      sync.Mutex // guards clients
 	clients []*client
@@ -56,21 +56,22 @@ func (w *fanoutWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	w.counts = make([]atomic.Int32, w.env.job.Msgs)
 	w.kick = make(chan struct{}, 1)
-	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
+	beats := newBeater(time.Duration(w.env.job.Heartbeat))
+	w.wg.Add(2)
+	go func() {
+		defer w.wg.Done()
+		beats.run(w.ctx)
+	}()
+	go w.reportMarks()
+	return dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		w.mu.Lock()
 		w.clients = append(w.clients, c)
 		w.mu.Unlock()
 		w.alive.Add(1)
 		w.wg.Add(1)
 		go w.read(c)
+		beats.add(c)
 	})
-	w.wg.Add(2)
-	go func() {
-		defer w.wg.Done()
-		heartbeats(w.ctx, time.Duration(w.env.job.Heartbeat), w.snapshot)
-	}()
-	go w.reportMarks()
-	return n, err
 }
 
 func (w *fanoutWorker) snapshot() []*client {
@@ -194,10 +195,18 @@ func (w *fanoutWorker) close() {
 func runFanout(ctx context.Context, cfg *config, target string, srv *server, stderr io.Writer) ([]row, error) {
 	topic := topicFor(target, "fanout")
 	nodes := len(srv.nodes())
+	var err error
 	j := job{Mode: "fanout", URL: wsURL(srv.addr), Topic: topic, Msgs: cfg.msgs}
 	if nodes > 1 {
 		j.URLs = srv.urls()
 	}
+	var base []int64
+	if cfg.idle > 0 {
+		if base, err = idleBase(ctx, srv); err != nil {
+			return nil, err
+		}
+	}
+	setupStart := time.Now()
 	ws, err := setupWorkers(ctx, cfg, cfg.subs, j, stderr)
 	if err != nil {
 		return nil, err
@@ -209,14 +218,26 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 		return nil, err
 	}
 	defer pub.close()
+	// How long every subscriber took to connect and join: at 100,000 this
+	// is what -setup-timeout must cover.
+	setup := time.Since(setupStart)
 
 	var conns []int
 	warmUps := 0
+	var warming time.Duration
 	if nodes > 1 {
+		warmStart := time.Now()
 		if warmUps, err = warmUp(ctx, cfg, srv, ws, pub); err != nil {
 			return nil, err
 		}
+		warming = time.Since(warmStart)
 		conns = srv.connsByNode(ctx)
+	}
+	var idle *idleReport
+	if cfg.idle > 0 {
+		if idle, err = holdIdle(ctx, cfg, srv, ws, base); err != nil {
+			return nil, err
+		}
 	}
 
 	srvCPU, selfCPU, redisCPU := srv.startCPU(), startCPU(0), startCPU(cfg.redisPID)
@@ -284,6 +305,7 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 			"reordered": r.Reordered,
 			"dropped":   r.Dead,
 			"nodes":     nodes,
+			"setup_s":   setup.Seconds(),
 		},
 	}
 	if v := pub.first.Load(); v != nil {
@@ -302,12 +324,20 @@ func runFanout(ctx context.Context, cfg *config, target string, srv *server, std
 		// More than one: a subscription took a while to reach Redis (and a
 		// late warm-up may have landed in the measured interval).
 		out.Extra["warm_ups"] = warmUps
+		out.Extra["warm_up_s"] = warming.Seconds()
 	}
 	if conns != nil {
 		out.Extra["conns_by_node"] = conns
 	}
 	if redisOK && r.Ops > 0 {
 		out.Extra["redis_cpu_us_per_op"] = us(redisUsed) / float64(r.Ops)
+	}
+	if idle != nil {
+		out.Extra["idle"] = idle
+		out.RSSPerConn = idle.KiBPerConn
+	}
+	if redisOK && published > 0 {
+		out.Extra["redis_cpu_us_per_broadcast"] = us(redisUsed) / float64(published)
 	}
 	srv.noteWarnings(out.Extra)
 	out.fill(r.Hist, srvUsed, srvOK, selfUsed+childCPU(res))

@@ -29,19 +29,20 @@ type idleWorker struct {
 
 func (w *idleWorker) setup(ctx context.Context) (int, error) {
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	n, err := dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
+	beats := newBeater(time.Duration(w.env.job.Heartbeat))
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		beats.run(w.ctx)
+	}()
+	return dialAll(ctx, w.env.d, w.env.job.First, w.env.job.Conns, w.env.job.Dialers, w.env.job.topicOf, func(c *client) {
 		w.mu.Lock()
 		w.clients = append(w.clients, c)
 		w.mu.Unlock()
 		w.wg.Add(1)
 		go w.read(c)
+		beats.add(c)
 	})
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		heartbeats(w.ctx, time.Duration(w.env.job.Heartbeat), w.snapshot)
-	}()
-	return n, err
 }
 
 func (w *idleWorker) snapshot() []*client {

@@ -318,6 +318,111 @@ func TestFanoutTwoNodes(t *testing.T) {
 	}
 }
 
+// TestFanoutIdle holds two nodes' connections quiet before publishing and
+// checks what -idle reports: memory, CPU and open files per node and summed,
+// and the tool's Redis.
+func TestFanoutIdle(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not on PATH")
+	}
+	const subs, msgs = 200, 5
+	rep, out, err := benchErr(t, "fanout", "-server="+luachanBin, "-nodes", "2", "-procs", "2",
+		"-subs", fmt.Sprint(subs), "-msgs", fmt.Sprint(msgs), "-idle", "1s", "-heartbeat", "300ms")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	checkRows(t, rep, []string{"luachan"}, subs*msgs)
+	if rep.Params["idle"] != "1s" {
+		t.Errorf("params %v: want idle 1s", rep.Params)
+	}
+	if !strings.Contains(out, "luachan: held idle 1s: 201 connections on 2 node(s)") {
+		t.Errorf("no idle line in the table:\n%s", out)
+	}
+	r := rep.Rows[0]
+	idle, ok := r.Extra["idle"].(map[string]any)
+	if !ok {
+		t.Fatalf("no idle report in %v", r.Extra)
+	}
+	nums := func(key string) []float64 {
+		t.Helper()
+		vs, _ := idle[key].([]any)
+		if len(vs) != 2 {
+			t.Fatalf("idle %s %v: want one figure per node", key, idle[key])
+		}
+		return []float64{vs[0].(float64), vs[1].(float64)}
+	}
+	if idle["s"] != 1.0 || idle["conns"] != float64(subs+1) || fmt.Sprint(idle["conns_by_node"]) != "[101 100]" {
+		t.Errorf("idle s %v conns %v by node %v: want 1 s, %d, [101 100]", idle["s"], idle["conns"], idle["conns_by_node"], subs+1)
+	}
+	held, base, perConn := nums("rss_kib_by_node"), nums("rss_base_kib_by_node"), nums("rss_kib_per_conn_by_node")
+	grown := 0.0
+	for i := range 2 {
+		if base[i] <= 0 || held[i] <= base[i] || perConn[i] <= 0 || perConn[i] > 4096 {
+			t.Errorf("node %d: RSS base %v KiB, held %v KiB, %v KiB/conn", i+1, base[i], held[i], perConn[i])
+		}
+		grown += held[i] - base[i]
+	}
+	// Summed over the nodes: what they grew by together, over every connection.
+	sum, _ := idle["rss_kib_per_conn"].(float64)
+	if want := grown / float64(subs+1); math.Abs(sum-want) > 1 || r.RSSPerConn != sum {
+		t.Errorf("rss_kib_per_conn %v, row %v: want %v", sum, r.RSSPerConn, want)
+	}
+	if mib, _ := idle["rss_mib"].(float64); math.Abs(mib-(held[0]+held[1])/1024) > 0.01 {
+		t.Errorf("rss_mib %v: want the nodes' %v KiB summed", mib, held)
+	}
+	cpu := nums("server_cpu_ms_per_s_by_node")
+	if got, _ := idle["server_cpu_ms_per_s"].(float64); got < 0 || math.Abs(got-cpu[0]-cpu[1]) > 0.001 {
+		t.Errorf("server_cpu_ms_per_s %v: want the nodes' %v summed", got, cpu)
+	}
+	limit, _ := idle["open_files_limit"].(float64)
+	for i, files := range nums("open_files_by_node") {
+		if files < subs/2 || limit <= 0 || files >= limit {
+			t.Errorf("node %d: %v open files, limit %v", i+1, files, limit)
+		}
+	}
+	if idle["client_procs"] != 2.0 || idle["client_open_files_max"].(float64) < subs/2 {
+		t.Errorf("client_procs %v, client_open_files_max %v: want 2 processes, at least %d files", idle["client_procs"], idle["client_open_files_max"], subs/2)
+	}
+	if rss, _ := idle["redis_rss_kib"].(float64); rss <= 0 || idle["redis_cpu_ms_per_s"] == nil {
+		t.Errorf("redis_rss_kib %v, redis_cpu_ms_per_s %v: want the tool's redis-server measured", idle["redis_rss_kib"], idle["redis_cpu_ms_per_s"])
+	}
+	// The publisher heartbeats through the hold too; its heartbeats' replies
+	// are not taken for broadcasts.
+	if r.Extra["acked"] != float64(msgs) {
+		t.Errorf("acked %v, want %d", r.Extra["acked"], msgs)
+	}
+	if s, _ := r.Extra["setup_s"].(float64); s <= 0 || r.Extra["warm_up_s"] == nil {
+		t.Errorf("setup_s %v, warm_up_s %v: want how long setup and warm-up took", r.Extra["setup_s"], r.Extra["warm_up_s"])
+	}
+	if _, ok := r.Extra["redis_cpu_us_per_broadcast"]; !ok {
+		t.Errorf("no redis_cpu_us_per_broadcast in %v", r.Extra)
+	}
+}
+
+// TestBeaterSpread: clients that join together get their first heartbeats
+// spread over one interval, none later.
+func TestBeaterSpread(t *testing.T) {
+	const n, interval = 1000, time.Second
+	b := newBeater(interval)
+	t0 := time.Now()
+	for range n {
+		b.add(&client{})
+	}
+	var tenths [10]int
+	for _, d := range b.due {
+		off := d.at.Sub(t0)
+		if off < 0 || off > interval+100*time.Millisecond {
+			t.Fatalf("first heartbeat %v after joining, want within %v", off, interval)
+		}
+		tenths[min(int(off*10/interval), 9)]++
+	}
+	for i, k := range tenths {
+		if k < n/10*8/10 || k > n/10*12/10 {
+			t.Errorf("tenth %d of the interval has %d of %d first heartbeats: %v", i, k, n, tenths)
+		}
+	}
+}
+
 // TestURLFor spreads connections round-robin over the nodes.
 func TestURLFor(t *testing.T) {
 	two := []string{"ws://127.0.0.1:1/socket", "ws://127.0.0.1:2/socket"}
@@ -382,6 +487,8 @@ func TestBadCommandLines(t *testing.T) {
 		{"ceiling on nodes", []string{"fanout", "-server", "x", "-targets", "ceiling,luachan", "-nodes", "2"}, "leave it out"},
 		{"redis not loopback", []string{"fanout", "-server", "x", "-nodes", "2", "-redis", "redis://10.0.0.1:6379"}, "127.0.0.0/8"},
 		{"redis not a URL", []string{"fanout", "-server", "x", "-nodes", "2", "-redis", "127.0.0.1:6379"}, "redis://"},
+		{"idle hold unbounded", []string{"fanout", "-server", "x", "-idle", "11m"}, "-idle must be"},
+		{"idle without the server's pid", []string{"fanout", "-targets", "luachan", "-addr", "127.0.0.1:4000", "-idle", "1s"}, "-pid"},
 		{"nodes outside fanout", []string{"idle", "-server", "x", "-nodes", "2"}, "flag provided but not defined"},
 	}
 	for _, tc := range tests {

@@ -111,3 +111,28 @@ func (ms cpuMeters) stop() (each []time.Duration, sum time.Duration, ok bool) {
 	}
 	return each, sum, ok
 }
+
+// procOpenFiles is how many files (sockets included) the process holds open.
+func procOpenFiles(pid int) (int, error) {
+	ents, err := os.ReadDir(procPath(pid, "fd"))
+	if err != nil {
+		return 0, err
+	}
+	return len(ents), nil
+}
+
+// procFileLimit is the process's soft limit on open files.
+func procFileLimit(pid int) (int, error) {
+	b, err := os.ReadFile(procPath(pid, "limits"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("Max open files")); ok {
+			if f := bytes.Fields(rest); len(f) > 0 {
+				return strconv.Atoi(string(f[0]))
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: %s: no Max open files", procPath(pid, "limits"))
+}

@@ -69,9 +69,18 @@ func newPublisher(ctx context.Context, cfg *config, srv *server, topic string) (
 		defer close(read)
 		c.readLoop(p.handle)
 	}()
+	// The publisher heartbeats like the subscribers: a long setup or an
+	// -idle hold outlasts luachan's idle timeout.
+	beats, beating := newBeater(cfg.heartbeat), make(chan struct{})
+	beats.add(c)
+	go func() {
+		defer close(beating)
+		beats.run(p.ctx)
+	}()
 	p.send = func(seq int64, payload []byte) error { return c.push(seq+rpcRefBase, "pub", payload) }
 	p.close = func() {
 		p.stop()
+		<-beating
 		c.abort()
 		<-read
 	}
@@ -80,6 +89,9 @@ func newPublisher(ctx context.Context, cfg *config, srv *server, topic string) (
 
 // handle counts the publisher's replies and notices its channel's end.
 func (p *publisher) handle(_ *client, f frame, _ time.Time) {
+	if string(f.topic) == "phoenix" {
+		return // a heartbeat's reply
+	}
 	switch string(f.event) {
 	case "phx_reply":
 		warm := string(f.ref) == warmRef

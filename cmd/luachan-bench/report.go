@@ -148,6 +148,11 @@ func (rep *report) print(w io.Writer) error {
 			fmt.Fprintf(w, "intercept/luachan deliveries/s: %.2f\n", *r.VsLuachan)
 		}
 	}
+	for _, r := range rep.Rows {
+		if line := idleLine(r); line != "" {
+			fmt.Fprintln(w, line)
+		}
+	}
 	for _, t := range sortedKeys(rep.MaxRate) {
 		fmt.Fprintf(w, "%s: highest rate with p99 under the limit: %.0f/s\n", t, rep.MaxRate[t])
 	}

@@ -23,7 +23,6 @@ import (
 	"io"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // job is what one worker is asked to do.
@@ -266,41 +265,4 @@ func dialAll(ctx context.Context, d *dialer, first, n, par int, topic func(i int
 	}
 	wg.Wait()
 	return joined, firstErr
-}
-
-// heartbeats sends every client a heartbeat each interval until ctx ends,
-// as Phoenix clients do, so that long runs stay under the idle timeout. The
-// heartbeats are spread evenly over the interval, like clients that
-// connected at different times.
-func heartbeats(ctx context.Context, interval time.Duration, clients func() []*client) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	<-t.C
-	for ctx.Err() == nil {
-		cs := clients()
-		start := time.Now()
-		for i, c := range cs {
-			due := start.Add(interval * time.Duration(i+1) / time.Duration(len(cs)))
-			if d := time.Until(due); d > 0 {
-				t.Reset(d)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-			c.heartbeat()
-		}
-		if len(cs) == 0 {
-			t.Reset(interval)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}
 }

@@ -306,6 +306,17 @@ func (s *workerSet) close() {
 	s.wg.Wait()
 }
 
+// pids are the workers' process ids, 0 for a worker in this process.
+func (s *workerSet) pids() []int {
+	pids := make([]int, len(s.procs))
+	for i, p := range s.procs {
+		if p.cmd != nil && p.cmd.Process != nil {
+			pids[i] = p.cmd.Process.Pid
+		}
+	}
+	return pids
+}
+
 // childCPU sums the CPU the child worker processes reported.
 func childCPU(results []workerMsg) time.Duration {
 	var d time.Duration
