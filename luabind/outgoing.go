@@ -6,9 +6,11 @@ import (
 
 // Outgoing is an intercepted broadcast's payload converted to Lua once; every HandleOut call gets
 // its own deep copy, so one subscriber's handle_out editing the payload never affects another's.
+// It also keeps the JSON a push of a copy encodes to (see outJSON).
 // It is immutable and safe for concurrent use.
 type Outgoing struct {
 	root frozen
+	push *outJSON // nil when the payload is not a table or would not encode
 }
 
 // NewOutgoing converts p once for any number of HandleOut calls.
@@ -17,7 +19,11 @@ func NewOutgoing(p Payload) (*Outgoing, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Outgoing{root: freeze(v)}, nil
+	o := &Outgoing{root: freeze(v)}
+	if !p.Binary {
+		o.push = newOutJSON(&o.root, p.Data)
+	}
+	return o, nil
 }
 
 // value returns a fresh copy of the payload for one handle_out call.
