@@ -2,8 +2,10 @@ package engine
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/luachan/luachan/luabind"
 )
@@ -43,6 +45,42 @@ type interceptWorker struct {
 	// Owned by the worker's goroutine.
 	spare []*channel // the last batch's slice, for reuse
 	hold  luabind.Holder
+	sends []pendingSend // lent to the channel whose turn it is (see lendSends)
+	lent  bool          // sends is lent
+}
+
+// lentSends is the capacity of a worker's sends slice: a turn's copies, and more
+// than a channel keeps (maxKeptSends), so flush lets go of it.
+const lentSends = 2 * interceptTurn
+
+// lendSends gives c, whose turn begins, the worker's slice for what its calls
+// push, so that a turn does not grow a slice of its own from empty.
+func (w *interceptWorker) lendSends(c *channel) {
+	if len(c.sends) > 0 {
+		return
+	}
+	if w.sends == nil {
+		w.sends = make([]pendingSend, 0, lentSends)
+	}
+	c.sends, w.lent = w.sends[:0], true
+}
+
+// takeBackSends ends the loan of lendSends before c's mailbox leaves the
+// worker: whatever is still in the slice goes with c in a copy of its own, and
+// the worker's slice is cleared of the turn's payloads.
+func (w *interceptWorker) takeBackSends(c *channel) {
+	if !w.lent {
+		return
+	}
+	w.lent = false
+	if cap(c.sends) > 0 && unsafe.SliceData(c.sends) == unsafe.SliceData(w.sends) {
+		if len(c.sends) == 0 {
+			c.sends = nil
+		} else {
+			c.sends = slices.Clone(c.sends)
+		}
+	}
+	clear(w.sends[:cap(w.sends)])
 }
 
 // post gives c's mailbox, which c.Deliver just acquired, to c's worker
@@ -127,6 +165,7 @@ func (w *interceptWorker) turn(c *channel) {
 			return
 		}
 		if p := recover(); p != nil {
+			w.takeBackSends(c)
 			c.logPanic(current, p)
 			w.hold.Release() // the call may have left its VM half done
 			c.mb.broadcastsSent(handled)
@@ -144,6 +183,7 @@ func (w *interceptWorker) turn(c *channel) {
 				c.mb.start()
 				return
 			}
+			w.lendSends(c)
 		}
 		ev, ok := c.mb.nextIf(broadcastNext) // stop() may have emptied it meanwhile
 		if !ok {
@@ -165,6 +205,7 @@ func (w *interceptWorker) turn(c *channel) {
 			// The channel crashes after what its calls sent, on a goroutine, as
 			// for a panic.
 			c.flushBatched()
+			w.takeBackSends(c)
 			c.mb.broadcastsSent(handled)
 			owned = false
 			c.mb.handOff(current, func() { c.handleOutFailed(script, err) })
@@ -174,6 +215,7 @@ func (w *interceptWorker) turn(c *channel) {
 	// The turn's copies leave together, while the worker still owns the
 	// mailbox (c.sends is the owner's).
 	c.flushBatched()
+	w.takeBackSends(c)
 	c.mb.broadcastsSent(handled)
 	owned = false
 
