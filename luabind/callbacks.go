@@ -88,11 +88,10 @@ func (s *Script) HandleOutHeld(ctx context.Context, h *Holder, sock Socket, a *A
 	if !s.has[cbHandleOut] {
 		return nil
 	}
-	var arg lua.LValue = newTable(0, 0)
-	if o != nil {
-		arg = o.value()
+	if o == nil {
+		return s.runOn(ctx, h, cbHandleOut, sock, a, nil, nil, lua.LString(event), newTable(0, 0))
 	}
-	return s.runOn(ctx, h, cbHandleOut, sock, a, o, nil, lua.LString(event), arg)
+	return s.runOn(ctx, h, cbHandleOut, sock, a, o, nil, o.eventValue(event), o.value())
 }
 
 // HandleInfo runs handle_info(msg, socket), msg any JSON-able value given as JSON text (empty

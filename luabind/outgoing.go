@@ -1,6 +1,8 @@
 package luabind
 
 import (
+	"sync/atomic"
+
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -9,8 +11,9 @@ import (
 // It also keeps the JSON a push of a copy encodes to (see outJSON).
 // It is immutable and safe for concurrent use.
 type Outgoing struct {
-	root frozen
-	push *outJSON // nil when the payload is not a table or would not encode
+	root  frozen
+	push  *outJSON                   // nil when the payload is not a table or would not encode
+	event atomic.Pointer[lua.LValue] // the event of the last call, boxed (see eventValue)
 }
 
 // NewOutgoing converts p once for any number of HandleOut calls.
@@ -24,6 +27,17 @@ func NewOutgoing(p Payload) (*Outgoing, error) {
 		o.push = newOutJSON(&o.root, p.Data)
 	}
 	return o, nil
+}
+
+// eventValue returns event as a Lua value, boxed once for the calls of a broadcast rather than
+// once for each (they all have its event).
+func (o *Outgoing) eventValue(event string) lua.LValue {
+	if p := o.event.Load(); p != nil && (*p).(lua.LString) == lua.LString(event) {
+		return *p
+	}
+	v := lua.LValue(lua.LString(event))
+	o.event.Store(&v)
+	return v
 }
 
 // value returns a fresh copy of the payload for one handle_out call.
