@@ -65,22 +65,44 @@ func (w *interceptWorker) lendSends(c *channel) {
 	c.sends, w.lent = w.sends[:0], true
 }
 
+// flushLent is c.flushBatched for a channel lendSends lent the worker's slice
+// to, then takeBackSends.
+func (w *interceptWorker) flushLent(c *channel) {
+	used := w.used(c)
+	c.flushBatched()
+	w.takeBackSends(c, used)
+}
+
+// used is how much of the worker's slice c's sends have written: all of it
+// when they outgrew it.
+func (w *interceptWorker) used(c *channel) int {
+	if w.lent && w.lentTo(c) {
+		return len(c.sends)
+	}
+	return cap(w.sends)
+}
+
+// lentTo reports whether c's sends are still in the worker's slice.
+func (w *interceptWorker) lentTo(c *channel) bool {
+	return cap(c.sends) > 0 && unsafe.SliceData(c.sends) == unsafe.SliceData(w.sends)
+}
+
 // takeBackSends ends the loan of lendSends before c's mailbox leaves the
 // worker: whatever is still in the slice goes with c in a copy of its own, and
-// the worker's slice is cleared of the turn's payloads.
-func (w *interceptWorker) takeBackSends(c *channel) {
+// the used part of the worker's slice is cleared of the turn's payloads.
+func (w *interceptWorker) takeBackSends(c *channel, used int) {
 	if !w.lent {
 		return
 	}
 	w.lent = false
-	if cap(c.sends) > 0 && unsafe.SliceData(c.sends) == unsafe.SliceData(w.sends) {
+	if w.lentTo(c) {
 		if len(c.sends) == 0 {
 			c.sends = nil
 		} else {
 			c.sends = slices.Clone(c.sends)
 		}
 	}
-	clear(w.sends[:cap(w.sends)])
+	clear(w.sends[:used])
 }
 
 // post gives c's mailbox, which c.Deliver just acquired, to c's worker
@@ -165,7 +187,7 @@ func (w *interceptWorker) turn(c *channel) {
 			return
 		}
 		if p := recover(); p != nil {
-			w.takeBackSends(c)
+			w.takeBackSends(c, cap(w.sends))
 			c.logPanic(current, p)
 			w.hold.Release() // the call may have left its VM half done
 			c.mb.broadcastsSent(handled)
@@ -204,8 +226,7 @@ func (w *interceptWorker) turn(c *channel) {
 		if err := c.callHandleOut(script, current.broadcast, &w.hold); err != nil {
 			// The channel crashes after what its calls sent, on a goroutine, as
 			// for a panic.
-			c.flushBatched()
-			w.takeBackSends(c)
+			w.flushLent(c)
 			c.mb.broadcastsSent(handled)
 			owned = false
 			c.mb.handOff(current, func() { c.handleOutFailed(script, err) })
@@ -214,8 +235,7 @@ func (w *interceptWorker) turn(c *channel) {
 	}
 	// The turn's copies leave together, while the worker still owns the
 	// mailbox (c.sends is the owner's).
-	c.flushBatched()
-	w.takeBackSends(c)
+	w.flushLent(c)
 	c.mb.broadcastsSent(handled)
 	owned = false
 
