@@ -2,8 +2,10 @@ package engine
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/luachan/luachan/luabind"
 )
@@ -43,6 +45,64 @@ type interceptWorker struct {
 	// Owned by the worker's goroutine.
 	spare []*channel // the last batch's slice, for reuse
 	hold  luabind.Holder
+	sends []pendingSend // lent to the channel whose turn it is (see lendSends)
+	lent  bool          // sends is lent
+}
+
+// lentSends is the capacity of a worker's sends slice: a turn's copies, and more
+// than a channel keeps (maxKeptSends), so flush lets go of it.
+const lentSends = 2 * interceptTurn
+
+// lendSends gives c, whose turn begins, the worker's slice for what its calls
+// push, so that a turn does not grow a slice of its own from empty.
+func (w *interceptWorker) lendSends(c *channel) {
+	if len(c.sends) > 0 {
+		return
+	}
+	if w.sends == nil {
+		w.sends = make([]pendingSend, 0, lentSends)
+	}
+	c.sends, w.lent = w.sends[:0], true
+}
+
+// flushLent is c.flushBatched for a channel lendSends lent the worker's slice
+// to, then takeBackSends.
+func (w *interceptWorker) flushLent(c *channel) {
+	used := w.used(c)
+	c.flushBatched()
+	w.takeBackSends(c, used)
+}
+
+// used is how much of the worker's slice c's sends have written: all of it
+// when they outgrew it.
+func (w *interceptWorker) used(c *channel) int {
+	if w.lent && w.lentTo(c) {
+		return len(c.sends)
+	}
+	return cap(w.sends)
+}
+
+// lentTo reports whether c's sends are still in the worker's slice.
+func (w *interceptWorker) lentTo(c *channel) bool {
+	return cap(c.sends) > 0 && unsafe.SliceData(c.sends) == unsafe.SliceData(w.sends)
+}
+
+// takeBackSends ends the loan of lendSends before c's mailbox leaves the
+// worker: whatever is still in the slice goes with c in a copy of its own, and
+// the used part of the worker's slice is cleared of the turn's payloads.
+func (w *interceptWorker) takeBackSends(c *channel, used int) {
+	if !w.lent {
+		return
+	}
+	w.lent = false
+	if w.lentTo(c) {
+		if len(c.sends) == 0 {
+			c.sends = nil
+		} else {
+			c.sends = slices.Clone(c.sends)
+		}
+	}
+	clear(w.sends[:used])
 }
 
 // post gives c's mailbox, which c.Deliver just acquired, to c's worker
@@ -127,6 +187,7 @@ func (w *interceptWorker) turn(c *channel) {
 			return
 		}
 		if p := recover(); p != nil {
+			w.takeBackSends(c, cap(w.sends))
 			c.logPanic(current, p)
 			w.hold.Release() // the call may have left its VM half done
 			c.mb.broadcastsSent(handled)
@@ -144,6 +205,7 @@ func (w *interceptWorker) turn(c *channel) {
 				c.mb.start()
 				return
 			}
+			w.lendSends(c)
 		}
 		ev, ok := c.mb.nextIf(broadcastNext) // stop() may have emptied it meanwhile
 		if !ok {
@@ -164,7 +226,7 @@ func (w *interceptWorker) turn(c *channel) {
 		if err := c.callHandleOut(script, current.broadcast, &w.hold); err != nil {
 			// The channel crashes after what its calls sent, on a goroutine, as
 			// for a panic.
-			c.flushBatched()
+			w.flushLent(c)
 			c.mb.broadcastsSent(handled)
 			owned = false
 			c.mb.handOff(current, func() { c.handleOutFailed(script, err) })
@@ -173,7 +235,7 @@ func (w *interceptWorker) turn(c *channel) {
 	}
 	// The turn's copies leave together, while the worker still owns the
 	// mailbox (c.sends is the owner's).
-	c.flushBatched()
+	w.flushLent(c)
 	c.mb.broadcastsSent(handled)
 	owned = false
 

@@ -92,6 +92,35 @@ func BenchmarkHandleOut(b *testing.B) {
 	}
 }
 
+// BenchmarkHandleOutUnchanged is BenchmarkHandleOut for a handle_out that filters: it reads a
+// field and pushes its payload as it got it, which goes out as the broadcast's own bytes.
+func BenchmarkHandleOutUnchanged(b *testing.B) {
+	s, err := luabind.LoadSource(luabind.Options{}, "bench.lua", []byte(`return { topic = 'rooms:*',
+	join = function() return true end,
+	handle_out = function(event, p, socket)
+		if p.uid ~= socket.join_ref then socket:push(event, p) end
+	end }`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx, a := context.Background(), luabind.NewAssigns()
+	for _, n := range []int{5, 20, 200} {
+		o, err := luabind.NewOutgoing(benchPayload(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("values=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.HandleOut(ctx, discardSocket{}, a, "new:msg", o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkHandleInParallel runs handle_in from many goroutines, to see the pool's cost.
 func BenchmarkHandleInParallel(b *testing.B) {
 	s, err := luabind.LoadSource(luabind.Options{}, "bench.lua", []byte(benchScript))

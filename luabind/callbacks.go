@@ -88,11 +88,10 @@ func (s *Script) HandleOutHeld(ctx context.Context, h *Holder, sock Socket, a *A
 	if !s.has[cbHandleOut] {
 		return nil
 	}
-	var arg lua.LValue = newTable(0, 0)
-	if o != nil {
-		arg = o.value()
+	if o == nil {
+		return s.runOn(ctx, h, cbHandleOut, sock, a, nil, nil, lua.LString(event), newTable(0, 0))
 	}
-	return s.runOn(ctx, h, cbHandleOut, sock, a, nil, lua.LString(event), arg)
+	return s.runOn(ctx, h, cbHandleOut, sock, a, o, nil, o.eventValue(event), o.value())
 }
 
 // HandleInfo runs handle_info(msg, socket), msg any JSON-able value given as JSON text (empty
@@ -124,15 +123,16 @@ func (s *Script) Leave(ctx context.Context, sock Socket, a *Assigns, reason stri
 // socket.assigns, checks the assigns hold only data and copies them back into a. What
 // handle_out, handle_info and leave return is ignored.
 func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) error {
-	return s.runOn(ctx, nil, cb, sock, a, results, args...)
+	return s.runOn(ctx, nil, cb, sock, a, nil, results, args...)
 }
 
-// runOn is run on h's VM (nil h: one from the pool, given back after the call).
+// runOn is run on h's VM (nil h: one from the pool, given back after the call), with out the
+// payload of the handle_out call it runs, if any, for socket:push to encode like it.
 // It counts the call, and the failure if any. One frame, not a counting wrapper
 // around the call: a reader goroutine runs handle_in on its own stack, and every
 // frame of that path is a part of the stack the GC shrinks and the next message grows
 // again.
-func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, results func(*vm) error, args ...lua.LValue) (err error) {
+func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket, a *Assigns, out *Outgoing, results func(*vm) error, args ...lua.LValue) (err error) {
 	s.calls.Add(1)
 	v, err := h.take(ctx, &s.chunk)
 	if err != nil {
@@ -160,9 +160,9 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 	}
 	L.Push(&so.ud)
 	v.waited = 0
-	v.sock = sock
+	v.sock, v.out = sock, out
 	err = s.pcall(ctx, v, len(args)+1, lua.MultRet)
-	v.sock = nil
+	v.sock, v.out = nil, nil
 	so.done = true
 	if cb == cbHandleOut {
 		s.noteOutWait(v.waited)

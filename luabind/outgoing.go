@@ -1,14 +1,19 @@
 package luabind
 
 import (
+	"sync/atomic"
+
 	lua "github.com/yuin/gopher-lua"
 )
 
 // Outgoing is an intercepted broadcast's payload converted to Lua once; every HandleOut call gets
 // its own deep copy, so one subscriber's handle_out editing the payload never affects another's.
+// It also keeps the JSON a push of a copy encodes to (see outJSON).
 // It is immutable and safe for concurrent use.
 type Outgoing struct {
-	root frozen
+	root  frozen
+	push  *outJSON                   // nil when the payload is not a table or would not encode
+	event atomic.Pointer[lua.LValue] // the event of the last call, boxed (see eventValue)
 }
 
 // NewOutgoing converts p once for any number of HandleOut calls.
@@ -17,7 +22,22 @@ func NewOutgoing(p Payload) (*Outgoing, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Outgoing{root: freeze(v)}, nil
+	o := &Outgoing{root: freeze(v)}
+	if !p.Binary {
+		o.push = newOutJSON(&o.root, p.Data)
+	}
+	return o, nil
+}
+
+// eventValue returns event as a Lua value, boxed once for the calls of a broadcast rather than
+// once for each (they all have its event).
+func (o *Outgoing) eventValue(event string) lua.LValue {
+	if p := o.event.Load(); p != nil && (*p).(lua.LString) == lua.LString(event) {
+		return *p
+	}
+	v := lua.LValue(lua.LString(event))
+	o.event.Store(&v)
+	return v
 }
 
 // value returns a fresh copy of the payload for one handle_out call.

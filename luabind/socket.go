@@ -26,7 +26,7 @@ const socketName = "socket"
 // openSocket builds this VM's socket metatable and methods.
 func (v *vm) openSocket() {
 	L := v.L
-	push := L.NewFunction(socketPush)
+	push := L.NewFunction(v.socketPush)
 	v.sockFns = map[string]lua.LValue{
 		"push":           push,
 		"reply":          push,
@@ -128,10 +128,14 @@ func socketToString(L *lua.LState) int {
 }
 
 // socketPush is socket:push(event, payload) and socket:reply(event, payload).
-func socketPush(L *lua.LState) int {
+func (v *vm) socketPush(L *lua.LState) int {
 	s := checkSocket(L, 1)
 	event := L.CheckString(2)
-	if err := s.sock.Push(event, payloadArgWith(L, 3, encodePushPayload)); err != nil {
+	encode := encodePushPayload
+	if v.out != nil && v.out.push != nil {
+		encode = v.out.encodePush
+	}
+	if err := s.sock.Push(event, payloadArgWith(L, 3, encode)); err != nil {
 		L.RaiseError("socket:push: %s", err)
 	}
 	return 0

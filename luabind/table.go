@@ -73,19 +73,58 @@ func newObject(keys []string, vals []lua.LValue) *lua.LTable {
 }
 
 // copyObject returns a new table with t's fields (t has string keys only, as newObject
-// builds), sharing t's values. The copy is independent of t: its maps are clones, and the
-// keys slice they share is full, so a field the copy adds goes to a slice of its own.
+// builds), sharing t's values. The copy is independent of t: its maps are clones, and its
+// keys slice is its own, with room for a field or two more (handle_out often adds one),
+// allocated with the table; past maxOwnKeys keys, it shares t's, which is full, so a field
+// the copy adds goes to a slice of its own.
 func copyObject(t *lua.LTable, keys []string) *lua.LTable {
 	if !tablesByLayout {
 		return copyObjectByAPI(t, keys)
 	}
 	l := layoutOf(t)
-	c := &lua.LTable{Metatable: lua.LNil}
+	c := newTableWithKeys(l.keys)
+	c.Metatable = lua.LNil
 	cl := layoutOf(c)
 	cl.strdict = maps.Clone(l.strdict)
-	cl.keys = l.keys[:len(l.keys):len(l.keys)]
 	cl.k2i = maps.Clone(l.k2i)
 	return c
+}
+
+// maxOwnKeys is the most keys a copyObject copy gets a slice of its own for.
+const maxOwnKeys = 14
+
+// newTableWithKeys returns a new table whose keys slice holds keys, with room for two more,
+// allocated with the table (one allocation, where adding a key to a full slice is two), or
+// keys itself, full, when they are more than maxOwnKeys.
+func newTableWithKeys(keys []lua.LValue) *lua.LTable {
+	var t *lua.LTable
+	var own []lua.LValue
+	switch n := len(keys); {
+	case n <= 2:
+		b := &struct {
+			t    lua.LTable
+			keys [4]lua.LValue
+		}{}
+		t, own = &b.t, b.keys[:0]
+	case n <= 6:
+		b := &struct {
+			t    lua.LTable
+			keys [8]lua.LValue
+		}{}
+		t, own = &b.t, b.keys[:0]
+	case n <= maxOwnKeys:
+		b := &struct {
+			t    lua.LTable
+			keys [16]lua.LValue
+		}{}
+		t, own = &b.t, b.keys[:0]
+	default:
+		t = &lua.LTable{}
+		layoutOf(t).keys = keys[:len(keys):len(keys)]
+		return t
+	}
+	layoutOf(t).keys = append(own, keys...)
+	return t
 }
 
 // newObjectByAPI is newObject through gopher-lua's API.

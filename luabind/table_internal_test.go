@@ -58,6 +58,12 @@ func TestObjectsMatchTheAPI(t *testing.T) {
 		{"a", "b", "a", "c", "b"}, // repeated keys: first place, last value
 		{"1", "2", "x"},
 		strings.Fields("k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15 k16 k17 k18"),
+		// The sizes where a copy's own keys slice (newTableWithKeys) changes.
+		{"a", "b"},
+		strings.Fields("k1 k2 k3 k4 k5 k6"),
+		strings.Fields("k1 k2 k3 k4 k5 k6 k7"),
+		strings.Fields("k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14"),
+		strings.Fields("k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15"),
 	}
 	for _, keys := range cases {
 		t.Run(strings.Join(keys, ","), func(t *testing.T) {
@@ -92,8 +98,10 @@ func TestObjectsMatchTheAPI(t *testing.T) {
 			if got := tableTrace(other); got != before {
 				t.Fatalf("a copy changed when others were edited:\n got %s\nwant %s", got, before)
 			}
-			other.RawSetString("other", lua.LFalse)
-			other.RawSetString("other2", lua.LFalse)
+			// Past the room a copy's keys slice has.
+			for _, k := range []string{"other", "other2", "other3", "other4", "other5"} {
+				other.RawSetString(k, lua.LFalse)
+			}
 			if got, want := tableTrace(c1), tableTrace(c2); got != want {
 				t.Fatalf("a copy after another was edited:\n got %s\nwant %s", got, want)
 			}
