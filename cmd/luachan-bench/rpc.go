@@ -81,11 +81,11 @@ func (w *rpcWorker) read(rc *rpcClient) {
 		k := ref - rpcRefBase
 		p := w.phase.Load()
 		p.hist.record(now.UnixNano()-rc.sent[k%rpcRing].Load(), c.id)
-		rc.nrecv.Add(1)
-		p.replies.Add(1)
 		if !replyOK(f.payload) {
 			p.failed.Add(1)
 		}
+		p.replies.Add(1)
+		rc.nrecv.Add(1) // last: once settled sees it, the phase has counted the reply
 	})
 	if w.ctx.Err() == nil {
 		w.dead.Add(1)
