@@ -155,34 +155,37 @@ func (c *Conn) canRest() bool {
 // garbage collector never shrinks it below 4 KiB once it has grown: a blocked read
 // holds more than the 224 bytes that would allow. A fresh goroutine's stack is 2 KiB,
 // which the wait here fits in. So a reader that has handled a frame (moved false) waits
-// only restAfter here; if the client stays quiet, the reader hands the connection to a
-// fresh goroutine (reports true), which waits out the rest of IdleTimeout. A busy
+// only restAfter here; if the client stays quiet, it sets the deadline IdleTimeout after
+// the last frame and hands the connection to a fresh goroutine (reports true), which
+// waits for that deadline. A busy
 // connection keeps its goroutine and its grown stack. The bytes that end the wait are
 // read into the connection's small buffer (see sockReader.restRead), so a quiet
 // connection holds no borrowed buffer either.
 func (c *Conn) rest(moved bool) bool {
 	in := &c.rd.in
 	idle := c.hub.cfg.IdleTimeout
-	deadline, quiet := time.Now(), false
+	quiet := !moved && restAfter < idle
+	since := time.Now()
 	switch {
-	case moved:
-		deadline = in.restSince.Add(idle)
-	case restAfter < idle:
-		in.restSince, quiet = deadline, true
-		deadline = deadline.Add(restAfter)
+	case moved: // the deadline is set: the last frame's IdleTimeout
+	case quiet:
+		if !c.setReadDeadline(since.Add(restAfter)) {
+			return false // closing: the next read meets the writer's deadline
+		}
 	default:
-		deadline = deadline.Add(idle)
-	}
-	if !c.setReadDeadline(deadline) {
-		return false // closing: the next read meets the writer's deadline
+		if !c.setReadDeadline(since.Add(idle)) {
+			return false
+		}
 	}
 	err := in.restRead(c.w.raw)
 	switch {
 	case err == nil:
 		in.rearm = quiet // a frame cut short must get IdleTimeout, not what is left of restAfter
 		return false
-	case quiet && errorIsTimeout(err) && !c.isClosing():
-		return true
+	case quiet && errorIsTimeout(err):
+		// Move, leaving the fresh goroutine the idle deadline counted from the last frame;
+		// unless closing, where the writer's deadline stands and reading goes on here.
+		return c.setReadDeadline(since.Add(idle))
 	}
 	return false // the next read meets the error again
 }
@@ -276,7 +279,6 @@ type sockReader struct {
 	restFn    func(fd uintptr) bool // raw.Read's callback, made at the first restRead
 	restN     int                   // what restFn read
 	restErrno syscall.Errno         // the error restFn met
-	restSince time.Time             // when the client went quiet
 	rearm     bool                  // the deadline is restAfter's: call arm before blocking
 	arm       func()                // sets the idle deadline
 }

@@ -49,22 +49,29 @@ func procCPU(pid int) (time.Duration, error) {
 
 // procRSS is the resident set size of the process in bytes.
 func procRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(procPath(pid, "status"))
+	f, err := procLineField(pid, "status", "VmRSS:")
 	if err != nil {
 		return 0, err
 	}
+	kb, err := strconv.ParseInt(f, 10, 64)
+	return kb << 10, err
+}
+
+// procLineField returns the first field after prefix on the line of /proc/PID/file that
+// starts with it.
+func procLineField(pid int, file, prefix string) (string, error) {
+	b, err := os.ReadFile(procPath(pid, file))
+	if err != nil {
+		return "", err
+	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
-			f := bytes.Fields(rest)
-			if len(f) >= 1 {
-				kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-				if err == nil {
-					return kb << 10, nil
-				}
+		if rest, ok := bytes.CutPrefix(line, []byte(prefix)); ok {
+			if f := bytes.Fields(rest); len(f) > 0 {
+				return string(f[0]), nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("bench: %s: no VmRSS", procPath(pid, "status"))
+	return "", fmt.Errorf("bench: %s: no %s", procPath(pid, file), prefix)
 }
 
 // cpuMeter measures the CPU a process spends between start and stop; a pid
@@ -123,16 +130,9 @@ func procOpenFiles(pid int) (int, error) {
 
 // procFileLimit is the process's soft limit on open files.
 func procFileLimit(pid int) (int, error) {
-	b, err := os.ReadFile(procPath(pid, "limits"))
+	f, err := procLineField(pid, "limits", "Max open files")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte("Max open files")); ok {
-			if f := bytes.Fields(rest); len(f) > 0 {
-				return strconv.Atoi(string(f[0]))
-			}
-		}
-	}
-	return 0, fmt.Errorf("bench: %s: no Max open files", procPath(pid, "limits"))
+	return strconv.Atoi(f)
 }
