@@ -139,7 +139,7 @@ func presenceAcrossNodes(t *testing.T, url string) {
 	st, _ := joinPresence(alice, topic, "1", "alice")
 	aliceMeta := st.one(t, "alice")
 	bob := n2.dial(t, "vsn=2.0.0")
-	st, _ = joinPresence(bob, topic, "1", "bob")
+	st = joinPresenceRemote(bob, topic, "1", "bob")
 	bobMeta := st.one(t, "bob")
 	all := presenceState{
 		"alice": {Metas: []map[string]any{aliceMeta}},

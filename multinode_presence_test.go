@@ -36,7 +36,7 @@ func testMultinodePresence(t *testing.T, rs testBroker) {
 	aliceMeta := st.one(t, "alice")
 
 	carol := n3.dial(t, "vsn=2.0.0")
-	st, _ = joinPresence(carol, topic, "1", "carol")
+	st = joinPresenceRemote(carol, topic, "1", "carol")
 	if !reflect.DeepEqual(st.keys(), []string{"alice", "carol"}) || !reflect.DeepEqual(st.one(t, "alice"), aliceMeta) {
 		t.Fatalf("carol's presence_state on another node %+v, want alice (as tracked) and carol", st)
 	}
@@ -48,7 +48,7 @@ func testMultinodePresence(t *testing.T, rs testBroker) {
 	}
 
 	bob := n2.dial(t, "vsn=2.0.0")
-	st, _ = joinPresence(bob, topic, "1", "bob")
+	st = joinPresenceRemote(bob, topic, "1", "bob")
 	bobMeta := st.one(t, "bob")
 	checkMeta(t, bobMeta, "online", "")
 	all := presenceState{

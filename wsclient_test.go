@@ -29,6 +29,10 @@ type wsClient struct {
 	tb   testing.TB
 	conn *websocket.Conn
 	resp *http.Response // the handshake response
+
+	// inFlight holds presences readMsg skips one join diff of each, exactly as here:
+	// see joinPresenceRemote.
+	inFlight presenceState
 }
 
 // frame is one message read from the server.
