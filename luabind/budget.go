@@ -20,12 +20,21 @@ import (
 // call to call. It is used by the goroutine holding its VM; only the watchdog and the
 // parent's cancellation reach it from elsewhere, through mu and due. A budget also ends its
 // call when the heap watchdog sees the process heap over maxHeap (see heapWatch).
+//
+// The deadline is wall-clock time (Go has no clock of one goroutine's CPU), and a call
+// that waited for a CPU on a saturated host is not a runaway: past its deadline, a call
+// ends only once it has also done minWork units of work (see Done), or at hardFactor times
+// its budget whatever it did. A runaway has done far more than minWork by its deadline and
+// ends within a watchdog interval of it; a join of three lines that was not scheduled for
+// its whole budget finishes.
 type budget struct {
 	maxHeap   uint64          // the heap bound of its calls; set before the first call
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
 	started   time.Time       // when the current call was armed; the calling goroutine's
 	due       atomic.Int64    // the current call's deadline (monoSince), for the watchdog; 0 when disarmed
+	work      int64           // units of work the current call has done; the calling goroutine's
+	late      atomic.Bool     // the current call is past its deadline: it ends at minWork
 
 	mu       sync.Mutex      // guards the fields below against the watchdog and parent callbacks
 	parent   context.Context // the caller's context of the current call
@@ -33,7 +42,19 @@ type budget struct {
 	err      error           // why done was closed
 	armed    bool            // a call is running: ending it now counts
 	deadline time.Time
+	hard     time.Time // past it the call ends, however little it did
 }
+
+const (
+	// minWork is how much work a call past its deadline must have done to be stopped for
+	// time: Lua instructions, and budgetCheckEvery per budget check of our Go loops (which
+	// check once every that many steps). 10,000 instructions are a few milliseconds of Lua
+	// at most; the callbacks of a chat room do a few hundred.
+	minWork = 10_000
+	// hardFactor times its budget, a call ends however little work it did: a loop of
+	// long builtin calls (each a step, and each capped) does little work per second.
+	hardFactor = 4
+)
 
 // budgets is every budget alive, for the watchdog. Weak pointers: a budget whose VM is
 // dropped leaves the list by itself.
@@ -92,7 +113,9 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 	}
 	b.parent, b.armed = parent, true
 	b.started = now
-	b.deadline = now.Add(d)
+	b.work = 0
+	b.late.Store(false)
+	b.deadline, b.hard = now.Add(d), now.Add(hardFactor*d)
 	if dl, ok := parent.Deadline(); ok && dl.Before(b.deadline) {
 		b.deadline = dl
 	}
@@ -128,10 +151,11 @@ func (b *budget) wait(f func()) {
 	waited := time.Since(start)
 	b.mu.Lock()
 	if b.armed && b.err == nil {
-		b.deadline = b.deadline.Add(waited)
+		b.deadline, b.hard = b.deadline.Add(waited), b.hard.Add(waited)
 		if dl, ok := b.parent.Deadline(); ok && dl.Before(b.deadline) {
 			b.deadline = dl
 		}
+		b.late.Store(!time.Now().Before(b.deadline))
 	}
 	dl, armed := b.deadline, b.armed
 	b.mu.Unlock()
@@ -153,12 +177,29 @@ func (b *budget) close() {
 	b.unwatch()
 }
 
-// expire ends the current call when its deadline has passed. A watchdog that read the deadline
-// of an earlier call finds a deadline still ahead and does nothing.
+// expire marks the current call late when its deadline has passed, and ends it when its hard
+// deadline has. A watchdog that read the deadline of an earlier call finds a deadline still
+// ahead and does nothing.
 func (b *budget) expire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.armed && b.err == nil && !time.Now().Before(b.deadline) {
+	if !b.armed || b.err != nil {
+		return
+	}
+	switch now := time.Now(); {
+	case !now.Before(b.hard):
+		b.endLocked(context.DeadlineExceeded)
+	case !now.Before(b.deadline):
+		b.late.Store(true)
+	}
+}
+
+// outOfTime ends the current call, late and having done minWork: a runaway.
+func (b *budget) outOfTime() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.late.Store(false) // once is enough
+	if b.armed && b.err == nil {
 		b.endLocked(context.DeadlineExceeded)
 	}
 }
@@ -190,6 +231,9 @@ func (b *budget) overHeap() {
 // in arm, on that goroutine, so it is read without the lock. It is also where the heap bound
 // is checked, as often as the deadline.
 func (b *budget) Done() <-chan struct{} {
+	if b.work++; b.late.Load() && b.work >= minWork {
+		b.outOfTime()
+	}
 	// The watchdog cannot tell which callback allocated; the ones that have run for less
 	// than heapGrace are the short, healthy ones, and stopping them would punish everyone
 	// for one runaway. heapOver is one atomic load while the heap is under its bound.

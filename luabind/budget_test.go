@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	lua "github.com/yuin/gopher-lua"
 )
 
 // waitDone fails unless b ends within a generous bound.
@@ -166,6 +168,63 @@ func TestBudget(t *testing.T) {
 		defer b.disarm()
 		if b.Value(key{}) != "v" {
 			t.Error("value lost")
+		}
+	})
+}
+
+// TestBudgetLateButIdle: a call past its deadline that has done little work (it was
+// waiting for a CPU, here in a Go function that sleeps) finishes; one that then spins,
+// in Lua or in a Go loop that checks the budget, is stopped at once; and at hardFactor
+// times its budget any call is stopped.
+func TestBudgetLateButIdle(t *testing.T) {
+	const d = 20 * time.Millisecond
+	var checks int // budget checks made by steps()
+	run := func(t *testing.T, stall time.Duration, code string) error {
+		L := lua.NewState()
+		defer L.Close()
+		L.SetGlobal("stall", L.NewFunction(func(*lua.LState) int { time.Sleep(stall); return 0 }))
+		L.SetGlobal("steps", L.NewFunction(func(L *lua.LState) int {
+			for checks = 0; ; checks++ {
+				checkBudget(L)
+			}
+		}))
+		b := newBudget()
+		defer b.close()
+		if err := b.arm(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		L.SetContext(b)
+		err := L.DoString(code)
+		L.RemoveContext()
+		stopped := b.Err()
+		b.disarm()
+		if err != nil && !errors.Is(stopped, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v, stopped by %v", code, err, stopped)
+		}
+		return err
+	}
+	t.Run("late, little work: finishes", func(t *testing.T) {
+		if err := run(t, 2*d, "stall() local x = 1 for i = 1, 100 do x = x + i end"); err != nil {
+			t.Fatalf("a call that waited past its deadline and then did 300 instructions was stopped: %v", err)
+		}
+	})
+	t.Run("late, then spins: stopped", func(t *testing.T) {
+		if err := run(t, 2*d, "stall() while true do end"); err == nil {
+			t.Fatal("a spinning call was not stopped")
+		}
+	})
+	t.Run("late, then a Go loop: stopped", func(t *testing.T) {
+		if err := run(t, 2*d, "stall() steps()"); err == nil {
+			t.Fatal("a Go loop checking the budget was not stopped")
+		}
+		// each check stands for budgetCheckEvery steps of work
+		if want := minWork/budgetCheckEvery + 1; checks > want {
+			t.Fatalf("stopped after %d budget checks, want at most %d", checks, want)
+		}
+	})
+	t.Run("past the hard deadline: stopped", func(t *testing.T) {
+		if err := run(t, (hardFactor+1)*d, "stall() local x = 1"); err == nil {
+			t.Fatalf("a call past %d times its budget was not stopped", hardFactor)
 		}
 	})
 }
