@@ -135,10 +135,14 @@ func TestHeapWatchdog(t *testing.T) {
 	opts.Timeout = 20 * time.Second
 	opts.MaxHeap = base + 64<<20
 	s := mustLoad(t, opts, `return { topic = 'a', join = function() return true end,
-		handle_in = function(event)
+		handle_in = function(event, payload, socket)
 			if event == "grow" then
 				local keep = {}
 				for i = 1, 1e6 do keep[i] = string.rep("x", 1e6) .. i end
+			elseif event == "wait" then
+				socket:call({})
+			elseif event == "spin" then
+				for i = 1, 1e7 do end
 			end
 			return "ok"
 		end }`)
@@ -157,7 +161,29 @@ func TestHeapWatchdog(t *testing.T) {
 	if ms.HeapAlloc > base+32<<20 {
 		t.Errorf("heap %d MiB after, %d MiB before", ms.HeapAlloc>>20, base>>20)
 	}
-	// The server goes on: the next call runs.
+	// The server goes on: the next call runs, even one that runs past heapGrace right away
+	// while another callback keeps the watchdog sampling. (The stopped call's memory was
+	// still held when it was stopped; a sample of it must not stop the calls after.)
+	keeper := blockedCallSocket{newFakeSocket("a"), make(chan struct{}), make(chan struct{})}
+	kept := make(chan error, 1)
+	go func() {
+		_, _, err := s.HandleIn(testContext(t), keeper, nil, "wait", jsonPayload(`{}`))
+		kept <- err
+	}()
+	<-keeper.waiting
+	if _, _, err := s.HandleIn(testContext(t), newFakeSocket("a"), nil, "grow", jsonPayload(`{}`)); !errors.Is(err, luabind.ErrHeapLimit) {
+		t.Fatalf("the second bomb: %v, want stopped for the heap", err)
+	}
+	start = time.Now()
+	if status, _, err := s.HandleIn(testContext(t), newFakeSocket("a"), nil, "spin", jsonPayload(`{}`)); status != "ok" || err != nil {
+		t.Errorf("a call after the bomb's (for %v) was refused: %q %v", time.Since(start), status, err)
+	} else if ran := time.Since(start); ran < 100*time.Millisecond {
+		t.Fatalf("the spin took only %v: too short to be stopped by the watchdog (50 ms), it shows nothing", ran)
+	}
+	close(keeper.release)
+	if err := <-kept; err != nil {
+		t.Errorf("the callback waiting meanwhile: %v", err)
+	}
 	waitFor(t, func() bool {
 		status, _, err := s.HandleIn(testContext(t), newFakeSocket("a"), nil, "x", jsonPayload(`{}`))
 		return status == "ok" && err == nil
@@ -258,4 +284,17 @@ func TestBombsInParallel(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// blockedCallSocket is a socket whose socket:call says it is waiting, then waits for
+// release: a callback that stays running without running Lua.
+type blockedCallSocket struct {
+	*fakeSocket
+	waiting, release chan struct{}
+}
+
+func (s blockedCallSocket) Call([]byte) ([]byte, error) {
+	close(s.waiting)
+	<-s.release
+	return []byte(`{}`), nil
 }

@@ -44,7 +44,7 @@ func defaultMaxHeap() uint64 {
 // the sampler to confirm it: the sampler forces a collection and publishes what is left as the
 // live heap, and only a live heap over the bound stops the call. The watchdog cannot tell which
 // callback allocated, so every callback that has run for heapGrace or longer while the live
-// heap is over its bound is stopped (short ones, the healthy ones, finish); after a stop the sampler collects and samples again at once, so the server recovers
+// heap is over its bound is stopped (short ones, the healthy ones, finish); once a stopped call's VM is dropped the sampler collects and samples again, so the server recovers
 // as soon as the runaway's memory is garbage. The sampler exits when no callback runs and is
 // started again by the next one: it needs no owner to stop it.
 var heapWatch struct {
@@ -76,8 +76,8 @@ func heapLeave() {
 // heapOver reports whether the live heap is over bound. A sample over bound that no collection
 // has confirmed yet asks for one and reports false until it is done.
 func heapOver(bound uint64) bool {
-	if heapWatch.bytes.Load() <= bound {
-		return false
+	if heapWatch.bytes.Load() <= bound || heapWatch.confirming.Load() {
+		return false // under it, or a collection under way will tell
 	}
 	if heapWatch.live.Load() > bound {
 		return true
@@ -95,6 +95,18 @@ func heapCollect() {
 	select {
 	case heapWatch.collect <- struct{}{}:
 	default:
+	}
+}
+
+// heapRecollect asks for a collection after a call stopped for the heap was dropped, even while
+// one is under way: that one may have measured the stopped call's memory still held, and until
+// the next, every callback that runs for heapGrace would be stopped too. The request waits in
+// collect while the sampler collects, and for the next sampler when none runs.
+func heapRecollect() {
+	heapWatch.confirming.Store(true)
+	select {
+	case heapWatch.collect <- struct{}{}:
+	default: // one is waiting already
 	}
 }
 

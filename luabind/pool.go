@@ -87,6 +87,9 @@ func (p *pool) put(v *vm) {
 	}
 	v.close()
 	<-p.slots
+	if v.overHeap {
+		heapRecollect()
+	}
 }
 
 // close closes the idle VMs; the ones in use are closed as they come back. get keeps working,
