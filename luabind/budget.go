@@ -22,19 +22,19 @@ import (
 // call when the heap watchdog sees the process heap over maxHeap (see heapWatch).
 //
 // The deadline is wall-clock time (Go has no clock of one goroutine's CPU), and a call
-// that waited for a CPU on a saturated host is not a runaway: past its deadline, a call
-// ends only once it has also done minWork units of work (see Done), or at hardFactor times
-// its budget whatever it did. A runaway has done far more than minWork by its deadline and
-// ends within a watchdog interval of it; a join of three lines that was not scheduled for
-// its whole budget finishes.
+// that waited for a CPU on a saturated host is not a runaway: the watchdog only marks a
+// call past its deadline late, and the call ends once it has gone on running for lateGrace
+// after it first saw that (see Done). A runaway goes on, and ends within a watchdog
+// interval and lateGrace of its deadline; a join of three lines that was not scheduled for
+// its whole budget finishes in microseconds when it is.
 type budget struct {
 	maxHeap   uint64          // the heap bound of its calls; set before the first call
 	watched   context.Context // the parent being watched for cancellation, if any
 	stopWatch func() bool     // stops watching it
 	started   time.Time       // when the current call was armed; the calling goroutine's
 	due       atomic.Int64    // the current call's deadline (monoSince), for the watchdog; 0 when disarmed
-	work      int64           // units of work the current call has done; the calling goroutine's
-	late      atomic.Bool     // the current call is past its deadline: it ends at minWork
+	late      atomic.Bool     // the current call is past its deadline (set by the watchdog)
+	lateSeen  time.Time       // when the current call first saw late; the calling goroutine's
 
 	mu       sync.Mutex      // guards the fields below against the watchdog and parent callbacks
 	parent   context.Context // the caller's context of the current call
@@ -42,19 +42,11 @@ type budget struct {
 	err      error           // why done was closed
 	armed    bool            // a call is running: ending it now counts
 	deadline time.Time
-	hard     time.Time // past it the call ends, however little it did
 }
 
-const (
-	// minWork is how much work a call past its deadline must have done to be stopped for
-	// time: Lua instructions, and budgetCheckEvery per budget check of our Go loops (which
-	// check once every that many steps). 10,000 instructions are a few milliseconds of Lua
-	// at most; the callbacks of a chat room do a few hundred.
-	minWork = 10_000
-	// hardFactor times its budget, a call ends however little work it did: a loop of
-	// long builtin calls (each a step, and each capped) does little work per second.
-	hardFactor = 4
-)
+// lateGrace is how long a call past its deadline may go on running before it is stopped:
+// one that only waited for a CPU finishes in far less, a runaway does not.
+const lateGrace = 10 * time.Millisecond
 
 // budgets is every budget alive, for the watchdog. Weak pointers: a budget whose VM is
 // dropped leaves the list by itself.
@@ -113,9 +105,9 @@ func (b *budget) arm(parent context.Context, d time.Duration) error {
 	}
 	b.parent, b.armed = parent, true
 	b.started = now
-	b.work = 0
 	b.late.Store(false)
-	b.deadline, b.hard = now.Add(d), now.Add(hardFactor*d)
+	b.lateSeen = time.Time{}
+	b.deadline = now.Add(d)
 	if dl, ok := parent.Deadline(); ok && dl.Before(b.deadline) {
 		b.deadline = dl
 	}
@@ -151,11 +143,12 @@ func (b *budget) wait(f func()) {
 	waited := time.Since(start)
 	b.mu.Lock()
 	if b.armed && b.err == nil {
-		b.deadline, b.hard = b.deadline.Add(waited), b.hard.Add(waited)
+		b.deadline = b.deadline.Add(waited)
 		if dl, ok := b.parent.Deadline(); ok && dl.Before(b.deadline) {
 			b.deadline = dl
 		}
 		b.late.Store(!time.Now().Before(b.deadline))
+		b.lateSeen = time.Time{}
 	}
 	dl, armed := b.deadline, b.armed
 	b.mu.Unlock()
@@ -177,24 +170,28 @@ func (b *budget) close() {
 	b.unwatch()
 }
 
-// expire marks the current call late when its deadline has passed, and ends it when its hard
-// deadline has. A watchdog that read the deadline of an earlier call finds a deadline still
-// ahead and does nothing.
+// expire marks the current call late when its deadline has passed. A watchdog that read the
+// deadline of an earlier call finds a deadline still ahead and does nothing.
 func (b *budget) expire() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.armed || b.err != nil {
-		return
-	}
-	switch now := time.Now(); {
-	case !now.Before(b.hard):
-		b.endLocked(context.DeadlineExceeded)
-	case !now.Before(b.deadline):
+	if b.armed && b.err == nil && !time.Now().Before(b.deadline) {
 		b.late.Store(true)
 	}
 }
 
-// outOfTime ends the current call, late and having done minWork: a runaway.
+// runLate is Done for a call past its deadline: it ends the call once it has gone on
+// running for lateGrace since it first saw that.
+func (b *budget) runLate() {
+	now := time.Now()
+	if b.lateSeen.IsZero() {
+		b.lateSeen = now
+	} else if now.Sub(b.lateSeen) >= lateGrace {
+		b.outOfTime()
+	}
+}
+
+// outOfTime ends the current call, late and still running: a runaway.
 func (b *budget) outOfTime() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -231,8 +228,8 @@ func (b *budget) overHeap() {
 // in arm, on that goroutine, so it is read without the lock. It is also where the heap bound
 // is checked, as often as the deadline.
 func (b *budget) Done() <-chan struct{} {
-	if b.work++; b.late.Load() && b.work >= minWork {
-		b.outOfTime()
+	if b.late.Load() {
+		b.runLate()
 	}
 	// The watchdog cannot tell which callback allocated; the ones that have run for less
 	// than heapGrace are the short, healthy ones, and stopping them would punish everyone

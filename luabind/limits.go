@@ -94,9 +94,6 @@ func checkBudget(L *lua.LState) {
 	if ctx == nil {
 		return
 	}
-	if b, ok := ctx.(*budget); ok {
-		b.work += budgetCheckEvery - 1 // and one in Done
-	}
 	select {
 	case <-ctx.Done():
 		L.RaiseError("%s", ctx.Err())
