@@ -1,6 +1,7 @@
 package luachan_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -187,8 +188,8 @@ func historyOf(tb testing.TB, s *server, topic string) ([]string, string) {
 }
 
 // TestHistoryRedisRecoveryUnderLoad: while a socket on one node broadcasts about 1,000
-// a second (fewer under -race, where the publisher's sends queue behind a slower
-// server), 100 clients on two nodes leave and rejoin with since in a loop; each sees
+// a second (fewer under -race or on a busy box, where the publisher waits for the
+// server's replies), 100 clients on two nodes leave and rejoin with since in a loop; each sees
 // every position once, in order, across rejoins and nodes.
 func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {
 	rs := startRedis(t)
@@ -202,7 +203,13 @@ func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {
 	cur := joinFeed(t, pub, "feed:load", "1", `{"user":"pub"}`)["position"].(string)
 	epoch := cur[:strings.LastIndexByte(cur, ':')+1]
 
+	// At most maxInFlight says go unanswered: the server closes a socket whose channel
+	// falls 1,024 events behind ("channel cannot keep up"), and a publisher that does not
+	// wait gets there on a saturated box, after which nothing is broadcast.
+	const maxInFlight = 256
+	inFlight := make(chan struct{}, maxInFlight)
 	var stop, stopPub atomic.Bool
+	stopping := make(chan struct{})
 	var published atomic.Int64
 	pubDone := make(chan struct{})
 	go func() {
@@ -215,17 +222,28 @@ func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {
 			// As many as keep the rate at 1,000 a second since the start: a tick
 			// that came late sends the ones it missed.
 			for due := int(time.Since(began)/time.Millisecond) + 1; n <= due; n++ {
-				if err := pub.conn.WriteMessage(1, []byte(fmt.Sprintf(`["1",null,"feed:load","say",{"n":%d}]`, n))); err != nil {
+				select {
+				case inFlight <- struct{}{}:
+				case <-stopping:
+					return
+				}
+				if err := pub.conn.WriteMessage(1, []byte(fmt.Sprintf(`["1","%d","feed:load","say",{"n":%d}]`, n, n))); err != nil {
 					return
 				}
 				published.Add(1)
 			}
 		}
 	}()
+	pubErr := make(chan error, 1)
 	go func() {
 		for {
-			if _, _, err := pub.conn.ReadMessage(); err != nil {
+			_, data, err := pub.conn.ReadMessage()
+			if err != nil {
+				pubErr <- err
 				return
+			}
+			if bytes.Contains(data, []byte(`"phx_reply"`)) {
+				<-inFlight
 			}
 		}
 	}()
@@ -246,7 +264,13 @@ func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopPub.Store(true)
+	close(stopping)
 	<-pubDone
+	select {
+	case err := <-pubErr:
+		t.Errorf("the publisher's socket closed while it published: %v", err)
+	default:
+	}
 	close(errs)
 	for err := range errs {
 		if err != nil {
