@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // lastKey numbers connections; Conn.Key values start at 1 so that 0 can mean "nobody".
@@ -47,6 +48,11 @@ type Conn struct {
 	rd     frameReader // reader only
 	bucket tokenBucket // inbound rate limit; reader only (LongPoll: under lp.handleMu)
 
+	// Parking (see park): the reader's state, its idle timer, and its id in hub.park
+	// (under hub.park.mu).
+	parkState atomic.Uint32
+	parkTimer *time.Timer
+	parkID    uint64
 }
 
 // CloseError is the reason passed to Session.Closed for a connection closed with a close
@@ -94,6 +100,9 @@ func newConn(h *Hub, nc net.Conn, src io.Reader, f Format, id string, state any,
 	if src == nil && nc != nil {
 		c.rd.in.src = nc
 		c.rd.in.arm = c.armIdleDeadline
+		if canPark && c.w.raw != nil {
+			c.w.finished = c.unpark // a parked reader must see the close
+		}
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net/http"
@@ -386,5 +387,46 @@ func TestQuietReaderMoves(t *testing.T) {
 	}
 	if code := binary.BigEndian.Uint16(f.payload); code != hub.CloseGoingAway {
 		t.Fatalf("close code %d", code)
+	}
+}
+
+// TestParkedReader: a quiet connection is parked, with no goroutine reading it; its
+// client's next frame, and the server's close, each resume it.
+func TestParkedReader(t *testing.T) {
+	if !hub.CanPark {
+		t.Skip("no parking on this system")
+	}
+	hub.SetRestAfter(t, 50*time.Millisecond)
+	ts := startServer(t, hub.Config{IdleTimeout: time.Minute})
+	c := ts.dialRaw(t, "vsn=2.0.0")
+	heartbeat := func(ref string) {
+		t.Helper()
+		c.send(rawFrame{op: opText, payload: []byte(`[null,"` + ref + `","phoenix","heartbeat",{}]`)})
+		f, err := c.readFrame()
+		if err != nil || f.op != opText || !strings.Contains(string(f.payload), `"ok"`) {
+			t.Fatalf("want a heartbeat reply, got %+v, %v", f, err)
+		}
+	}
+	heartbeat("1")
+	waitFor(t, "the reader to park", func() bool { return hub.Parked(ts.hub) == 1 })
+	heartbeat("2") // the poller resumes it
+	waitFor(t, "the reader to park again", func() bool { return hub.RestMoves(ts.hub) >= 2 && hub.Parked(ts.hub) == 1 })
+
+	// The server closes it while parked: the client gets the close frame and does not
+	// answer it, so only the writer's close resumes the reader (to wait out closeGrace);
+	// Close returns once the connection is done.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- ts.hub.Close(ctx) }()
+	f, err := c.readFrame()
+	if err != nil || f.op != opClose || binary.BigEndian.Uint16(f.payload) != hub.CloseServiceRestart {
+		t.Fatalf("want the shutdown close, got %+v, %v", f, err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close with a parked connection: %v", err)
+	}
+	if n := hub.Parked(ts.hub); n != 0 {
+		t.Fatalf("%d still parked after Close", n)
 	}
 }

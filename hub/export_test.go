@@ -94,3 +94,9 @@ func RestMoves(h *Hub) uint64 { return h.count.restMoves.Load() }
 
 // CanRestRead reports whether readers can rest on this system (see Conn.rest).
 const CanRestRead = canRestRead
+
+// Parked reports how many of h's connections are parked (see Conn.park).
+func Parked(h *Hub) int { return h.park.len() }
+
+// CanPark reports whether readers can park on this system.
+const CanPark = canPark

@@ -103,6 +103,7 @@ type Hub struct {
 	count    counters
 	taps     taps          // the dev console's taps on topics (Tap)
 	lpSlots  longPollSlots // LongPoll sessions open, in all and by remote address
+	park     parker        // where quiet connections wait, with no goroutine (Conn.park)
 
 	// wg counts every connection goroutine: ServeHTTP calls from admission to return,
 	// and each connection's writer. Close waits for it.

@@ -51,16 +51,19 @@ func (c *Conn) ended() {
 
 // readLoop reads messages until the socket fails or the client's close frame arrives,
 // and reports false; or until the client has been quiet for restAfter, and reports true
-// once it has started a fresh goroutine (moved) to go on reading (see rest). Once the
+// once it has parked the connection (see park) or started a fresh goroutine (moved) to go
+// on reading (see rest). Once the
 // connection is closing it keeps reading, discarding messages, so that the client's
 // close reply is seen before the socket is closed; after a frame that cannot be parsed
 // past, it discards raw bytes instead (see drain).
 func (c *Conn) readLoop(moved bool) bool {
 	for {
 		if c.canRest() {
-			if c.rest(moved) {
+			if move, deadline := c.rest(moved); move {
 				c.hub.count.restMoves.Add(1)
-				go c.read(true)
+				if !c.park(deadline) {
+					go c.read(true)
+				}
 				return true
 			}
 			moved = false
@@ -156,12 +159,13 @@ func (c *Conn) canRest() bool {
 // holds more than the 224 bytes that would allow. A fresh goroutine's stack is 2 KiB,
 // which the wait here fits in. So a reader that has handled a frame (moved false) waits
 // only restAfter here; if the client stays quiet, it sets the deadline IdleTimeout after
-// the last frame and hands the connection to a fresh goroutine (reports true), which
-// waits for that deadline. A busy
+// the last frame and reports true with that deadline: the connection is then parked
+// (see park), with no goroutine at all until its client sends or the deadline comes, or,
+// where it cannot be, handed to a fresh goroutine, which waits for that deadline. A busy
 // connection keeps its goroutine and its grown stack. The bytes that end the wait are
 // read into the connection's small buffer (see sockReader.restRead), so a quiet
 // connection holds no borrowed buffer either.
-func (c *Conn) rest(moved bool) bool {
+func (c *Conn) rest(moved bool) (bool, time.Time) {
 	in := &c.rd.in
 	idle := c.hub.cfg.IdleTimeout
 	quiet := !moved && restAfter < idle
@@ -170,24 +174,24 @@ func (c *Conn) rest(moved bool) bool {
 	case moved: // the deadline is set: the last frame's IdleTimeout
 	case quiet:
 		if !c.setReadDeadline(since.Add(restAfter)) {
-			return false // closing: the next read meets the writer's deadline
+			return false, time.Time{} // closing: the next read meets the writer's deadline
 		}
 	default:
 		if !c.setReadDeadline(since.Add(idle)) {
-			return false
+			return false, time.Time{}
 		}
 	}
 	err := in.restRead(c.w.raw)
 	switch {
 	case err == nil:
 		in.rearm = quiet // a frame cut short must get IdleTimeout, not what is left of restAfter
-		return false
+		return false, time.Time{}
 	case quiet && errorIsTimeout(err):
 		// Move, leaving the fresh goroutine the idle deadline counted from the last frame;
 		// unless closing, where the writer's deadline stands and reading goes on here.
-		return c.setReadDeadline(since.Add(idle))
+		return c.setReadDeadline(since.Add(idle)), since.Add(idle)
 	}
-	return false // the next read meets the error again
+	return false, time.Time{} // the next read meets the error again
 }
 
 // allowMessage spends one of the client's message tokens. A client out of tokens is

@@ -108,7 +108,7 @@ type counters struct {
 	badFrames   atomic.Uint64
 	slowClosed  atomic.Uint64
 	idleClosed  atomic.Uint64
-	restMoves   atomic.Uint64 // readers moved to a fresh goroutine (see Conn.rest)
+	restMoves   atomic.Uint64 // quiet readers parked or moved to a fresh goroutine (see Conn.rest)
 	rateLimited atomic.Uint64
 	lpRefused   atomic.Uint64
 	closed      [numCloseKinds]atomic.Uint64

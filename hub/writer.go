@@ -84,6 +84,8 @@ type writer struct {
 	wg   *sync.WaitGroup // the Hub's: counts writeLoop goroutines and hand-offs to the flushers
 	wake chan struct{}   // without raw, capacity 1: wakes the resident writeLoop, or a LongPoll's poll
 	done chan struct{}   // closed once the close frame is written (or abandoned)
+
+	finished func() // called once done is closed, if set: resumes a parked reader
 }
 
 // writerState is who holds a writer's role; see writer.
@@ -419,6 +421,9 @@ func (w *writer) finish(frames [][]byte, code int, text string, flush bool) {
 	// than a TCP reset.
 	_ = w.nc.SetReadDeadline(grace)
 	close(w.done)
+	if w.finished != nil {
+		w.finished()
+	}
 }
 
 // writeFrames writes frames to the socket in one vectored write, within the write
