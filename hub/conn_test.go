@@ -429,4 +429,6 @@ func TestParkedReader(t *testing.T) {
 	if n := hub.Parked(ts.hub); n != 0 {
 		t.Fatalf("%d still parked after Close", n)
 	}
+	// With nothing parked, the poller ends within its second of quiet.
+	waitFor(t, "the poller to end", func() bool { return !hub.Polling(ts.hub) })
 }

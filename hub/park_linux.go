@@ -1,16 +1,19 @@
 package hub
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // canPark: the hub's poller works here.
 const canPark = true
 
-// parkPollTimeout is how long (ms) the poller waits between checks that something is still
+// parkPollIdle is how long the poller waits between checks that something is still
 // parked: with nothing parked it exits, and the next park starts another.
-const parkPollTimeout = 1000
+const parkPollIdle = time.Second
 
 // parker waits for the quiet connections' next bytes in one epoll set, so that a
 // connection whose client is quiet has no goroutine at all (see Conn.park): one poller
@@ -32,7 +35,7 @@ func (p *parker) add(c *Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.running {
-		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		set, fd, err := newEpollFile()
 		if err != nil {
 			return false
 		}
@@ -40,7 +43,7 @@ func (p *parker) add(c *Conn) bool {
 		if p.conns == nil {
 			p.conns = make(map[uint64]*Conn)
 		}
-		go p.poll(fd)
+		go p.poll(set)
 	}
 	p.next++
 	id := p.next
@@ -74,14 +77,43 @@ func (p *parker) remove(c *Conn) {
 	}
 }
 
+// newEpollFile returns a new epoll set as a file the runtime's poller waits on: the set
+// is readable while it holds events. So the poller goroutine waits like any network
+// read, holding no thread; a thread blocked in epoll_wait cost, under load, a hand-off of
+// its P and back at every wake. It also returns the set's descriptor, for epoll_ctl
+// (File.Fd would make the file blocking, which stops its deadlines).
+func newEpollFile() (*os.File, int, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		_ = syscall.Close(fd)
+		return nil, 0, err
+	}
+	return os.NewFile(uintptr(fd), "luachan-park"), fd, nil
+}
+
 // poll resumes the connections whose sockets become readable, until nothing is parked.
-func (p *parker) poll(epfd int) {
+func (p *parker) poll(set *os.File) {
+	defer set.Close()
 	var events [128]syscall.EpollEvent
 	var ready []*Conn
+	raw, err := set.SyscallConn()
 	for {
-		n, err := syscall.EpollWait(epfd, events[:], parkPollTimeout)
-		if err == syscall.EINTR {
-			continue
+		n := 0
+		var werr error
+		if err == nil {
+			_ = set.SetReadDeadline(time.Now().Add(parkPollIdle))
+			err = raw.Read(func(fd uintptr) bool {
+				n, werr = syscall.EpollWait(int(fd), events[:], 0)
+				return n > 0 || werr != nil && werr != syscall.EINTR // else wait until readable
+			})
+		}
+		quiet := errors.Is(err, os.ErrDeadlineExceeded)
+		failed := err != nil && !quiet || werr != nil
+		if quiet {
+			err = nil
 		}
 		ready = ready[:0]
 		p.mu.Lock()
@@ -91,14 +123,14 @@ func (p *parker) poll(epfd int) {
 				ready = append(ready, c)
 			}
 		}
-		stop := err != nil || n == 0 && len(p.conns) == 0
-		if err != nil { // not expected: resume everything parked, and stop
+		if failed { // not expected: resume everything parked, and stop
 			for id, c := range p.conns {
 				ready = append(ready, c)
 				c.parkID = 0
 				delete(p.conns, id)
 			}
 		}
+		stop := failed || quiet && len(p.conns) == 0
 		if stop {
 			p.running = false
 		}
@@ -107,7 +139,6 @@ func (p *parker) poll(epfd int) {
 			c.unpark()
 		}
 		if stop {
-			_ = syscall.Close(epfd)
 			return
 		}
 	}
@@ -118,4 +149,11 @@ func (p *parker) len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.conns)
+}
+
+// polling reports whether a poller runs.
+func (p *parker) polling() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
 }

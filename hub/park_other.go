@@ -10,3 +10,4 @@ type parker struct{}
 func (*parker) add(*Conn) bool { return false }
 func (*parker) remove(*Conn)   {}
 func (*parker) len() int       { return 0 }
+func (*parker) polling() bool  { return false }
