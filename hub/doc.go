@@ -22,6 +22,7 @@
 //	longPoll.handleMu  serialises one LongPoll session's POSTed frames, and its end
 //	flushQueue.mu      the writers waiting for a flusher; never held with any other
 //	longPollSlots.mu   the LongPoll session counts, in all and by address; never held with any other
+//	parker.mu          the parked connections and the poller's epoll set; never held with any other
 //
 // Each guards only the fields documented next to it, and nothing slow (I/O, callbacks
 // into the engine) runs while one is held, with one exception: shard.subMu is held
@@ -39,7 +40,11 @@
 // # Goroutines
 //
 // Every WebSocket connection has one goroutine of its own, its reader (ServeHTTP
-// returns after the upgrade, so net/http's per-request state is not kept). It has no
+// returns after the upgrade, so net/http's per-request state is not kept), while its
+// client is active: on Linux a reader quiet for a second parks (park.go), its goroutine
+// ending, and the Hub's one poller goroutine (parker.poll, while anything is parked)
+// starts a fresh one when the client sends, the idle deadline comes (a timer per parked
+// connection), or the writer finishes a close. It has no
 // writer goroutine while it has nothing to write. Its writer (writer.go, whose doc
 // comment lists the states and who may write in each) hands the role of writing the
 // socket to at most one goroutine at a time: the goroutine that sends a reply or push,
@@ -51,7 +56,8 @@
 // which ends it when it is closed or idle; its requests run on their net/http
 // goroutines. The Hub counts all of them, and every
 // request it admits, in a WaitGroup, so Close returns only once every Session.Closed
-// has returned and every connection goroutine has exited. Rate limits and idle timeouts
-// need no goroutine or timer of their own per WebSocket: the token bucket refills
-// lazily, and the idle timeout is the reader's read deadline.
+// has returned and every connection goroutine has exited (a parked connection counts as
+// one). Rate limits need no goroutine or timer of their own per WebSocket: the token
+// bucket refills lazily. The idle timeout is the reader's read deadline, and a parked
+// connection's timer.
 package hub
