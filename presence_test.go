@@ -200,12 +200,18 @@ func joinPresenceAs(c *wsClient, topic, joinRef, user, key string) (presenceStat
 	c.join(topic, joinRef, fmt.Sprintf(`{"user":%q}`, user), `{}`)
 	var st presenceState
 	expectPush(c.tb, c.readMsg(), joinRef, topic, "presence_state", &st)
+	return st, expectOwnJoin(c, topic, key)
+}
+
+// expectOwnJoin reads the presence_diff of c's own join, under key.
+func expectOwnJoin(c *wsClient, topic, key string) presenceDiff {
+	c.tb.Helper()
 	var d presenceDiff
 	expectPush(c.tb, c.readMsg(), nil, topic, "presence_diff", &d)
 	if len(d.Leaves) != 0 || !reflect.DeepEqual(d.Joins.keys(), []string{key}) {
 		c.tb.Fatalf("own join diff %+v, want a join of %q only", d, key)
 	}
-	return st, d
+	return d
 }
 
 // joinPresenceRemote is joinPresence for a client whose topic has presences on other
@@ -231,11 +237,7 @@ func joinPresenceRemote(c *wsClient, topic, joinRef, user string) presenceState 
 			c.tb.Fatalf("before its presence_state %+v, %s got %s: want only joins in flight from other nodes", st, user, e.text)
 		}
 	}
-	var d presenceDiff
-	expectPush(c.tb, c.readMsg(), nil, topic, "presence_diff", &d)
-	if len(d.Leaves) != 0 || !reflect.DeepEqual(d.Joins.keys(), []string{user}) {
-		c.tb.Fatalf("own join diff %+v, want a join of %q only", d, user)
-	}
+	expectOwnJoin(c, topic, user)
 	return st
 }
 

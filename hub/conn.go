@@ -100,7 +100,7 @@ func newConn(h *Hub, nc net.Conn, src io.Reader, f Format, id string, state any,
 	if src == nil && nc != nil {
 		c.rd.in.src = nc
 		c.rd.in.arm = c.armIdleDeadline
-		if canPark && c.w.raw != nil {
+		if canRestRead && c.w.raw != nil { // a reader that can rest can park
 			c.w.finished = c.unpark // a parked reader must see the close
 		}
 	}

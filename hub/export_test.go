@@ -98,8 +98,5 @@ const CanRestRead = canRestRead
 // Parked reports how many of h's connections are parked (see Conn.park).
 func Parked(h *Hub) int { return h.park.len() }
 
-// CanPark reports whether readers can park on this system.
-const CanPark = canPark
-
 // Polling reports whether h's poller of parked connections runs.
 func Polling(h *Hub) bool { return h.park.polling() }

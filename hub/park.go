@@ -3,7 +3,8 @@ package hub
 import "time"
 
 // A quiet connection's reader parks (see Conn.park): its goroutine ends, and the hub's
-// poller (parker, Linux only) starts a fresh one when the client sends, the idle
+// poller (parker, park_linux.go; where restRead does not work no reader rests, so none
+// parks) starts a fresh one when the client sends, the idle
 // deadline comes, or the writer finishes a close. At 15,000 quiet connections that is
 // 15,000 goroutines and their stacks (2 KiB and more each) fewer.
 
@@ -17,13 +18,10 @@ const (
 
 // park hands the wait for the client's next bytes, until deadline (the idle timeout), to
 // the hub's poller, and reports whether it did; when it did, the reader's goroutine must
-// end, and a fresh one is started by unpark. It does not park where there is no poller,
-// when the socket is gone, or when a close has begun (the writer's deadline is for a
-// goroutine to meet).
+// end, and a fresh one is started by unpark. It does not park when the socket is gone,
+// epoll fails, or a close has begun (the writer's deadline is for a goroutine to meet).
+// Only a connection that can rest (canRest) parks.
 func (c *Conn) park(deadline time.Time) bool {
-	if !canPark || c.w.finished == nil {
-		return false
-	}
 	if c.parkTimer == nil { // before parkState first leaves parkRunning: unpark reads it after
 		c.parkTimer = time.AfterFunc(time.Hour, c.unpark)
 		c.parkTimer.Stop()

@@ -8,9 +8,6 @@ import (
 	"time"
 )
 
-// canPark: the hub's poller works here.
-const canPark = true
-
 // parkPollIdle is how long the poller waits between checks that something is still
 // parked: with nothing parked it exits, and the next park starts another.
 const parkPollIdle = time.Second

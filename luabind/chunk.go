@@ -131,7 +131,8 @@ func (c *chunk) pcall(ctx context.Context, v *vm, nargs, nret int) error {
 			se.Msg = fmt.Sprintf("ran out of time (CPU budget %v)", c.opts.Timeout)
 		case errors.Is(stopped, ErrHeapLimit):
 			se.Msg = fmt.Sprintf("stopped: the process heap passed its bound of %d MiB", c.opts.MaxHeap>>20)
-			v.overHeap = true // what the call kept is on v's stack until v is closed
+			// pool.put asks for a collection once v is dropped: until then what the call
+			// kept is still on v's stack.
 		default:
 			se.Msg = "canceled: " + stopped.Error()
 		}

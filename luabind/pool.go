@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -85,10 +86,11 @@ func (p *pool) put(v *vm) {
 		}
 		p.mu.Unlock()
 	}
+	overHeap := errors.Is(v.budget.Err(), ErrHeapLimit) // the last call's, until the next arm
 	v.close()
 	<-p.slots
-	if v.overHeap {
-		heapRecollect()
+	if overHeap {
+		heapRecollect() // what it kept is garbage now
 	}
 }
 

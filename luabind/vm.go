@@ -43,14 +43,13 @@ type vm struct {
 	sockMeta *lua.LTable              // metatable of socket objects
 	sockFns  map[string]lua.LValue    // socket methods by name
 
-	budget   *budget       // the CPU budget of the running call
-	sock     Socket        // the channel the running callback serves; nil between calls
-	out      *Outgoing     // the payload of the running handle_out call; nil otherwise
-	broken   bool          // the last call was stopped or panicked: close instead of reusing
-	overHeap bool          // the heap watchdog stopped the last call: collect once v is dropped
-	waited   time.Duration // how long the running call has waited on luachan.store and .presence
-	cb       callback      // the running callback, for CallStats
-	started  int64         // when it began (monoNow), for CallStats
+	budget  *budget       // the CPU budget of the running call
+	sock    Socket        // the channel the running callback serves; nil between calls
+	out     *Outgoing     // the payload of the running handle_out call; nil otherwise
+	broken  bool          // the last call was stopped or panicked: close instead of reusing
+	waited  time.Duration // how long the running call has waited on luachan.store and .presence
+	cb      callback      // the running callback, for CallStats
+	started int64         // when it began (monoNow), for CallStats
 }
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.
