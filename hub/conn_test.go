@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"github.com/luachan/luachan/hub"
@@ -431,4 +433,72 @@ func TestParkedReader(t *testing.T) {
 	}
 	// With nothing parked, the poller ends within its second of quiet.
 	waitFor(t, "the poller to end", func() bool { return !hub.Polling(ts.hub) })
+}
+
+// TestBusyReaderKeepsItsStack: a reader whose Handle grew its stack to 8 KiB waits for the
+// next frame holding enough of it (restHold) that a garbage collection does not halve it,
+// so the next frame does not grow it again by copying it: Handle's frame is where it was.
+func TestBusyReaderKeepsItsStack(t *testing.T) {
+	if !hub.CanRestRead {
+		t.Skip("no resting read on this system")
+	}
+	if raceEnabled {
+		// The race detector's frames are larger and differ by build: how deep the reader
+		// waits, and so what restHold must cover, is not what it is in a real build.
+		// ./test.sh runs this test again without -race.
+		t.Skip("stack depths under -race are not a real build's")
+	}
+	ts := startServer(t, hub.Config{IdleTimeout: time.Minute})
+	for conn := range 5 { // a fresh reader each: one may never be caught at 8 KiB
+		c := ts.dialRaw(t, "vsn=2.0.0")
+		s := c.session
+		at := make(chan uintptr, 2)
+		reader := make(chan string, 2) // the reader goroutine's header in a stack dump
+		s.onMsg = func(*hub.Message) {
+			var here byte
+			deepStack(16, &here) // about 5 KiB below Handle: the stack grows to 8 KiB
+			buf := make([]byte, 64)
+			header, _, _ := strings.Cut(string(buf[:runtime.Stack(buf, false)]), " [")
+			reader <- header + " ["
+			at <- uintptr(unsafe.Pointer(&here))
+		}
+		var header string
+		waiting := func() bool { // the reader waits for the next frame in rest
+			buf := make([]byte, 1<<20)
+			for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+				if strings.HasPrefix(g, header) {
+					return strings.Contains(g, "hub.(*sockReader).restRead(")
+				}
+			}
+			return false
+		}
+		msg := rawFrame{op: opText, payload: []byte(`[null,"1","room:a","ev",{}]`)}
+
+		c.send(msg)
+		header = recv(t, reader, "the first frame's Handle")
+		first := recv(t, at, "the first frame's Handle")
+		// A collection does not always find a reader's stack at 8 KiB, so the test takes
+		// three rounds on each of five readers.
+		for round := range 3 {
+			waitFor(t, "the reader to wait for the next frame", waiting)
+			runtime.GC() // a collection halves a waiting goroutine's stack if it uses under a quarter
+			c.send(msg)
+			<-reader
+			if second := recv(t, at, "the next frame's Handle"); second != first {
+				t.Fatalf("connection %d, round %d: the reader's stack moved between two frames (Handle's frame at %#x, then %#x): a collection shrank it", conn, round, first, second)
+			}
+		}
+	}
+}
+
+// deepStack uses about 320 bytes of stack per level, n levels deep.
+//
+//go:noinline
+func deepStack(n int, p *byte) {
+	var pad [256]byte
+	pad[n%len(pad)] = *p
+	if n > 0 {
+		deepStack(n-1, &pad[n%len(pad)])
+	}
+	*p = pad[0]
 }
