@@ -15,7 +15,8 @@ import (
 // Topic state (SPEC section 11). Each topic whose script defines handle_call or handle_tick
 // has one topicState: the state (JSON text, owned here like assigns), and a queue of calls
 // and ticks run one at a time, in order, by a goroutine that exists only while the queue is
-// not empty. Different topics run in parallel.
+// not empty. A call on an idle topic of this node runs on its caller's goroutine instead
+// (runIdle). Different topics run in parallel.
 
 // Topic-state bounds.
 const (
@@ -208,7 +209,12 @@ func (s *topicStates) counts() (states, owned int) {
 // call queues a call and waits for its result.
 func (t *topicState) call(ctx context.Context, sock luabind.Socket, msg []byte) ([]byte, error) {
 	done := make(chan callResult, 1)
-	if err := t.post(stateJob{kind: jobCall, msg: msg, sock: sock, done: done}); err != nil {
+	j := stateJob{kind: jobCall, msg: msg, sock: sock, done: done}
+	if t.ts.e.cfg.TopicOwners == nil && t.runIdle(j) {
+		r := <-done
+		return r.reply, r.err
+	}
+	if err := t.post(j); err != nil {
 		return nil, err
 	}
 	timer := time.NewTimer(callTimeout)
@@ -239,6 +245,35 @@ func (t *topicState) post(j stateJob) error {
 		go t.drain()
 	}
 	return nil
+}
+
+// runIdle runs j on the calling goroutine, if no job of the topic is queued or running,
+// and reports whether it did. A call on an idle topic so costs no goroutine and no hand-off;
+// jobs queued meanwhile are left to a drain goroutine, so the caller waits for its own
+// call only.
+func (t *topicState) runIdle(j stateJob) bool {
+	t.mu.Lock()
+	if t.running {
+		t.mu.Unlock()
+		return false
+	}
+	t.running = true
+	file := t.file
+	t.mu.Unlock()
+	e := t.ts.e
+	e.wg.Add(1)
+	t.run(file, j)
+	t.mu.Lock()
+	if len(t.queue) == 0 {
+		t.running = false
+		t.queue = nil
+		t.mu.Unlock()
+		e.wg.Done()
+		return true
+	}
+	t.mu.Unlock()
+	go t.drain() // counted in e.wg by the Add above
+	return true
 }
 
 // drain runs the queued jobs in order until the queue is empty.
