@@ -57,9 +57,12 @@ func (c *Conn) ended() {
 // close reply is seen before the socket is closed; after a frame that cannot be parsed
 // past, it discards raw bytes instead (see drain).
 func (c *Conn) readLoop(moved bool) bool {
+	handled := false // a frame went to the Session since the last wait: see restHold
 	for {
 		if c.canRest() {
-			if move, deadline := c.rest(moved); move {
+			move, deadline := c.rest(moved, handled)
+			handled = false
+			if move {
 				c.hub.count.restMoves.Add(1)
 				if !c.park(deadline) {
 					go c.read(true)
@@ -106,6 +109,7 @@ func (c *Conn) readLoop(moved bool) bool {
 			continue
 		}
 		c.handle(m)
+		handled = true
 	}
 }
 
@@ -165,7 +169,7 @@ func (c *Conn) canRest() bool {
 // connection keeps its goroutine and its grown stack. The bytes that end the wait are
 // read into the connection's small buffer (see sockReader.restRead), so a quiet
 // connection holds no borrowed buffer either.
-func (c *Conn) rest(moved bool) (bool, time.Time) {
+func (c *Conn) rest(moved, handled bool) (bool, time.Time) {
 	in := &c.rd.in
 	idle := c.hub.cfg.IdleTimeout
 	quiet := !moved && restAfter < idle
@@ -182,7 +186,7 @@ func (c *Conn) rest(moved bool) (bool, time.Time) {
 		}
 	}
 	var err error
-	if quiet {
+	if quiet && handled {
 		err = in.restReadHolding(c.w.raw)
 	} else {
 		err = in.restRead(c.w.raw)
@@ -199,7 +203,8 @@ func (c *Conn) rest(moved bool) (bool, time.Time) {
 	return false, time.Time{} // the next read meets the error again
 }
 
-// restHold is the stack a reader that has handled a frame holds while it waits in rest.
+// restHold is the stack a reader holds while it waits in rest after passing a frame to
+// the Session (heartbeats alone need no more than a fresh goroutine has).
 // The garbage collector halves a goroutine's stack when the goroutine uses less than a
 // quarter of it, and a reader waiting for its client's next frame used about 1.4 KiB
 // (with the runtime's reserve): so at every collection a busy reader's stack, grown to
