@@ -474,9 +474,13 @@ func TestBusyReaderKeepsItsStack(t *testing.T) {
 		}
 		msg := rawFrame{op: opText, payload: []byte(`[null,"1","room:a","ev",{}]`)}
 
-		c.send(msg)
+		c.send(msg) // a busy reader has passed two frames to the Session
 		header = recv(t, reader, "the first frame's Handle")
-		first := recv(t, at, "the first frame's Handle")
+		recv(t, at, "the first frame's Handle")
+		waitFor(t, "the reader to wait for the next frame", waiting)
+		c.send(msg)
+		<-reader
+		first := recv(t, at, "the second frame's Handle")
 		// A collection does not always find a reader's stack at 8 KiB, so the test takes
 		// three rounds on each of five readers.
 		for round := range 3 {
