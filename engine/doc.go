@@ -43,6 +43,11 @@
 // Engine.Close waits for every channel still running (after the hub's Close,
 // each is running its leave), and WaitIdle sees the engine idle.
 //
+// A topic's state jobs (calls, ticks, terminate) run one at a time: a call
+// on an idle topic of this node on its caller's goroutine (runIdle), the rest
+// on a drain goroutine started when the queue fills and ended when it empties,
+// counted in Engine.wg like a mailbox's owner.
+//
 // Start starts the intercept workers (GOMAXPROCS of them) and, with
 // Config.Watch, the watcher; both are counted in Engine.loops and run until
 // Close cancels the engine's context and waits for them. socket:after timers
