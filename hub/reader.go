@@ -57,11 +57,11 @@ func (c *Conn) ended() {
 // close reply is seen before the socket is closed; after a frame that cannot be parsed
 // past, it discards raw bytes instead (see drain).
 func (c *Conn) readLoop(moved bool) bool {
-	handled, busy := 0, false // frames passed to the Session by this goroutine; since the last wait
+	handled, since := 0, false // frames passed to the Session by this goroutine; one since the last wait (see restHold)
 	for {
 		if c.canRest() {
-			move, deadline := c.rest(moved, busy && handled > 1)
-			busy = false
+			move, deadline := c.rest(moved, since && handled > 1)
+			since = false
 			if move {
 				c.hub.count.restMoves.Add(1)
 				if !c.park(deadline) {
@@ -110,7 +110,7 @@ func (c *Conn) readLoop(moved bool) bool {
 		}
 		c.handle(m)
 		handled++
-		busy = true
+		since = true
 	}
 }
 
@@ -204,20 +204,22 @@ func (c *Conn) rest(moved, hold bool) (bool, time.Time) {
 	return false, time.Time{} // the next read meets the error again
 }
 
-// restHold is the stack a busy reader holds while it waits in rest: one that has passed
-// a frame to the Session since its last wait, and another before. Heartbeats alone need
-// no more than a fresh goroutine has; and a client that joins and then stays quiet (15,000
-// at once, in the idle benchmark) would only keep 8 KiB stacks for the second before it
-// parks, which showed as 0.3 KiB more resident memory per connection after the burst.
-// The garbage collector halves a goroutine's stack when the goroutine uses less than a
-// quarter of it, and a reader waiting for its client's next frame used about 1.4 KiB
-// (with the runtime's reserve): so at every collection a busy reader's stack, grown to
-// 8 KiB by its last script callback (one that calls socket:call, say), was halved, and
-// the next callback grew it again by copying it whole (copystack was 10-13% of the
-// server's CPU under socket:call load). Holding 1 KiB more, the wait still fits in 4 KiB,
-// so a reader that never needed more keeps 4 KiB; an 8 KiB stack is no longer shrunk
-// while its connection is busy, and a deeper one only down to 8 KiB. A quiet reader gives
-// it all back: it moves to a fresh 2 KiB goroutine, or parks (see rest).
+// restHold is the stack a busy reader holds while it waits in rest. The garbage
+// collector halves a goroutine's stack when the goroutine uses less than a quarter of it,
+// and a reader waiting for its client's next frame uses about 1.4 KiB (with the runtime's
+// reserve). So at every collection a busy reader's stack, grown to 8 KiB by its last
+// script callback (one that calls socket:call, say), was halved, and the next callback
+// grew it again by copying it whole: copystack was 10-13% of the server's CPU under
+// socket:call load. Holding 1 KiB more, the wait still fits in 4 KiB, so a reader that
+// never needed more keeps 4 KiB; an 8 KiB stack is no longer shrunk while its connection
+// is busy, and a deeper one only down to 8 KiB. A quiet reader gives it all back: it
+// moves to a fresh 2 KiB goroutine, or parks (see rest).
+//
+// Busy means the reader passed a frame to the Session since its last wait, and another
+// before that. Heartbeats are answered here and need no more stack than a fresh
+// goroutine has. A client that joins and then stays quiet would keep its join's stack
+// for the second before it parks: 15,000 of them joining at once left about 0.3 KiB more
+// resident memory per connection.
 const restHold = 1 << 10
 
 // restReadHolding is restRead from a frame that holds restHold bytes of stack.
