@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/luachan/luachan/history"
 	"github.com/luachan/luachan/hub"
@@ -75,6 +76,8 @@ type channel struct {
 	mu         sync.Mutex
 	subscribed bool
 	timers     map[Timer]struct{}
+
+	overflowed atomic.Bool // the socket is closing: the mailbox filled up (see overflow)
 
 	// Owned by the mailbox's owner.
 	joined bool
@@ -199,8 +202,13 @@ func (c *channel) post(ev event) {
 	}
 }
 
-// overflow closes the socket of a channel whose events pile up.
+// overflow closes the socket of a channel whose events pile up. Events
+// posted until the socket has closed find the mailbox still full: the socket
+// is closed, counted and logged once.
 func (c *channel) overflow() {
+	if c.overflowed.Swap(true) {
+		return
+	}
 	c.e.count.overflows.Add(1)
 	c.e.log.Warn("closing socket: channel cannot keep up",
 		"conn", c.conn.Key(), "topic", c.topic, "pending", c.e.cfg.MaxPending)

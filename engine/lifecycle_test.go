@@ -1,6 +1,15 @@
 package engine
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/luachan/luachan/hub"
+)
 
 // TestJoinLeaveCrash walks a channel through its lifecycle on one socket.
 func TestJoinLeaveCrash(t *testing.T) {
@@ -92,5 +101,52 @@ func TestLeaveIntoFullMailbox(t *testing.T) {
 	c.heartbeat("5")
 	if n := r.eng.count.overflows.Load(); n != 0 {
 		t.Errorf("overflows counted: %d, want 0", n)
+	}
+}
+
+// TestOverflowClosesOnce: events that find a channel's mailbox full close its
+// socket with 1008, and the socket is counted and logged once, however many
+// more events come before it has closed.
+func TestOverflowClosesOnce(t *testing.T) {
+	t.Cleanup(func() { dispatchHook = nil }) // after the rig's cleanups, which run first
+	release := make(chan struct{})
+	started := make(chan struct{})
+	dispatchHook = func(c *channel, kind evKind) {
+		if c.topic == "rooms:1" && kind == evIn {
+			select {
+			case <-started:
+			default:
+				close(started)
+				<-release
+			}
+		}
+	}
+	r := startRigWith(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")}, Config{MaxPending: 1})
+	defer close(release)
+	c := r.dial(t)
+	c.join("rooms:other", "9") // a second channel: events go through the mailbox
+	c.join("rooms:1", "1")
+	c.send(`["1","2","rooms:1","hi",{}]`) // runs, and waits for release
+	<-started
+	c.send(`["1","3","rooms:1","hi",{}]`) // fills the mailbox
+	ch := r.channel(t, "rooms:1")
+	waitFor(t, "the mailbox to fill", func() bool { return ch.mb.queued() == 1 })
+	for range 3 {
+		ch.post(event{kind: evInfo, info: []byte(`"tick"`)})
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(rigTimeout))
+	_, data, err := c.conn.ReadMessage()
+	if err == nil {
+		t.Fatalf("a frame before the close: %s", data)
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != hub.ClosePolicy || ce.Text != "too many pending events" {
+		t.Fatalf("read: %v, want close 1008 too many pending events", err)
+	}
+	if n := r.eng.count.overflows.Load(); n != 1 {
+		t.Errorf("overflows counted: %d, want 1", n)
+	}
+	if n := strings.Count(r.log.String(), "channel cannot keep up"); n != 1 {
+		t.Errorf("overflow logged %d times, want once:\n%s", n, r.log)
 	}
 }
