@@ -247,26 +247,61 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 		}
 		t.finish(j, reply, err)
 	case jobTick:
+		var sends heldSends
 		if err == nil {
 			var next []byte
-			if next, err = script.HandleTick(t.ts.e.ctx, t.topic, state); err != nil {
+			if next, err = script.HandleTick(t.ts.e.ctx, t.topic, state, &sends); err != nil {
 				t.logError(script, "handle_tick", err)
-				err = nil // logged
+				sends = nil // a tick that failed sends nothing
+				err = nil   // logged
 			} else if !bytes.Equal(next, state) {
 				err = t.save(next, "", nil)
 			}
 		}
 		if err != nil {
+			sends = nil
 			if ok, n := t.ts.tickLog.Allow(1); ok { // every tick would say it again
-				t.ts.e.log.Warn("ticks not applied (each tries again)", "topic", t.topic, "err", err.Error(), "ticks", n)
+				t.ts.e.log.Warn("ticks not applied, nor their broadcasts sent (each tries again)", "topic", t.topic, "err", err.Error(), "ticks", n)
 			}
 		}
+		sends.send(t.ts.e)
 		t.mu.Lock()
 		if t.owner && (t.subs > 0 || t.grace != nil) {
 			t.armTickLocked()
 		}
 		t.mu.Unlock()
 	}
+}
+
+// heldSends holds what a tick's luachan.broadcast and luachan.disconnect send until its
+// state is saved: a tick whose save fails is not applied, and the next owner, starting
+// from the state saved before, would send them again.
+type heldSends []pendingSend
+
+func (s *heldSends) BroadcastTopic(topic, event string, p luabind.Payload) error {
+	*s = append(*s, pendingSend{kind: sendTopic, topic: topic, event: event, p: p})
+	return nil
+}
+
+func (s *heldSends) DisconnectID(id string) error {
+	*s = append(*s, pendingSend{kind: sendDisconnect, topic: id})
+	return nil
+}
+
+// send sends what is held, in order.
+func (s *heldSends) send(e *Engine) {
+	for _, o := range *s {
+		var err error
+		if o.kind == sendDisconnect {
+			err = e.Disconnect(o.topic)
+		} else {
+			err = e.Broadcast(o.topic, o.event, o.p)
+		}
+		if err != nil {
+			e.log.Warn("broadcast not published to other nodes", "topic", o.topic, "event", o.event, "err", err)
+		}
+	}
+	*s = nil
 }
 
 // finish answers a call job: its local caller, or the node that forwarded it.
@@ -365,8 +400,14 @@ func (t *topicState) terminateShared(script *luabind.Script) {
 	}
 	t.mu.Lock()
 	state := t.state
+	t.owner = false
 	t.mu.Unlock()
-	if !last || t.lease == "" || state == nil {
+	lease := t.lease
+	// The lease is let go: a job queued behind this one (a tick whose timer fired as the
+	// grace ended, a forwarded call) runs nothing. A tick's broadcasts would go out, and
+	// its save fail, while the next owner ticks on from the state saved before.
+	t.lease, t.stale = "", false
+	if !last || lease == "" || state == nil {
 		return
 	}
 	if err := script.Terminate(e.ctx, t.topic, state); err != nil {

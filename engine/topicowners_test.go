@@ -165,6 +165,106 @@ func TestTopicOwnersSave(t *testing.T) {
 	}
 }
 
+// TestTopicOwnersNoTickAfterTerminate: a tick whose timer fires as the grace ends, and
+// so is queued behind the terminate, runs nothing: the lease is let go, and the next
+// owner ticks on from the state saved before. (Run, it broadcast a tick the next owner
+// then broadcast again.)
+func TestTopicOwnersNoTickAfterTerminate(t *testing.T) {
+	m := &memOwners{lease: "L1", replies: map[string][]byte{}}
+	ticking := strings.Replace(counterLua, `topic = "ts:*"`, `topic = "ts:*", tick = 60000`, 1)
+	ticking = strings.Replace(ticking, "return ts\n", `function ts.handle_tick(state, topic)
+  state.n = state.n + 1
+  return state
+end
+return ts
+`, 1)
+	r := startRigWith(t, map[string]string{"ts.lua": ticking}, Config{TopicOwners: m})
+	c := r.dial(t)
+	c.join("ts:a", "1")
+	c.send(`["1","2","ts:a","add",{}]`)
+	c.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+	c.send(`["1","3","ts:a","phx_leave",{}]`)
+	c.expect(`["1","3","ts:a","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1","1","ts:a","phx_close",{}]`)
+
+	ts := r.eng.states.get("ts:a")
+	ts.mu.Lock()
+	if ts.subs != 0 || ts.grace == nil || ts.tick == nil {
+		ts.mu.Unlock()
+		t.Fatalf("after the leave: %d subscribers, grace %v, tick %v; want 0 and both pending", ts.subs, ts.grace, ts.tick)
+	}
+	ts.grace.Stop() // as if it had fired: terminate is queued, then the tick
+	ts.grace = nil
+	ts.mu.Unlock()
+	_ = ts.post(stateJob{kind: jobTerminate})
+	_ = ts.post(stateJob{kind: jobTick})
+	waitFor(t, "the topic's jobs to run", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return !ts.running
+	})
+	if !ts.hasEnded() || r.eng.states.get("ts:a") != nil {
+		t.Fatal("terminate did not end the topic's state")
+	}
+	if saved := m.savedState(); saved != `{"n":1}` {
+		t.Fatalf("saved %s after terminate, want {\"n\":1}: the tick queued behind terminate ran", saved)
+	}
+}
+
+// tickingLua is counterLua with a tick (only the test runs it: a minute apart) that
+// broadcasts its count and raises once a call has set fail.
+var tickingLua = strings.NewReplacer(`topic = "ts:*"`, `topic = "ts:*", tick = 60000`,
+	`if msg.op == "add" then`, `if msg.op == "fail" then state.fail = true end
+  if msg.op == "add" then`,
+	"return ts\n", `function ts.handle_tick(state, topic)
+  state.n = state.n + 1
+  luachan.broadcast(topic, "tick", { n = state.n })
+  if state.fail then error("tick failed") end
+  return state
+end
+return ts
+`).Replace(counterLua)
+
+// TestTickSendsAfterSave: a tick's luachan.broadcast goes out once its state is kept;
+// a tick whose save fails, or that raises, sends nothing (across nodes the next owner,
+// starting from the state saved before, would send it again).
+func TestTickSendsAfterSave(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		name := "one node"
+		if shared {
+			name = "with TopicOwners"
+		}
+		t.Run(name, func(t *testing.T) {
+			m := &memOwners{lease: "L1", replies: map[string][]byte{}}
+			cfg := Config{}
+			if shared {
+				cfg.TopicOwners = m
+			}
+			r := startRigWith(t, map[string]string{"ts.lua": tickingLua}, cfg)
+			c := r.dial(t)
+			c.join("ts:a", "1")
+			ts := r.eng.states.get("ts:a")
+			tick := func() { _ = ts.post(stateJob{kind: jobTick}) }
+
+			tick()
+			c.expect(`[null,null,"ts:a","tick",{"n":1}]`)
+			if shared {
+				m.set(func(m *memOwners) { m.failSave = true })
+				tick()
+				waitFor(t, "the failed save", func() bool { return r.eng.count.saveFailures.Load() == 1 })
+				m.set(func(m *memOwners) { m.failSave = false })
+				tick() // from the state saved: n 1
+				c.expect(`[null,null,"ts:a","tick",{"n":2}]`)
+			}
+			c.send(`["1","2","ts:a","fail",{}]`)
+			c.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":` + map[bool]string{false: "1", true: "2"}[shared] + `}}]`)
+			tick()
+			waitFor(t, "the tick's error", func() bool { return strings.Contains(r.log.String(), "tick failed") })
+			c.heartbeat("3") // nothing was sent before its reply
+		})
+	}
+}
+
 // TestTopicOwnersCallTimeout: a call still queued when its caller's time is up never
 // runs, and a caller whose call is running when its time is up gets that call's
 // result: no call applies while its caller hears it failed.

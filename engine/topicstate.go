@@ -206,7 +206,8 @@ func (s *topicStates) counts() (states, owned int) {
 	return len(s.topics), owned
 }
 
-// call queues a call and waits for its result.
+// call runs a call on this goroutine if the topic is idle here (runIdle), or else queues
+// it and waits for its result.
 func (t *topicState) call(ctx context.Context, sock luabind.Socket, msg []byte) ([]byte, error) {
 	done := make(chan callResult, 1)
 	j := stateJob{kind: jobCall, msg: msg, sock: sock, done: done}
@@ -264,15 +265,23 @@ func (t *topicState) runIdle(j stateJob) bool {
 	e.wg.Add(1)
 	t.run(file, j)
 	t.mu.Lock()
-	if len(t.queue) == 0 {
-		t.running = false
-		t.queue = nil
-		t.mu.Unlock()
-		e.wg.Done()
-		return true
-	}
+	done := t.settleLocked()
 	t.mu.Unlock()
-	go t.drain() // counted in e.wg by the Add above
+	if done {
+		e.wg.Done()
+	} else {
+		go t.drain() // counted in e.wg by the Add above
+	}
+	return true
+}
+
+// settleLocked marks the topic idle, and reports true, when no job is queued. t.mu is held.
+func (t *topicState) settleLocked() bool {
+	if len(t.queue) > 0 {
+		return false
+	}
+	t.running = false
+	t.queue = nil
 	return true
 }
 
@@ -281,9 +290,7 @@ func (t *topicState) drain() {
 	defer t.ts.e.wg.Done()
 	for {
 		t.mu.Lock()
-		if len(t.queue) == 0 {
-			t.running = false
-			t.queue = nil
+		if t.settleLocked() {
 			t.mu.Unlock()
 			return
 		}
@@ -301,6 +308,9 @@ func (t *topicState) drain() {
 // elsewhere).
 func (t *topicState) run(file *scriptFile, j stateJob) {
 	e := t.ts.e
+	if j.kind == jobTick && t.hasEnded() {
+		return // its timer fired as the topic ended
+	}
 	if e.cfg.TopicOwners != nil {
 		t.runShared(file, j)
 		return
@@ -323,8 +333,10 @@ func (t *topicState) run(file *scriptFile, j stateJob) {
 	case jobTick:
 		if err == nil {
 			var next []byte
-			if next, err = script.HandleTick(e.ctx, t.topic, state); err == nil {
+			var sends heldSends // a tick that fails sends nothing, as across nodes
+			if next, err = script.HandleTick(e.ctx, t.topic, state, &sends); err == nil {
 				t.setState(next)
+				sends.send(e)
 			}
 		}
 		if err != nil {
@@ -391,6 +403,13 @@ func (t *topicState) end() bool {
 		delete(s.topics, t.topic)
 	}
 	return true
+}
+
+// hasEnded reports whether the topic's state has ended (see end).
+func (t *topicState) hasEnded() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ended
 }
 
 // armTickLocked schedules the next tick, when the script ticks. t.mu must be held.

@@ -144,7 +144,7 @@ func TestCallStatsTopicState(t *testing.T) {
 	if _, _, err := s.HandleCall(ctx, discardSocket{}, []byte(`"boom"`), state); err == nil {
 		t.Fatal("boom: no error")
 	}
-	if _, err := s.HandleTick(ctx, "a", state); err != nil {
+	if _, err := s.HandleTick(ctx, "a", state, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][2]uint64{"init": {1, 0}, "handle_call": {2, 1}, "handle_tick": {1, 0}}

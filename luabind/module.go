@@ -35,8 +35,9 @@ func (v *vm) openLuachan() *lua.LTable {
 // SocketSends is implemented by a Socket that sends what luachan.broadcast and
 // luachan.disconnect do during one of its callbacks once the callback returns, in call
 // order with its pushes, as socket:broadcast is: a client then never sees a broadcast
-// ahead of a push the script made before it. Outside a channel's callback, or with a
-// Socket that does not implement it, they go through the Host at once.
+// ahead of a push the script made before it. A handle_tick's go to the SocketSends its
+// caller gives (Script.HandleTick), to be sent once its state is saved. Elsewhere, or
+// with a Socket that does not implement it, they go through the Host at once.
 type SocketSends interface {
 	// BroadcastTopic is luachan.broadcast(topic, event, payload).
 	BroadcastTopic(topic, event string, p Payload) error
@@ -44,12 +45,22 @@ type SocketSends interface {
 	DisconnectID(id string) error
 }
 
+// socketSends is where the running callback's luachan.broadcast and luachan.disconnect
+// go, if not through the Host at once.
+func (v *vm) socketSends() (SocketSends, bool) {
+	if v.sends != nil {
+		return v.sends, true
+	}
+	s, ok := v.sock.(SocketSends)
+	return s, ok
+}
+
 // broadcast is luachan.broadcast(topic, event, payload).
 func (v *vm) broadcast(L *lua.LState) int {
 	topic, event := L.CheckString(1), L.CheckString(2)
 	p := payloadArg(L, 3)
 	var err error
-	if s, ok := v.sock.(SocketSends); ok {
+	if s, ok := v.socketSends(); ok {
 		err = s.BroadcastTopic(topic, event, p)
 	} else {
 		host := v.chunk.opts.Host
@@ -68,7 +79,7 @@ func (v *vm) broadcast(L *lua.LState) int {
 func (v *vm) disconnect(L *lua.LState) int {
 	id := L.CheckString(1)
 	var err error
-	if s, ok := v.sock.(SocketSends); ok {
+	if s, ok := v.socketSends(); ok {
 		err = s.DisconnectID(id)
 	} else {
 		host, ok := v.chunk.opts.Host.(DisconnectHost)

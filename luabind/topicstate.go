@@ -107,7 +107,7 @@ func (s *Script) InitState(ctx context.Context, topic string, params []byte) ([]
 		return nil, err
 	}
 	var state []byte
-	err = s.runState(ctx, "init", nil, func(v *vm, fn *lua.LFunction) error {
+	err = s.runState(ctx, "init", nil, nil, func(v *vm, fn *lua.LFunction) error {
 		var err error
 		state, err = s.stateResult(v, fn, "init", v.L.Get(1), true)
 		return err
@@ -129,7 +129,7 @@ func (s *Script) HandleCall(ctx context.Context, sock Socket, msg, state []byte)
 	if err != nil {
 		return nil, nil, err
 	}
-	err = s.runState(ctx, "handle_call", sock, func(v *vm, fn *lua.LFunction) error {
+	err = s.runState(ctx, "handle_call", sock, nil, func(v *vm, fn *lua.LFunction) error {
 		if n := v.L.GetTop(); n > 2 {
 			return s.stateErrorf(fn, "handle_call must return reply, state; got %d values", n)
 		}
@@ -147,14 +147,17 @@ func (s *Script) HandleCall(ctx context.Context, sock Socket, msg, state []byte)
 	return reply, next, err
 }
 
-// HandleTick runs handle_tick(state, topic) and returns the new state.
-func (s *Script) HandleTick(ctx context.Context, topic string, state []byte) ([]byte, error) {
+// HandleTick runs handle_tick(state, topic) and returns the new state. What its
+// luachan.broadcast and luachan.disconnect send goes to sends, when not nil, for the
+// caller to send once the new state is kept (saved, across nodes); through the Host at
+// once otherwise.
+func (s *Script) HandleTick(ctx context.Context, topic string, state []byte, sends SocketSends) ([]byte, error) {
 	st, err := decodeJSON(state)
 	if err != nil {
 		return nil, err
 	}
 	var next []byte
-	err = s.runState(ctx, "handle_tick", nil, func(v *vm, fn *lua.LFunction) error {
+	err = s.runState(ctx, "handle_tick", nil, sends, func(v *vm, fn *lua.LFunction) error {
 		var err error
 		next, err = s.stateResult(v, fn, "handle_tick", v.L.Get(1), false)
 		return err
@@ -171,12 +174,13 @@ func (s *Script) Terminate(ctx context.Context, topic string, state []byte) erro
 	if err != nil {
 		return err
 	}
-	return s.runState(ctx, "terminate", nil, nil, st, lua.LString(topic))
+	return s.runState(ctx, "terminate", nil, nil, nil, st, lua.LString(topic))
 }
 
 // runState calls the callback name with args (and a socket for sock, when not nil) on a VM
-// of the state pool, then results while the VM is held.
-func (s *Script) runState(ctx context.Context, name string, sock Socket, results func(*vm, *lua.LFunction) error, args ...lua.LValue) (err error) {
+// of the state pool, then results while the VM is held. luachan.broadcast and
+// luachan.disconnect go to sends when it is not nil (see SocketSends).
+func (s *Script) runState(ctx context.Context, name string, sock Socket, sends SocketSends, results func(*vm, *lua.LFunction) error, args ...lua.LValue) (err error) {
 	s.calls.Add(1)
 	stat := stateStat(name)
 	p := s.statePool()
@@ -211,8 +215,9 @@ func (s *Script) runState(ctx context.Context, name string, sock Socket, results
 		nargs++
 		v.sock = sock
 	}
+	v.sends = sends
 	err = s.pcall(ctx, v, nargs, lua.MultRet)
-	v.sock = nil
+	v.sock, v.sends = nil, nil
 	if so != nil {
 		so.done = true
 	}

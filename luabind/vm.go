@@ -45,6 +45,7 @@ type vm struct {
 
 	budget  *budget       // the CPU budget of the running call
 	sock    Socket        // the channel the running callback serves; nil between calls
+	sends   SocketSends   // where the running callback's luachan.broadcast and .disconnect go, when not sock's
 	out     *Outgoing     // the payload of the running handle_out call; nil otherwise
 	broken  bool          // the last call was stopped or panicked: close instead of reusing
 	waited  time.Duration // how long the running call has waited on luachan.store and .presence
