@@ -1,6 +1,7 @@
 package luachan_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -201,68 +202,154 @@ func TestHistoryRecovery(t *testing.T) {
 // leave and rejoin with since in a loop; each sees every position once, in order.
 func TestHistoryRecoveryUnderLoad(t *testing.T) {
 	s := startServer(t, writeScripts(t, map[string]string{"feed.lua": historyLua}), "-max-rate", "0")
-	const clients = 20
+	recoveryUnderLoad(t, []*server{s}, 20)
+}
+
+// recoveryUnderLoad runs the recovery load on servers: a socket on the first broadcasts
+// on feed:load at up to 1,000 a second while clients, spread over the servers, leave and
+// rejoin with since in a loop (loadClient). It runs for 4 seconds (1 with -short) and on
+// until the clients have rejoined three times each, or fails at 60 seconds.
+//
+// The publisher goes only as fast as the server delivers, as the load tool does (its
+// -lead): at most maxInFlight says unanswered, and at most maxLead broadcasts ahead of the
+// slowest client's last position. A channel whose events pile up 1,024 deep is closed
+// ("channel cannot keep up"), and a rejoin holds live broadcasts in its mailbox until its
+// replay is sent: under -race on a busy 2-core box, a publisher at a fixed rate got
+// there, which is the server doing what it should, not a recovery bug.
+func recoveryUnderLoad(t *testing.T, servers []*server, clients int) {
+	const (
+		maxInFlight = 256
+		maxLead     = 512
+		minRejoins  = 3 // each client's, at least
+		hardStop    = time.Minute
+	)
 	duration := 4 * time.Second
 	if testing.Short() {
 		duration = time.Second
 	}
-	pub := s.dial(t, "vsn=2.0.0")
+	pub := servers[0].dial(t, "vsn=2.0.0")
 	cur := joinFeed(t, pub, "feed:load", "1", `{"user":"pub"}`)["position"].(string)
-	epoch := cur[:strings.LastIndexByte(cur, ':')+1]
+	i := strings.LastIndexByte(cur, ':')
+	epoch := cur[:i+1]
+	base, err := strconv.ParseInt(cur[i+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("position %q", cur)
+	}
 
+	lasts := make([]atomic.Int64, clients) // each client's last position, -1 until its first join
+	for i := range lasts {
+		lasts[i].Store(-1)
+	}
+	slowest := func() int64 { // the lowest last position of the clients that have joined, or -1
+		low := int64(-1)
+		for i := range lasts {
+			if l := lasts[i].Load(); l >= 0 && (low < 0 || l < low) {
+				low = l
+			}
+		}
+		return low
+	}
+
+	inFlight := make(chan struct{}, maxInFlight)
 	var stop, stopPub atomic.Bool // the clients stop first, the publisher once they have
+	stopping := make(chan struct{})
 	var published atomic.Int64
 	pubDone := make(chan struct{})
-	go func() { // the publisher: say, at about 1,000 a second; its replies and copies are read below
+	go func() {
 		defer close(pubDone)
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
-		for n := 1; !stopPub.Load(); n++ {
+		began := time.Now()
+		for n := int64(1); !stopPub.Load(); {
 			<-tick.C
-			if err := pub.conn.WriteMessage(1, []byte(fmt.Sprintf(`["1",null,"feed:load","say",{"n":%d}]`, n))); err != nil {
-				return
+			// As many as keep the rate at 1,000 a second since the start (a tick that
+			// came late sends the ones it missed), as long as the slowest client keeps up;
+			// once the clients stop, each needs at most one more to return.
+			for due := int64(time.Since(began)/time.Millisecond) + 1; n <= due; n++ {
+				if low := slowest(); low >= 0 && base+n-low > maxLead && !stop.Load() {
+					break
+				}
+				select {
+				case inFlight <- struct{}{}:
+				case <-stopping:
+					return
+				}
+				if err := pub.conn.WriteMessage(1, []byte(fmt.Sprintf(`["1","%d","feed:load","say",{"n":%d}]`, n, n))); err != nil {
+					return
+				}
+				published.Add(1)
 			}
-			published.Add(1)
 		}
 	}()
-	go func() { // drain the publisher's socket
+	pubErr := make(chan error, 1)
+	go func() { // the publisher's replies, and its copies of the broadcasts
 		for {
-			if _, _, err := pub.conn.ReadMessage(); err != nil {
+			_, data, err := pub.conn.ReadMessage()
+			if err != nil {
+				pubErr <- err
 				return
+			}
+			if bytes.Contains(data, []byte(`"phx_reply"`)) {
+				<-inFlight
 			}
 		}
 	}()
 
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
+	failed := make(chan struct{}) // closed when a client fails: no use going on
+	var failOnce sync.Once
 	var rejoins atomic.Int64
+	start := time.Now()
 	for i := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- loadClient(s, i, epoch, &stop, &rejoins)
+			err := loadClient(servers[i%len(servers)], i, epoch, &stop, &rejoins, &lasts[i])
+			if err != nil {
+				failOnce.Do(func() { close(failed) })
+			}
+			errs <- err
 		}()
 	}
-	time.Sleep(duration)
+	tick := time.NewTicker(10 * time.Millisecond)
+	for enough := false; !enough; {
+		select {
+		case <-failed:
+			enough = true
+		case <-tick.C:
+			elapsed := time.Since(start)
+			enough = elapsed >= hardStop || elapsed >= duration && rejoins.Load() >= int64(clients*minRejoins)
+		}
+	}
+	tick.Stop()
 	stop.Store(true)
 	wg.Wait()
+	elapsed := time.Since(start)
 	stopPub.Store(true)
+	close(stopping)
 	<-pubDone
+	select {
+	case err := <-pubErr:
+		t.Errorf("the publisher's socket closed while it published: %v", err)
+	default:
+	}
 	close(errs)
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
 		}
 	}
-	t.Logf("%d broadcasts, %d rejoins with since", published.Load(), rejoins.Load())
-	if rejoins.Load() < clients*3 {
-		t.Errorf("only %d rejoins", rejoins.Load())
+	t.Logf("%d broadcasts in %v (%.0f/s), %d rejoins with since", published.Load(), elapsed.Round(time.Millisecond),
+		float64(published.Load())/elapsed.Seconds(), rejoins.Load())
+	if rejoins.Load() < int64(clients*minRejoins) {
+		t.Errorf("only %d rejoins in %v", rejoins.Load(), elapsed.Round(time.Millisecond))
 	}
 }
 
 // loadClient joins, reads a while, disconnects and rejoins with since, until stop;
-// every position it sees must be the one after the last.
-func loadClient(s *server, i int, epoch string, stop *atomic.Bool, rejoins *atomic.Int64) error {
+// every position it sees must be the one after the last, which it also stores in seen.
+func loadClient(s *server, i int, epoch string, stop *atomic.Bool, rejoins, seen *atomic.Int64) error {
 	last := -1
 	for round := 0; !stop.Load(); round++ {
 		d := websocket.Dialer{HandshakeTimeout: readTimeout}
@@ -301,6 +388,7 @@ func loadClient(s *server, i int, epoch string, stop *atomic.Bool, rejoins *atom
 				if last < 0 {
 					n, _ := strconv.Atoi(strings.TrimPrefix(resp["position"].(string), epoch))
 					last = n
+					seen.Store(int64(n))
 				} else {
 					rejoins.Add(1)
 				}
@@ -317,6 +405,7 @@ func loadClient(s *server, i int, epoch string, stop *atomic.Bool, rejoins *atom
 				return fmt.Errorf("client %d round %d: position %d after %d", i, round, n, last)
 			}
 			last = n
+			seen.Store(int64(n))
 		}
 		conn.Close()
 	}
