@@ -205,12 +205,13 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 	script := file.script()
 	switch j.kind {
 	case jobOwned:
-		t.lease, t.stale = j.lease, false
+		t.forgetLease()
+		t.lease = j.lease
 		t.setState(j.state)
 		return
 	case jobLost:
 		if t.lease == j.lease {
-			t.lease, t.stale = "", false
+			t.forgetLease()
 			t.setState(nil)
 		}
 		return
@@ -255,7 +256,11 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 				sends = nil // a tick that failed sends nothing
 				err = nil   // logged
 			} else if !bytes.Equal(next, state) {
-				err = t.save(next, "", nil)
+				if err = t.save(next, "", nil); err != nil && t.stale {
+					// The save may have been stored: read back before the next job,
+					// the state tells whether the tick was applied (sharedState).
+					t.unsent, t.unsentState = sends, next
+				}
 			}
 		}
 		if err != nil {
@@ -271,37 +276,6 @@ func (t *topicState) runShared(file *scriptFile, j stateJob) {
 		}
 		t.mu.Unlock()
 	}
-}
-
-// heldSends holds what a tick's luachan.broadcast and luachan.disconnect send until its
-// state is saved: a tick whose save fails is not applied, and the next owner, starting
-// from the state saved before, would send them again.
-type heldSends []pendingSend
-
-func (s *heldSends) BroadcastTopic(topic, event string, p luabind.Payload) error {
-	*s = append(*s, pendingSend{kind: sendTopic, topic: topic, event: event, p: p})
-	return nil
-}
-
-func (s *heldSends) DisconnectID(id string) error {
-	*s = append(*s, pendingSend{kind: sendDisconnect, topic: id})
-	return nil
-}
-
-// send sends what is held, in order.
-func (s *heldSends) send(e *Engine) {
-	for _, o := range *s {
-		var err error
-		if o.kind == sendDisconnect {
-			err = e.Disconnect(o.topic)
-		} else {
-			err = e.Broadcast(o.topic, o.event, o.p)
-		}
-		if err != nil {
-			e.log.Warn("broadcast not published to other nodes", "topic", o.topic, "event", o.event, "err", err)
-		}
-	}
-	*s = nil
 }
 
 // finish answers a call job: its local caller, or the node that forwarded it.
@@ -333,6 +307,10 @@ func (t *topicState) sharedState(script *luabind.Script) ([]byte, error) {
 		}
 		t.stale = false
 		t.setState(state)
+		if t.unsent != nil && bytes.Equal(state, t.unsentState) {
+			t.unsent.send(e) // the tick whose save failed was stored all the same
+		}
+		t.unsent, t.unsentState = nil, nil
 	}
 	t.mu.Lock()
 	state, params := t.state, t.params
@@ -372,11 +350,19 @@ func (t *topicState) save(state []byte, callID string, reply []byte) error {
 	return nil
 }
 
+// forgetLease forgets the lease this node held, and what was kept under it: a tick's
+// broadcasts held since a save that failed are not sent (the store's state is the next
+// owner's to read).
+func (t *topicState) forgetLease() {
+	t.lease, t.stale = "", false
+	t.unsent, t.unsentState = nil, nil
+}
+
 // dropLease forgets a lease the store says is no longer this node's; TopicOwners tells
 // Lost too, and the calls until then go to the new owner.
 func (t *topicState) dropLease() {
 	t.ts.e.log.Warn("topic state lease lost: another node owns the topic now", "topic", t.topic)
-	t.lease, t.stale = "", false
+	t.forgetLease()
 	t.mu.Lock()
 	t.owner = false
 	t.state = nil
@@ -406,7 +392,7 @@ func (t *topicState) terminateShared(script *luabind.Script) {
 	// The lease is let go: a job queued behind this one (a tick whose timer fired as the
 	// grace ended, a forwarded call) runs nothing. A tick's broadcasts would go out, and
 	// its save fail, while the next owner ticks on from the state saved before.
-	t.lease, t.stale = "", false
+	t.forgetLease()
 	if !last || lease == "" || state == nil {
 		return
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/luachan/luachan/store"
 )
 
 // memOwners is a TopicOwners of one node that always holds the lease it gives, with a
@@ -19,6 +22,7 @@ type memOwners struct {
 	saved    []byte
 	replies  map[string][]byte // by call id
 	failSave bool
+	lostAck  bool          // Save stores, then fails as if its answer were lost
 	hold     chan struct{} // when not nil, Save says so on held, then waits for it to close
 	held     chan struct{}
 }
@@ -49,6 +53,9 @@ func (m *memOwners) Save(_ context.Context, _, lease string, state []byte, callI
 		return false, nil
 	}
 	m.saved = state
+	if m.lostAck {
+		return false, errors.New("store timed out")
+	}
 	if callID != "" {
 		m.replies[callID] = reply
 	}
@@ -209,16 +216,27 @@ return ts
 	if saved := m.savedState(); saved != `{"n":1}` {
 		t.Fatalf("saved %s after terminate, want {\"n\":1}: the tick queued behind terminate ran", saved)
 	}
+	// A call another node forwards to this one late finds the lease let go: moved, to
+	// be sent to the topic's next owner, not run on the ended state.
+	moved := make(chan bool, 1)
+	ts.Call("L1", "late", []byte(`{"m":{"op":"add"}}`), time.Second, func(_ []byte, m bool, err error) { moved <- m && err == nil })
+	if !<-moved {
+		t.Fatal("a call forwarded after terminate was not answered moved")
+	}
+	if saved := m.savedState(); saved != `{"n":1}` {
+		t.Fatalf("saved %s after a call forwarded after terminate, want {\"n\":1}", saved)
+	}
 }
 
 // tickingLua is counterLua with a tick (only the test runs it: a minute apart) that
-// broadcasts its count and raises once a call has set fail.
+// broadcasts its count, and how many ticks have run (which no failure rolls back), and
+// raises once a call has set fail.
 var tickingLua = strings.NewReplacer(`topic = "ts:*"`, `topic = "ts:*", tick = 60000`,
 	`if msg.op == "add" then`, `if msg.op == "fail" then state.fail = true end
   if msg.op == "add" then`,
 	"return ts\n", `function ts.handle_tick(state, topic)
   state.n = state.n + 1
-  luachan.broadcast(topic, "tick", { n = state.n })
+  luachan.broadcast(topic, "tick", { n = state.n, run = luachan.store.incr("runs") })
   if state.fail then error("tick failed") end
   return state
 end
@@ -226,8 +244,9 @@ return ts
 `).Replace(counterLua)
 
 // TestTickSendsAfterSave: a tick's luachan.broadcast goes out once its state is kept;
-// a tick whose save fails, or that raises, sends nothing (across nodes the next owner,
-// starting from the state saved before, would send it again).
+// a tick that raises, or whose save fails, sends nothing (across nodes the next owner,
+// starting from the state saved before, would send it again), unless the state read
+// back shows the failed save stored it after all.
 func TestTickSendsAfterSave(t *testing.T) {
 	for _, shared := range []bool{false, true} {
 		name := "one node"
@@ -236,7 +255,7 @@ func TestTickSendsAfterSave(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			m := &memOwners{lease: "L1", replies: map[string][]byte{}}
-			cfg := Config{}
+			cfg := Config{Store: store.NewMemory()}
 			if shared {
 				cfg.TopicOwners = m
 			}
@@ -245,19 +264,33 @@ func TestTickSendsAfterSave(t *testing.T) {
 			c.join("ts:a", "1")
 			ts := r.eng.states.get("ts:a")
 			tick := func() { _ = ts.post(stateJob{kind: jobTick}) }
+			failures := func(n uint64) {
+				t.Helper()
+				waitFor(t, "the failed save", func() bool { return r.eng.count.saveFailures.Load() == n })
+			}
 
 			tick()
-			c.expect(`[null,null,"ts:a","tick",{"n":1}]`)
+			c.expect(`[null,null,"ts:a","tick",{"n":1,"run":1}]`)
+			n := 1
 			if shared {
 				m.set(func(m *memOwners) { m.failSave = true })
-				tick()
-				waitFor(t, "the failed save", func() bool { return r.eng.count.saveFailures.Load() == 1 })
+				tick() // n 2, run 2: not saved, not sent
+				failures(1)
 				m.set(func(m *memOwners) { m.failSave = false })
-				tick() // from the state saved: n 1
-				c.expect(`[null,null,"ts:a","tick",{"n":2}]`)
+				tick() // from the state read back: n 1
+				c.expect(`[null,null,"ts:a","tick",{"n":2,"run":3}]`)
+
+				m.set(func(m *memOwners) { m.lostAck = true })
+				tick() // n 3, run 4: stored, but the save says it failed
+				failures(2)
+				m.set(func(m *memOwners) { m.lostAck = false })
+				tick() // the state read back is n 3: that tick's broadcast goes, then this one's
+				c.expect(`[null,null,"ts:a","tick",{"n":3,"run":4}]`)
+				c.expect(`[null,null,"ts:a","tick",{"n":4,"run":5}]`)
+				n = 4
 			}
 			c.send(`["1","2","ts:a","fail",{}]`)
-			c.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":` + map[bool]string{false: "1", true: "2"}[shared] + `}}]`)
+			c.expect(fmt.Sprintf(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":%d}}]`, n))
 			tick()
 			waitFor(t, "the tick's error", func() bool { return strings.Contains(r.log.String(), "tick failed") })
 			c.heartbeat("3") // nothing was sent before its reply

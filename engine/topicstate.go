@@ -93,8 +93,10 @@ type topicState struct {
 	owner   bool  // with TopicOwners: this node holds the lease (calls run here, ticks are armed)
 
 	// With TopicOwners, drain's own (read and written by the goroutine running jobs):
-	lease string // the lease state was loaded under; "" when this node does not own the topic
-	stale bool   // a save failed: read the state back before the next job
+	lease       string    // the lease state was loaded under; "" when this node does not own the topic
+	stale       bool      // a save failed: read the state back before the next job
+	unsent      heldSends // a tick's broadcasts, held since its save failed: sent if the state read back is unsentState
+	unsentState []byte
 }
 
 func (s *topicStates) init(e *Engine) {
@@ -303,9 +305,9 @@ func (t *topicState) drain() {
 	}
 }
 
-// run runs one job on the current version of file's script. Only drain calls it, so
-// t.state is read and written by one goroutine at a time (under t.mu, for readers
-// elsewhere).
+// run runs one job on the current version of file's script. Only drain and runIdle call
+// it, one at a time (t.running), so t.state is read and written by one goroutine at a
+// time (under t.mu, for readers elsewhere).
 func (t *topicState) run(file *scriptFile, j stateJob) {
 	e := t.ts.e
 	if j.kind == jobTick && t.hasEnded() {
@@ -403,6 +405,39 @@ func (t *topicState) end() bool {
 		delete(s.topics, t.topic)
 	}
 	return true
+}
+
+// heldSends holds what a tick's luachan.broadcast and luachan.disconnect send until its
+// new state is kept: a tick that fails, or whose state is not saved, sends nothing.
+// Across nodes the next owner starts from the state saved before, and would send it again.
+type heldSends []pendingSend
+
+var _ luabind.SocketSends = (*heldSends)(nil)
+
+// BroadcastTopic holds a luachan.broadcast.
+func (s *heldSends) BroadcastTopic(topic, event string, p luabind.Payload) error {
+	*s = append(*s, pendingSend{kind: sendTopic, topic: topic, event: event, p: p})
+	return nil
+}
+
+// DisconnectID holds a luachan.disconnect.
+func (s *heldSends) DisconnectID(id string) error {
+	*s = append(*s, pendingSend{kind: sendDisconnect, topic: id})
+	return nil
+}
+
+// send sends what is held, in order.
+func (s *heldSends) send(e *Engine) {
+	for _, o := range *s {
+		if o.kind == sendDisconnect {
+			if err := e.Disconnect(o.topic); err != nil {
+				e.log.Warn("luachan.disconnect not published to other nodes", "id", o.topic, "err", err)
+			}
+		} else if err := e.Broadcast(o.topic, o.event, o.p); err != nil {
+			e.log.Warn("broadcast not published to other nodes", "topic", o.topic, "event", o.event, "err", err)
+		}
+	}
+	*s = nil
 }
 
 // hasEnded reports whether the topic's state has ended (see end).
