@@ -380,14 +380,23 @@ func (r *PubSub) onDisconnect(_ *natsgo.Conn, err error) {
 	r.log.Warn("lost NATS: local delivery carries on; reconnecting", "reason", err)
 }
 
-// onReconnect is nats.go's word that the connection is back, every subscription sent again.
-func (r *PubSub) onReconnect(_ *natsgo.Conn) {
+// onReconnect is nats.go's word that the connection is back, every subscription sent
+// again. Sent is not taken: nats.go calls it before its first flush, and a broadcast
+// another node publishes in between is not delivered here. So it waits for a round trip,
+// after which the server has every subscription, before it says this node is back; up to
+// natsSubscribeWait, after which it says so anyway (the keep-alive ends a dead connection).
+func (r *PubSub) onReconnect(nc *natsgo.Conn) {
 	r.count.reconnects.Add(1)
 	r.mu.Lock()
 	r.down, r.stalled = false, false
 	r.wakeWaitersLocked()
 	topics := len(r.want)
 	r.mu.Unlock()
+	if err := nc.FlushTimeout(natsSubscribeWait); err != nil {
+		r.log.Warn("NATS is back, but did not confirm the subscriptions: broadcasts from other nodes may miss this one for a while",
+			"topics", topics, "reason", err)
+		return
+	}
 	r.log.Info("NATS is back: resubscribed", "topics", topics)
 }
 
