@@ -183,7 +183,7 @@ func historyOf(tb testing.TB, s *server, topic string) ([]string, string) {
 	return out, resp.Header.Get("X-History-Position")
 }
 
-// TestHistoryRedisRecoveryUnderLoad: while a socket on one node broadcasts about 1,000
+// TestHistoryRedisRecoveryUnderLoad: while a socket on one node broadcasts up to 1,000
 // a second, 100 clients on two nodes leave and rejoin with since in a loop; each sees
 // every position once, in order, across rejoins and nodes.
 func TestHistoryRedisRecoveryUnderLoad(t *testing.T) {

@@ -203,8 +203,9 @@ func (c *channel) post(ev event) {
 }
 
 // overflow closes the socket of a channel whose events pile up. Events
-// posted until the socket has closed find the mailbox still full: the socket
-// is closed, counted and logged once.
+// posted until the socket has closed find the mailbox still full: the
+// channel's overflow is counted and logged once (a socket whose channels
+// overflow together is counted for each).
 func (c *channel) overflow() {
 	if c.overflowed.Swap(true) {
 		return

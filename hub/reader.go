@@ -57,11 +57,11 @@ func (c *Conn) ended() {
 // close reply is seen before the socket is closed; after a frame that cannot be parsed
 // past, it discards raw bytes instead (see drain).
 func (c *Conn) readLoop(moved bool) bool {
-	handled, since := 0, false // frames passed to the Session by this goroutine; one since the last wait (see restHold)
+	handled, handledSinceWait := 0, false // frames passed to the Session by this goroutine; one since the last wait (see restHold)
 	for {
 		if c.canRest() {
-			move, deadline := c.rest(moved, since && handled > 1)
-			since = false
+			move, deadline := c.rest(moved, handledSinceWait && handled > 1)
+			handledSinceWait = false
 			if move {
 				c.hub.count.restMoves.Add(1)
 				if !c.park(deadline) {
@@ -110,7 +110,7 @@ func (c *Conn) readLoop(moved bool) bool {
 		}
 		c.handle(m)
 		handled++
-		since = true
+		handledSinceWait = true
 	}
 }
 
