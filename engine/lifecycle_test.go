@@ -67,11 +67,13 @@ func TestJoinLeaveCrash(t *testing.T) {
 	})
 }
 
-// TestLeaveIntoFullMailbox: a leave is taken and answered even when the
-// channel's mailbox is full, and the socket is not closed for it.
-func TestLeaveIntoFullMailbox(t *testing.T) {
+// fullMailboxRig starts a rig whose channels queue one event at most, and a client joined
+// to rooms:1 whose mailbox is full: its event ref 2 runs until release is closed, and ref
+// 3 waits behind it.
+func fullMailboxRig(t *testing.T) (r *rig, c *rigClient, release chan struct{}) {
+	t.Helper()
 	t.Cleanup(func() { dispatchHook = nil }) // after the rig's cleanups, which run first
-	release := make(chan struct{})
+	release = make(chan struct{})
 	started := make(chan struct{})
 	dispatchHook = func(c *channel, kind evKind) {
 		if c.topic == "rooms:1" && kind == evIn {
@@ -83,13 +85,22 @@ func TestLeaveIntoFullMailbox(t *testing.T) {
 			}
 		}
 	}
-	r := startRigWith(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")}, Config{MaxPending: 1})
-	c := r.dial(t)
+	r = startRigWith(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")}, Config{MaxPending: 1})
+	c = r.dial(t)
 	c.join("rooms:other", "9") // a second channel: events go through the mailbox
 	c.join("rooms:1", "1")
 	c.send(`["1","2","rooms:1","hi",{}]`) // runs, and waits for release
 	<-started
-	c.send(`["1","3","rooms:1","hi",{}]`)        // fills the mailbox
+	c.send(`["1","3","rooms:1","hi",{}]`) // fills the mailbox
+	ch := r.channel(t, "rooms:1")
+	waitFor(t, "the mailbox to fill", func() bool { return ch.mb.queued() == 1 })
+	return r, c, release
+}
+
+// TestLeaveIntoFullMailbox: a leave is taken and answered even when the
+// channel's mailbox is full, and the socket is not closed for it.
+func TestLeaveIntoFullMailbox(t *testing.T) {
+	r, c, release := fullMailboxRig(t)
 	c.send(`["1","4","rooms:1","phx_leave",{}]`) // taken all the same
 	ch := r.channel(t, "rooms:1")
 	waitFor(t, "the leave to be queued", func() bool { return ch.mb.queued() == 2 })
@@ -105,32 +116,12 @@ func TestLeaveIntoFullMailbox(t *testing.T) {
 }
 
 // TestOverflowClosesOnce: events that find a channel's mailbox full close its
-// socket with 1008, and the socket is counted and logged once, however many
+// socket with 1008, and the overflow is counted and logged once, however many
 // more events come before it has closed.
 func TestOverflowClosesOnce(t *testing.T) {
-	t.Cleanup(func() { dispatchHook = nil }) // after the rig's cleanups, which run first
-	release := make(chan struct{})
-	started := make(chan struct{})
-	dispatchHook = func(c *channel, kind evKind) {
-		if c.topic == "rooms:1" && kind == evIn {
-			select {
-			case <-started:
-			default:
-				close(started)
-				<-release
-			}
-		}
-	}
-	r := startRigWith(t, map[string]string{"rooms.lua": roomsLua("rooms", "rooms:*")}, Config{MaxPending: 1})
+	r, c, release := fullMailboxRig(t)
 	defer close(release)
-	c := r.dial(t)
-	c.join("rooms:other", "9") // a second channel: events go through the mailbox
-	c.join("rooms:1", "1")
-	c.send(`["1","2","rooms:1","hi",{}]`) // runs, and waits for release
-	<-started
-	c.send(`["1","3","rooms:1","hi",{}]`) // fills the mailbox
 	ch := r.channel(t, "rooms:1")
-	waitFor(t, "the mailbox to fill", func() bool { return ch.mb.queued() == 1 })
 	for range 3 {
 		ch.post(event{kind: evInfo, info: []byte(`"tick"`)})
 	}
