@@ -1,11 +1,13 @@
 package redis
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 const (
@@ -144,27 +146,46 @@ func (s *TopicStates) holding(topic, lease string) bool {
 
 // Save stores state as topic's state (and reply as the reply of the forwarded call
 // callID, when given) while lease is still this node's (ok). When the round trip
-// fails, it reads the state back: an error means the state was not saved, or that
+// fails, it asks Redis whether this save was stored, which holds even once the lease
+// has gone to another node (a node paused past its lease, say: the new owner started
+// from the state this save stored). An error means the state was not saved, or that
 // Redis could not tell.
 func (s *TopicStates) Save(ctx context.Context, topic, lease string, state []byte, callID string, reply []byte) (bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 	defer cancel()
-	keys := []string{s.key(topic, "lease"), s.key(topic, "state")}
-	args := []any{lease, state, stateKeep.Milliseconds()}
+	n := s.seq.Add(1)
+	keys := []string{s.key(topic, "lease"), s.key(topic, "state"), s.key(topic, "saves")}
+	args := []any{lease, state, stateKeep.Milliseconds(), n}
 	if callID != "" {
 		keys = append(keys, s.key(topic, "reply:"+callID))
 		args = append(args, append([]byte{'r'}, reply...), stateReplyKeep.Milliseconds())
 	}
-	n, err := saveState.Run(sctx, s.client, keys, args...).Int()
+	res, err := saveState.Run(sctx, s.client, keys, args...).Int()
 	if err == nil {
-		return n == 1, nil
+		return res == 1, nil
 	}
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), saveReadBack)
 	defer rcancel()
-	if got, ok, rerr := s.Load(rctx, topic, lease); rerr == nil && ok && bytes.Equal(got, state) {
+	stored, rerr := s.stored(rctx, topic, lease, n)
+	switch {
+	case rerr != nil:
+		return false, fmt.Errorf("redis: saving the state of %s: %w (and whether it was stored is unknown: %w)", topic, err, rerr)
+	case stored:
 		return true, nil
 	}
 	return false, fmt.Errorf("redis: saving the state of %s: %w", topic, err)
+}
+
+// stored reports whether this node's save number n under lease was stored.
+func (s *TopicStates) stored(ctx context.Context, topic, lease string, n uint64) (bool, error) {
+	last, err := savedUnder.Run(ctx, s.client, []string{s.key(topic, "saves")}, lease).Uint64()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return last >= n, nil
 }
 
 // Load returns topic's saved state (nil: none) while lease is this node's (ok).

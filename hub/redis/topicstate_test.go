@@ -2,9 +2,14 @@ package redis_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/luachan/luachan/hub/redis"
 	"github.com/luachan/luachan/internal/hubtest"
@@ -168,5 +173,115 @@ func TestTopicStatesUnwant(t *testing.T) {
 	hubtest.WaitFor(t, "the lease again", func() bool { l, _ := fa2.held(); return l != "" })
 	if _, st := fa2.held(); st != nil {
 		t.Fatalf("after the topic ended, the state is %s; want none", st)
+	}
+}
+
+// replyGate is a TCP proxy to a Redis whose replies can be dropped (mute): a command
+// goes through and runs, and its sender never hears back.
+type replyGate struct {
+	addr  string
+	muted atomic.Bool
+}
+
+// startReplyGate proxies a listener of its own on 127.0.0.1 to target until the test ends.
+func startReplyGate(tb testing.TB, target string) *replyGate {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	g := &replyGate{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			tb.Cleanup(func() { c.Close(); r.Close() })
+			go func() { _, _ = io.Copy(r, c); r.Close() }()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := r.Read(buf)
+					if n > 0 && !g.muted.Load() {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return g
+}
+
+// TestTopicStatesSaveStoredWithoutReply: a save that Redis stored, but whose reply was
+// lost, is a save (ok), even once another node holds the lease: that node started from
+// the state it stored, so a call it carried was applied and its caller must hear so.
+// One that Redis refused, its reply lost too, is an error.
+func TestTopicStatesSaveStoredWithoutReply(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	gate := startReplyGate(t, "127.0.0.1:"+rs.port)
+	ts := startTopicStates(t, "redis://"+gate.addr+"/0")
+	const topic = "g:lost"
+	f := &fakeOwner{ts: ts, topic: topic, name: "a"}
+	ts.Want(topic, f)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := f.held(); return l != "" })
+	lease, _ := f.held()
+	direct := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + rs.port})
+	t.Cleanup(func() { direct.Close() })
+	ctx := context.Background()
+	key := func(what string) string { return redis.DefaultPrefix + "ts:{" + topic + "}:" + what }
+
+	type result struct {
+		ok  bool
+		err error
+	}
+	save := func(state string) chan result {
+		done := make(chan result, 1)
+		go func() {
+			ok, err := ts.Save(ctx, topic, lease, []byte(state), "", nil)
+			done <- result{ok, err}
+		}()
+		return done
+	}
+
+	if r := <-save(`{"x":0}`); !r.ok || r.err != nil { // and a connection in the pool, ready
+		t.Fatalf("a save: ok %v, err %v", r.ok, r.err)
+	}
+	gate.muted.Store(true)
+	done := save(`{"x":1}`)
+	hubtest.WaitFor(t, "Redis to store the state", func() bool {
+		v, _ := direct.Get(ctx, key("state")).Result()
+		return v == `{"x":1}`
+	})
+	if err := direct.Set(ctx, key("lease"), "another node's", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	gate.muted.Store(false)
+	if r := <-done; !r.ok || r.err != nil {
+		t.Fatalf("a save stored, its reply lost, the lease gone since: ok %v, err %v; want ok", r.ok, r.err)
+	}
+
+	gate.muted.Store(true)
+	done = save(`{"x":2}`) // refused: the lease is another node's
+	r := <-done
+	gate.muted.Store(false)
+	if r.ok || r.err == nil {
+		t.Fatalf("a save refused, its reply lost: ok %v, err %v; want an error", r.ok, r.err)
+	}
+	if v, _ := direct.Get(ctx, key("state")).Result(); v != `{"x":1}` {
+		t.Fatalf("state %s after the refused save, want {\"x\":1}", v)
 	}
 }
