@@ -393,6 +393,9 @@ func (r *PubSub) onReconnect(nc *natsgo.Conn) {
 	topics := len(r.want)
 	r.mu.Unlock()
 	if err := nc.FlushTimeout(natsSubscribeWait); err != nil {
+		if r.closing.Load() {
+			return
+		}
 		r.log.Warn("NATS is back, but did not confirm the subscriptions: broadcasts from other nodes may miss this one for a while",
 			"topics", topics, "reason", err)
 		return
