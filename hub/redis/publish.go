@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/luachan/luachan/hub"
@@ -33,6 +34,7 @@ func (r *PubSub) publishLoop() {
 		batch = r.fill(batch)
 		var err error
 		buf, err = r.publishBatch(context.Background(), batch, buf)
+		r.advance(len(batch))
 		clear(batch)
 		switch {
 		case err == nil && failed:
@@ -52,6 +54,45 @@ func (r *PubSub) publishLoop() {
 			}
 		}
 	}
+}
+
+// Flush returns once every broadcast queued before the call has been sent to Redis (its
+// PUBLISH answered: the other nodes' subscriber connections have it) or dropped, or
+// with ctx's error. A node lets a topic-state lease go after it, so that the next owner's
+// first broadcast on the topic does not overtake this node's last.
+func (r *PubSub) Flush(ctx context.Context) error {
+	// Every broadcast ahead of the last one queued before this point was counted in
+	// queued before it went in, and the publisher sends in queue order: once sent
+	// reaches target, that last one has been sent.
+	target := r.queued.Load()
+	for {
+		r.progMu.Lock()
+		if r.sent.Load() >= target {
+			r.progMu.Unlock()
+			return nil
+		}
+		if r.progress == nil {
+			r.progress = make(chan struct{})
+		}
+		ch := r.progress
+		r.progMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("redis: broadcasts still queued for the other nodes: %w", ctx.Err())
+		}
+	}
+}
+
+// advance counts n broadcasts sent or dropped by the publisher, and wakes Flush.
+func (r *PubSub) advance(n int) {
+	r.sent.Add(uint64(n))
+	r.progMu.Lock()
+	if r.progress != nil {
+		close(r.progress)
+		r.progress = nil
+	}
+	r.progMu.Unlock()
 }
 
 // fill adds queued broadcasts to batch, without waiting, up to redisMaxBatch of them or
@@ -87,7 +128,9 @@ func (r *PubSub) flush(batch []*hub.Broadcast, buf []byte) {
 			return
 		}
 		var err error
-		if buf, err = r.publishBatch(ctx, batch, buf); err != nil {
+		buf, err = r.publishBatch(ctx, batch, buf)
+		r.advance(len(batch))
+		if err != nil {
 			r.dropped(len(r.queue), "shutting down")
 			return
 		}

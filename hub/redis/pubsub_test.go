@@ -455,6 +455,38 @@ func TestRedisClosePublishesWhatIsQueued(t *testing.T) {
 	h.Close(ctx)
 }
 
+// TestRedisFlush: Flush returns once everything queued before it has been published (a
+// topic-state lease is let go after it, so that the next owner's broadcasts do not
+// overtake this node's); with Redis down, it gives up when its context ends.
+func TestRedisFlush(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	ctx := context.Background()
+	if err := a.ps.Flush(ctx); err != nil { // nothing queued
+		t.Fatal(err)
+	}
+	const n = 20000
+	for i := range n {
+		a.Hub.Broadcast(bcast("t", "e", i))
+	}
+	if err := a.ps.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.ps.Stats(); st.Published != n || st.Dropped != 0 {
+		t.Fatalf("stats once Flush returned: %+v; want %d published", st, n)
+	}
+
+	rs.kill(t)
+	hubtest.WaitFor(t, "the node to notice", func() bool { return !a.ps.Stats().Connected })
+	a.Hub.Broadcast(bcast("t", "e", n))
+	dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := a.ps.Flush(dctx); err == nil && a.ps.Stats().Published+a.ps.Stats().Dropped != n+1 {
+		t.Fatalf("Flush with Redis down returned nil with the broadcast neither sent nor dropped: %+v", a.ps.Stats())
+	}
+}
+
 func TestCheckRedisURL(t *testing.T) {
 	tests := []struct {
 		url string
