@@ -341,7 +341,7 @@ func (t *topicState) save(state []byte, callID string, reply []byte) error {
 	switch {
 	case err != nil:
 		t.stale = true
-		return fmt.Errorf("the topic's state could not be saved, so the change is not applied: %w; try again", err)
+		return fmt.Errorf("the topic's state could not be saved: %w; try again", err)
 	case !ok:
 		t.dropLease()
 		return fmt.Errorf("engine: this node no longer owns %s, so the change is not applied; try again", t.topic)

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"errors"
 	"time"
 
 	"github.com/luachan/luachan/engine"
@@ -17,8 +17,7 @@ const handOverFlush = time.Second
 // TopicOwner handed to Redis as the StateOwner it matches.
 type redisOwners struct {
 	*redis.TopicStates
-	pubsub *redis.PubSub
-	log    *slog.Logger
+	n *node
 }
 
 var _ engine.TopicOwners = redisOwners{}
@@ -26,20 +25,30 @@ var _ engine.TopicOwners = redisOwners{}
 func (o redisOwners) Want(topic string, t engine.TopicOwner) { o.TopicStates.Want(topic, t) }
 
 // Unwant lets the topic go once the broadcasts this node queued before (a last tick's)
-// have reached Redis: the next owner's first tick then reaches every subscriber after
-// them, not before.
+// are in Redis, so that they are ahead of anything the next owner sends.
 func (o redisOwners) Unwant(ctx context.Context, topic string, t engine.TopicOwner) (bool, error) {
-	flushBeforeHandOver(ctx, o.pubsub, o.log, "topic", topic)
+	o.n.flushBeforeHandOver(ctx)
 	return o.TopicStates.Unwant(ctx, topic, t)
 }
 
-// flushBeforeHandOver waits, up to handOverFlush, for the broadcasts queued for Redis.
-func flushBeforeHandOver(ctx context.Context, ps *redis.PubSub, log *slog.Logger, args ...any) {
+// flushBeforeHandOver waits, up to handOverFlush, for the broadcasts queued for Redis:
+// the publisher's and the history appender's.
+func (n *node) flushBeforeHandOver(ctx context.Context) {
+	rb, ok := n.pubsub.(redisBroker)
+	if !ok {
+		return
+	}
 	fctx, cancel := context.WithTimeout(ctx, handOverFlush)
 	defer cancel()
-	if err := ps.Flush(fctx); err != nil {
-		log.Warn("topic-state lease let go with broadcasts still queued: subscribers on other nodes may get the next owner's first ones before them",
-			append(args, "err", err.Error())...)
+	err := rb.PubSub.Flush(fctx)
+	if n.history != nil {
+		err = errors.Join(err, n.history.Flush(fctx))
+	}
+	if err != nil {
+		if ok, since := n.handOverLog.Allow(1); ok {
+			n.log.Warn("topic-state lease let go with broadcasts still queued for Redis: other nodes may send the topic's next ones before them",
+				"err", err.Error(), "times", since)
+		}
 	}
 }
 
@@ -53,7 +62,7 @@ func (n *node) startTopicStates(ctx context.Context) engine.TopicOwners {
 	}
 	n.states = rb.TopicStates(redis.DefaultStateLease)
 	n.states.Start(ctx)
-	return redisOwners{TopicStates: n.states, pubsub: rb.PubSub, log: n.log}
+	return redisOwners{TopicStates: n.states, n: n}
 }
 
 // stopTopicStates lets go of this node's leases, bounded by ctx, so that the other
@@ -62,9 +71,7 @@ func (n *node) stopTopicStates(ctx context.Context) {
 	if n.states == nil {
 		return
 	}
-	if rb, ok := n.pubsub.(redisBroker); ok {
-		flushBeforeHandOver(ctx, rb.PubSub, n.log, "at", "shutdown")
-	}
+	n.flushBeforeHandOver(ctx)
 	if err := n.states.Close(ctx); err != nil {
 		n.log.Warn("topic-state leases not released: other nodes take the topics once the leases lapse", "err", err)
 	}

@@ -47,8 +47,9 @@ func metaKeep(lim history.Limits) int64 { return max(lim.TTL, historyMetaKeep).M
 // Lifecycle: PubSub.History builds it (no I/O), Start starts the appender, Close
 // (before PubSub.Close) appends what is queued, for up to redisCloseFlush, and stops it.
 type History struct {
-	ps    *PubSub
-	queue chan historyAppend
+	ps       *PubSub
+	queue    chan historyAppend
+	progress queueProgress // the appender's, for Flush
 
 	closing atomic.Bool
 	dropped atomic.Uint64
@@ -104,10 +105,21 @@ func (h *History) Publish(b *hub.Broadcast, lim history.Limits) error {
 		h.drop(1, "shutting down")
 		return nil
 	}
+	h.progress.in()
 	select {
 	case h.queue <- historyAppend{b: b, lim: lim}:
 	default:
+		h.progress.undo()
 		h.drop(1, "history append queue full")
+	}
+	return nil
+}
+
+// Flush returns once every broadcast queued before the call has been appended and
+// published (or dropped), or with ctx's error: see PubSub.Flush.
+func (h *History) Flush(ctx context.Context) error {
+	if err := h.progress.wait(ctx); err != nil {
+		return fmt.Errorf("redis: history broadcasts still queued: %w", err)
 	}
 	return nil
 }
@@ -141,6 +153,7 @@ func (h *History) appendLoop() {
 		}
 		batch = h.fill(batch)
 		_ = h.appendBatch(context.Background(), batch) // failures are counted and logged
+		h.progress.advance(len(batch))
 		clear(batch)
 	}
 }
@@ -168,11 +181,17 @@ func (h *History) flush(batch []historyAppend) {
 			return
 		}
 		if ctx.Err() != nil {
-			h.drop(len(batch)+len(h.queue), "shutting down")
+			n := len(batch) + len(h.queue)
+			h.drop(n, "shutting down")
+			h.progress.advance(n)
 			return
 		}
-		if err := h.appendBatch(ctx, batch); err != nil {
-			h.drop(len(h.queue), "shutting down")
+		err := h.appendBatch(ctx, batch)
+		h.progress.advance(len(batch))
+		if err != nil {
+			n := len(h.queue)
+			h.drop(n, "shutting down")
+			h.progress.advance(n)
 			return
 		}
 	}

@@ -290,3 +290,23 @@ func TestHistoryFillsGapAfterReconnect(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryFlush: History.Flush returns once every broadcast queued before it has been
+// appended: the topic's position is then the last one's.
+func TestHistoryFlush(t *testing.T) {
+	t.Parallel()
+	n := startHistoryNode(t, startRedis(t).url())
+	lim := history.Limits{Size: 10, TTL: time.Minute}
+	const count = 2000
+	for i := range count {
+		if err := n.h.Publish(&hub.Broadcast{Topic: "t", Event: "e", Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))}, lim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.h.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, cur, _ := n.read(t, "t", lim, "", 0); cur.N != count || n.h.Dropped() != 0 {
+		t.Fatalf("once Flush returned: position %v, %d dropped; want %d, none", cur, n.h.Dropped(), count)
+	}
+}

@@ -34,7 +34,7 @@ func (r *PubSub) publishLoop() {
 		batch = r.fill(batch)
 		var err error
 		buf, err = r.publishBatch(context.Background(), batch, buf)
-		r.advance(len(batch))
+		r.progress.advance(len(batch))
 		clear(batch)
 		switch {
 		case err == nil && failed:
@@ -57,42 +57,14 @@ func (r *PubSub) publishLoop() {
 }
 
 // Flush returns once every broadcast queued before the call has been sent to Redis (its
-// PUBLISH answered: the other nodes' subscriber connections have it) or dropped, or
-// with ctx's error. A node lets a topic-state lease go after it, so that the next owner's
-// first broadcast on the topic does not overtake this node's last.
+// PUBLISH answered: Redis has queued it for the other nodes' subscriber connections) or
+// dropped, or with ctx's error. A node lets a topic-state lease go after it, so that
+// its last broadcasts on the topic are in Redis before another node can take the topic.
 func (r *PubSub) Flush(ctx context.Context) error {
-	// Every broadcast ahead of the last one queued before this point was counted in
-	// queued before it went in, and the publisher sends in queue order: once sent
-	// reaches target, that last one has been sent.
-	target := r.queued.Load()
-	for {
-		r.progMu.Lock()
-		if r.sent.Load() >= target {
-			r.progMu.Unlock()
-			return nil
-		}
-		if r.progress == nil {
-			r.progress = make(chan struct{})
-		}
-		ch := r.progress
-		r.progMu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("redis: broadcasts still queued for the other nodes: %w", ctx.Err())
-		}
+	if err := r.progress.wait(ctx); err != nil {
+		return fmt.Errorf("redis: broadcasts still queued for the other nodes: %w", err)
 	}
-}
-
-// advance counts n broadcasts sent or dropped by the publisher, and wakes Flush.
-func (r *PubSub) advance(n int) {
-	r.sent.Add(uint64(n))
-	r.progMu.Lock()
-	if r.progress != nil {
-		close(r.progress)
-		r.progress = nil
-	}
-	r.progMu.Unlock()
+	return nil
 }
 
 // fill adds queued broadcasts to batch, without waiting, up to redisMaxBatch of them or
@@ -124,14 +96,18 @@ func (r *PubSub) flush(batch []*hub.Broadcast, buf []byte) {
 			return
 		}
 		if ctx.Err() != nil {
-			r.dropped(len(batch)+len(r.queue), "shutting down")
+			n := len(batch) + len(r.queue)
+			r.dropped(n, "shutting down")
+			r.progress.advance(n)
 			return
 		}
 		var err error
 		buf, err = r.publishBatch(ctx, batch, buf)
-		r.advance(len(batch))
+		r.progress.advance(len(batch))
 		if err != nil {
-			r.dropped(len(r.queue), "shutting down")
+			n := len(r.queue)
+			r.dropped(n, "shutting down")
+			r.progress.advance(n)
 			return
 		}
 	}

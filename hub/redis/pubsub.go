@@ -92,12 +92,7 @@ type PubSub struct {
 	queueBytes atomic.Int64        // their payload bytes
 	closing    atomic.Bool         // Close started: Publish drops
 	kick       chan struct{}       // (cap 1) tells the subscriber that want changed
-
-	// The publisher's progress, for Flush: broadcasts put in the queue (counted before
-	// they go in), and those the publisher has sent or dropped since.
-	queued, sent atomic.Uint64
-	progMu       sync.Mutex    // guards progress; a leaf
-	progress     chan struct{} // closed when sent moves, while a Flush waits; nil otherwise
+	progress   queueProgress       // the publisher's, for Flush
 
 	mu        sync.Mutex          // guards the fields below
 	want      map[string]struct{} // topics with local subscribers
@@ -362,11 +357,11 @@ func (r *PubSub) Publish(b *hub.Broadcast) error {
 		r.dropped(1, "publish queue full")
 		return nil
 	}
-	r.queued.Add(1)
+	r.progress.in()
 	select {
 	case r.queue <- b:
 	default:
-		r.queued.Add(^uint64(0)) // not queued after all
+		r.progress.undo()
 		r.queueBytes.Add(-n)
 		r.dropped(1, "publish queue full")
 	}

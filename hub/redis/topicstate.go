@@ -64,7 +64,7 @@ type StateOwner interface {
 //	Prefix+"ts:{"+topic+"}:state"       the saved state (JSON), PX stateKeep, renewed with the lease
 //	Prefix+"ts:{"+topic+"}:nodes"       sorted set of the nodes that want the topic, by expiry
 //	Prefix+"ts:{"+topic+"}:reply:"+id   a forwarded call's reply, saved with the state it made
-//	Prefix+"ts:{"+topic+"}:saves"       hash: by lease, the number of the last save stored under it
+//	Prefix+"ts:{"+topic+"}:saved:"+lease the number of the last save stored under lease
 //	Prefix+"ts:node:"+node              the channel a node hears calls and replies on
 //
 // A lease's value is unique to one taking of it (node id and a counter), and every save

@@ -154,7 +154,7 @@ func (s *TopicStates) Save(ctx context.Context, topic, lease string, state []byt
 	sctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 	defer cancel()
 	n := s.seq.Add(1)
-	keys := []string{s.key(topic, "lease"), s.key(topic, "state"), s.key(topic, "saves")}
+	keys := []string{s.key(topic, "lease"), s.key(topic, "state"), s.key(topic, "saved:"+lease)}
 	args := []any{lease, state, stateKeep.Milliseconds(), n}
 	if callID != "" {
 		keys = append(keys, s.key(topic, "reply:"+callID))
@@ -169,16 +169,17 @@ func (s *TopicStates) Save(ctx context.Context, topic, lease string, state []byt
 	stored, rerr := s.stored(rctx, topic, lease, n)
 	switch {
 	case rerr != nil:
-		return false, fmt.Errorf("redis: saving the state of %s: %w (and whether it was stored is unknown: %w)", topic, err, rerr)
+		return false, fmt.Errorf("redis: saving the state of %s: %w; and whether it was stored is unknown: %w", topic, err, rerr)
 	case stored:
 		return true, nil
 	}
-	return false, fmt.Errorf("redis: saving the state of %s: %w", topic, err)
+	return false, fmt.Errorf("redis: saving the state of %s: %w; Redis has no record of it: not stored", topic, err)
 }
 
-// stored reports whether this node's save number n under lease was stored.
+// stored reports whether this node's save number n under lease was stored. A topic's
+// saves run one at a time, so a number at least n under the lease means n was stored.
 func (s *TopicStates) stored(ctx context.Context, topic, lease string, n uint64) (bool, error) {
-	last, err := savedUnder.Run(ctx, s.client, []string{s.key(topic, "saves")}, lease).Uint64()
+	last, err := s.client.Get(ctx, s.key(topic, "saved:"+lease)).Uint64()
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return false, nil

@@ -31,28 +31,17 @@ return {2, redis.call('GET', KEYS[2])}
 
 // saveState stores a topic's state (and, with a fourth key, a forwarded call's reply)
 // while ARGV[1] is the topic's lease: 1, else 0. It also records the save's number
-// (ARGV[4], rising on each node) under the lease in the saves hash, which a node whose
-// save's round trip failed reads (savedUnder) to tell whether it was stored, even once
-// its lease has gone to another node. The hash holds one field per lease: past 16, it
-// starts over.
-// KEYS: lease, state, saves[, reply]. ARGV: lease, state, state keep ms, save number,
-// reply, reply keep ms.
+// (ARGV[4], rising on each node) in the lease's own key, which a node whose save's round
+// trip failed reads (TopicStates.stored) to tell whether it was stored, even once its
+// lease has gone to another node.
+// KEYS: lease, state, the lease's saved number[, reply]. ARGV: lease, state, state keep
+// ms, save number, reply, reply keep ms.
 var saveState = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-if redis.call('HLEN', KEYS[3]) > 16 and redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then
-  redis.call('DEL', KEYS[3])
-end
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
 if KEYS[4] then redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6]) end
 return 1
-`)
-
-// savedUnder returns the number of the last save stored under lease ARGV[1], or nil.
-// KEYS: saves. ARGV: lease.
-var savedUnder = goredis.NewScript(`
-return redis.call('HGET', KEYS[1], ARGV[1])
 `)
 
 // loadState returns {1, saved state or nil} while ARGV[1] is the topic's lease, else {0}.
