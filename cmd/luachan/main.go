@@ -26,7 +26,6 @@ import (
 	"github.com/luachan/luachan/httpapi"
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/hub/redis"
-	"github.com/luachan/luachan/internal/ratelog"
 	"github.com/luachan/luachan/luabind"
 	"github.com/luachan/luachan/presence"
 	"github.com/luachan/luachan/store"
@@ -108,8 +107,6 @@ type node struct {
 	ln       net.Listener
 	srv      *http.Server
 	served   chan error // srv.Serve's result
-
-	handOverLog ratelog.Limiter // leases let go with broadcasts still queued (flushBeforeHandOver)
 }
 
 // start builds and starts the parts, each one once those it needs are running.

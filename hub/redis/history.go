@@ -49,7 +49,7 @@ func metaKeep(lim history.Limits) int64 { return max(lim.TTL, historyMetaKeep).M
 type History struct {
 	ps       *PubSub
 	queue    chan historyAppend
-	progress queueProgress // the appender's, for Flush
+	progress queueProgress // the appender's, for PubSub.Flush
 
 	closing atomic.Bool
 	dropped atomic.Uint64
@@ -70,7 +70,11 @@ type historyAppend struct {
 
 // History returns the Redis history of the topics, sharing r's client and subscriber.
 func (r *PubSub) History() *History {
-	return &History{ps: r, queue: make(chan historyAppend, historyQueueLen), stop: make(chan struct{})}
+	h := &History{ps: r, queue: make(chan historyAppend, historyQueueLen), stop: make(chan struct{})}
+	r.mu.Lock()
+	r.histories = append(r.histories, h)
+	r.mu.Unlock()
+	return h
 }
 
 // Shared reports that positions are given by Redis, for every node (see Received).
@@ -115,9 +119,9 @@ func (h *History) Publish(b *hub.Broadcast, lim history.Limits) error {
 	return nil
 }
 
-// Flush returns once every broadcast queued before the call has been appended and
+// wait returns once every broadcast queued before the call has been appended and
 // published (or dropped), or with ctx's error: see PubSub.Flush.
-func (h *History) Flush(ctx context.Context) error {
+func (h *History) wait(ctx context.Context) error {
 	if err := h.progress.wait(ctx); err != nil {
 		return fmt.Errorf("redis: history broadcasts still queued: %w", err)
 	}

@@ -291,8 +291,8 @@ func TestHistoryFillsGapAfterReconnect(t *testing.T) {
 	}
 }
 
-// TestHistoryFlush: History.Flush returns once every broadcast queued before it has been
-// appended: the topic's position is then the last one's.
+// TestHistoryFlush: PubSub.Flush also waits for its History: once it returns, every
+// broadcast queued before has been appended, and the topic's position is the last one's.
 func TestHistoryFlush(t *testing.T) {
 	t.Parallel()
 	n := startHistoryNode(t, startRedis(t).url())
@@ -303,7 +303,7 @@ func TestHistoryFlush(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := n.h.Flush(context.Background()); err != nil {
+	if err := n.ps.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, cur, _ := n.read(t, "t", lim, "", 0); cur.N != count || n.h.Dropped() != 0 {

@@ -56,13 +56,22 @@ func (r *PubSub) publishLoop() {
 	}
 }
 
-// Flush returns once every broadcast queued before the call has been sent to Redis (its
-// PUBLISH answered: Redis has queued it for the other nodes' subscriber connections) or
-// dropped, or with ctx's error. A node lets a topic-state lease go after it, so that
-// its last broadcasts on the topic are in Redis before another node can take the topic.
+// Flush returns once every broadcast queued before the call, by this PubSub and by its
+// Histories, has been sent to Redis (its PUBLISH answered: Redis has queued it for the
+// other nodes' subscriber connections) or dropped, or with ctx's error. TopicStates lets
+// a lease go after it, so that the node's last broadcasts on the topic are in Redis
+// before another node can take the topic.
 func (r *PubSub) Flush(ctx context.Context) error {
 	if err := r.progress.wait(ctx); err != nil {
 		return fmt.Errorf("redis: broadcasts still queued for the other nodes: %w", err)
+	}
+	r.mu.Lock()
+	histories := r.histories
+	r.mu.Unlock()
+	for _, h := range histories {
+		if err := h.wait(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -103,6 +103,7 @@ type PubSub struct {
 	stalled   bool                // a Subscribe timed out waiting for Redis; no other waits until Redis answers
 	notify    chan struct{}       // closed (and replaced) when confirmed or up changes
 	started   bool
+	histories []*History // made by History: Flush waits for their queues too
 
 	count    redisCounters
 	lost     bool        // a subscriber connection failed and none is up since; the subscriber goroutine's own

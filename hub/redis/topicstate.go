@@ -40,6 +40,9 @@ const (
 	forwardLastLook = 100 * time.Millisecond
 	// stateReplyQueue bounds the replies waiting to be published to their callers.
 	stateReplyQueue = 4096
+	// handOverFlush bounds how long a node waits for its queued broadcasts to reach
+	// Redis before it lets a lease go (handOver).
+	handOverFlush = time.Second
 )
 
 // StateOwner is one topic's state on this node (the engine's): TopicStates tells it
@@ -80,6 +83,7 @@ type StateOwner interface {
 // serializes its lease steps and their Owned and Lost calls (taken before mu, never
 // the other way round).
 type TopicStates struct {
+	ps      *PubSub // whose queued broadcasts go out before a lease is let go (handOver)
 	client  goredis.UniversalClient
 	sharded bool
 	log     *slog.Logger
@@ -93,11 +97,12 @@ type TopicStates struct {
 	topics  map[string]*leaseEntry    // the topics with subscribers here
 	pending map[string]chan wireState // forwarded calls waiting for a reply, by id
 
-	replies chan outgoingReply
-	kick    chan struct{} // (cap 1) a topic wants its lease at once
-	sub     *goredis.PubSub
-	failLog ratelog.Limiter
-	dropLog ratelog.Limiter
+	replies  chan outgoingReply
+	kick     chan struct{} // (cap 1) a topic wants its lease at once
+	sub      *goredis.PubSub
+	failLog  ratelog.Limiter
+	dropLog  ratelog.Limiter
+	flushLog ratelog.Limiter
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -127,6 +132,7 @@ func (r *PubSub) TopicStates(lease time.Duration) *TopicStates {
 		lease = DefaultStateLease
 	}
 	s := &TopicStates{
+		ps:      r,
 		client:  r.client,
 		sharded: r.sharded,
 		log:     r.log.With("part", "topic-state", "node", fmt.Sprintf("%016x", r.node)),
@@ -204,6 +210,7 @@ func (s *TopicStates) Close(ctx context.Context) error {
 			err = fmt.Errorf("redis: topic-state goroutines still running: %w", err)
 			return
 		}
+		s.handOver(ctx)
 		s.mu.Lock()
 		entries := make([]*leaseEntry, 0, len(s.topics))
 		for _, e := range s.topics {
@@ -277,6 +284,7 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 	if e == nil {
 		return false, nil
 	}
+	s.handOver(ctx)
 	e.op.Lock()
 	defer e.op.Unlock()
 	mode := "unwant"
@@ -303,6 +311,20 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 		s.announceFree(ctx, topic)
 	}
 	return n == 2, nil
+}
+
+// handOver waits, up to handOverFlush, for the broadcasts this node has queued for Redis
+// (PubSub.Flush), before a lease is let go: a last tick's broadcasts are then in Redis
+// before another node can take the topic and tick on.
+func (s *TopicStates) handOver(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, handOverFlush)
+	defer cancel()
+	if err := s.ps.Flush(ctx); err != nil {
+		if ok, since := s.flushLog.Allow(1); ok {
+			s.log.Warn("lease let go with broadcasts still queued for Redis: other nodes may send the topic's next ones before them",
+				"err", err.Error(), "times", since)
+		}
+	}
 }
 
 // announceFree tells the other nodes that want topic that its lease is free, so that

@@ -296,3 +296,30 @@ func TestTopicStatesSaveStoredWithoutReply(t *testing.T) {
 		t.Fatalf("state %s after the refused save, want {\"x\":1}", v)
 	}
 }
+
+// TestTopicStatesUnwantAfterQueuedBroadcasts: a node lets a lease go only once what it
+// queued for Redis has gone out, so that the next owner's first tick cannot overtake
+// the last one's. (Without the wait, Unwant's one round trip is back long before
+// 20,000 queued broadcasts are.)
+func TestTopicStatesUnwantAfterQueuedBroadcasts(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	const n = 20000
+	a := startRedisNode(t, rs.url(), redis.Config{QueueLen: n})
+	ts := a.ps.TopicStates(0)
+	ts.Start(context.Background())
+	t.Cleanup(func() { _ = ts.Close(context.Background()) })
+	const topic = "g:handover"
+	f := &fakeOwner{ts: ts, topic: topic, name: "a"}
+	ts.Want(topic, f)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := f.held(); return l != "" })
+	for i := range n {
+		a.Hub.Broadcast(bcast(topic, "tick", i))
+	}
+	if _, err := ts.Unwant(context.Background(), topic, f); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.ps.Stats(); st.Published != n {
+		t.Fatalf("stats once the lease was let go: %+v; want all %d published first", st, n)
+	}
+}
