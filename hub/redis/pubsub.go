@@ -97,6 +97,7 @@ type PubSub struct {
 	mu        sync.Mutex          // guards the fields below
 	want      map[string]struct{} // topics with local subscribers
 	changed   map[string]struct{} // topics whose want changed since the subscriber last looked
+	caughtUp  bool                // a CatchUp waits for a batch, changes or not
 	taken     uint64              // subscription batches the subscriber has taken
 	confirmed uint64              // the last batch Redis has answered
 	up        bool                // the subscriber connection is up and subscribed

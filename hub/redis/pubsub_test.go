@@ -498,6 +498,39 @@ func TestRedisFlush(t *testing.T) {
 	}
 }
 
+// TestRedisCatchUp: CatchUp returns once Redis has answered a PING on the subscriber
+// connection, waits while Redis does not answer, and fails at once when the connection
+// is down (nothing sent meanwhile will be delivered).
+func TestRedisCatchUp(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	ctx := context.Background()
+	if err := a.ps.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) })
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := a.ps.CatchUp(dctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("CatchUp with Redis stopped: %v; want its context's deadline", err)
+	}
+	_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+	if err := a.ps.CatchUp(ctx); err != nil {
+		t.Fatalf("CatchUp once Redis runs again: %v", err)
+	}
+
+	rs.kill(t)
+	hubtest.WaitFor(t, "the subscriber connection to be down", func() bool { return !a.ps.Stats().Connected })
+	if err := a.ps.CatchUp(ctx); err == nil || !strings.Contains(err.Error(), "down") {
+		t.Fatalf("CatchUp with the connection down: %v; want an error saying so", err)
+	}
+}
+
 func TestCheckRedisURL(t *testing.T) {
 	tests := []struct {
 		url string

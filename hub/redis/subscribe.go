@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -157,10 +159,11 @@ func (r *PubSub) syncLoop(ctx context.Context, ps subConn) error {
 func (r *PubSub) syncBatch(ctx context.Context, ps subConn, applied map[string]struct{}, all bool) error {
 	var sub, unsub []string
 	r.mu.Lock()
-	if !all && len(r.changed) == 0 {
+	if !all && len(r.changed) == 0 && !r.caughtUp {
 		r.mu.Unlock()
 		return nil
 	}
+	r.caughtUp = false
 	r.taken++
 	n := r.taken
 	if all {
@@ -195,6 +198,32 @@ func (r *PubSub) syncBatch(ctx context.Context, ps subConn, applied map[string]s
 		delete(applied, t)
 	}
 	return ps.Ping(ctx, syncPing(n))
+}
+
+// CatchUp returns once this node has delivered every broadcast that Redis had sent its
+// subscriber connection before the call, on any topic: it sends a PING on that
+// connection and waits for its answer, which Redis sends after them. It fails at once
+// when the connection is down (what Redis sends meanwhile is not delivered at all), and
+// with ctx's error. TopicStates calls it when it takes a lease, so that the broadcasts
+// the last owner sent before it let the lease go are delivered here before the first
+// ones the new owner sends.
+func (r *PubSub) CatchUp(ctx context.Context) error {
+	r.mu.Lock()
+	r.caughtUp = true
+	ticket := r.taken + 1 // the batch that will carry the PING
+	r.mu.Unlock()
+	r.wake()
+	up := true
+	if !r.waitState(ctx, redisSubscribeWait, func() bool { up = r.up; return !up || r.confirmed >= ticket }) {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("redis: the subscriber connection has not answered a PING: %w", err)
+		}
+		return fmt.Errorf("redis: the subscriber connection has not answered a PING within %v", redisSubscribeWait)
+	}
+	if !up {
+		return errors.New("redis: the subscriber connection is down")
+	}
+	return nil
 }
 
 // sendChunked calls cmd (SUBSCRIBE or UNSUBSCRIBE) with the channels of topics, at most

@@ -43,6 +43,9 @@ const (
 	// handOverFlush bounds how long a node waits for its queued broadcasts to reach
 	// Redis before it lets a lease go (handOver).
 	handOverFlush = time.Second
+	// takeOverCatchUp bounds how long a node that took a lease waits to have delivered
+	// what Redis sent it before (takeOver).
+	takeOverCatchUp = time.Second
 )
 
 // StateOwner is one topic's state on this node (the engine's): TopicStates tells it
@@ -103,6 +106,7 @@ type TopicStates struct {
 	failLog  ratelog.Limiter
 	dropLog  ratelog.Limiter
 	flushLog ratelog.Limiter
+	catchLog ratelog.Limiter
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -323,6 +327,22 @@ func (s *TopicStates) handOver(ctx context.Context) {
 		if ok, since := s.flushLog.Allow(1); ok {
 			s.log.Warn("lease let go with broadcasts still queued for Redis: other nodes may send the topic's next ones before them",
 				"err", err.Error(), "times", since)
+		}
+	}
+}
+
+// takeOver waits, up to takeOverCatchUp, until this node, which has just taken topic's
+// lease, has delivered the broadcasts Redis sent it before (PubSub.CatchUp). The last
+// owner's were in Redis before it let the lease go (handOver), so its last tick reaches
+// this node's subscribers before the first one this node sends, which it delivers to
+// them directly.
+func (s *TopicStates) takeOver(topic string) {
+	ctx, cancel := context.WithTimeout(s.ctx, takeOverCatchUp)
+	defer cancel()
+	if err := s.ps.CatchUp(ctx); err != nil && s.ctx.Err() == nil {
+		if ok, since := s.catchLog.Allow(1); ok {
+			s.log.Warn("topic taken over before the last owner's broadcasts were delivered here: its subscribers here may get this node's first ones before them",
+				"topic", topic, "err", err.Error(), "times", since)
 		}
 	}
 }

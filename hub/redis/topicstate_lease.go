@@ -115,6 +115,7 @@ func (s *TopicStates) step(e *leaseEntry, onlyNew bool) bool {
 			}
 		}
 		s.log.Info("topic-state lease taken: this node owns the topic", "topic", e.topic, "from_saved_state", state != nil)
+		s.takeOver(e.topic)
 		s.ownerOf(e).Owned(lease, state)
 	default:
 		if held {

@@ -1,6 +1,7 @@
 package redis_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -23,6 +24,8 @@ type fakeOwner struct {
 	topic string
 	name  string
 
+	atOwned func() // if set, called as Owned begins
+
 	mu    sync.Mutex
 	lease string
 	state []byte
@@ -30,6 +33,9 @@ type fakeOwner struct {
 }
 
 func (f *fakeOwner) Owned(lease string, state []byte) {
+	if f.atOwned != nil {
+		f.atOwned()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lease, f.state = lease, state
@@ -187,13 +193,37 @@ type replyGate struct {
 
 // startReplyGate proxies a listener of its own on 127.0.0.1 to target until the test ends.
 func startReplyGate(tb testing.TB, target string) *replyGate {
+	g := &replyGate{}
+	g.addr = startProxy(tb, target, func(c, r net.Conn) {
+		go func() { _, _ = io.Copy(r, c); r.Close() }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 && g.muted.Load() {
+				g.dropped.Add(int64(n))
+			} else if n > 0 {
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		c.Close()
+	})
+	return g
+}
+
+// startProxy accepts connections on 127.0.0.1 until the test ends, dials target for
+// each, and runs pipe on the two in a goroutine of its own. It returns the address.
+func startProxy(tb testing.TB, target string, pipe func(client, server net.Conn)) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	g := &replyGate{addr: ln.Addr().String()}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -206,27 +236,112 @@ func startReplyGate(tb testing.TB, target string) *replyGate {
 				continue
 			}
 			tb.Cleanup(func() { c.Close(); r.Close() })
-			go func() { _, _ = io.Copy(r, c); r.Close() }()
-			go func() {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := r.Read(buf)
-					if n > 0 && g.muted.Load() {
-						g.dropped.Add(int64(n))
-					} else if n > 0 {
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							break
-						}
-					}
-					if err != nil {
-						break
-					}
-				}
-				c.Close()
-			}()
+			go pipe(c, r)
 		}
 	}()
+	return ln.Addr().String()
+}
+
+// holdGate is a TCP proxy to a Redis that can hold back what Redis sends the
+// connections that subscribe to one channel (marked: their commands name it), and let
+// it through later, in order. It counts the sync PINGs those connections send.
+type holdGate struct {
+	addr  string
+	mark  []byte
+	pings atomic.Int64 // sync PINGs sent on marked connections
+
+	mu    sync.Mutex
+	hold  bool
+	conns map[net.Conn][]byte // marked connections' client sides, with what is held for each
+}
+
+// startHoldGate proxies to target, marking the connections whose commands hold mark.
+func startHoldGate(tb testing.TB, target, mark string) *holdGate {
+	g := &holdGate{mark: []byte(mark), conns: make(map[net.Conn][]byte)}
+	g.addr = startProxy(tb, target, func(c, r net.Conn) {
+		go g.fromClient(c, r)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 && !g.pass(c, buf[:n]) {
+				break
+			}
+			if err != nil {
+				break
+			}
+		}
+		c.Close()
+	})
 	return g
+}
+
+// fromClient copies c's commands to r, marking c when they name g's channel and
+// counting its sync PINGs. A needle split between two reads is found in the carried tail.
+func (g *holdGate) fromClient(c, r net.Conn) {
+	defer r.Close()
+	buf := make([]byte, 32<<10)
+	var tail []byte
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			seen := append(tail, buf[:n]...)
+			g.mu.Lock()
+			if _, ok := g.conns[c]; !ok && bytes.Contains(seen, g.mark) {
+				g.conns[c] = nil
+			}
+			_, marked := g.conns[c]
+			g.mu.Unlock()
+			if marked {
+				g.pings.Add(int64(bytes.Count(seen, []byte("sync:")) - bytes.Count(tail, []byte("sync:"))))
+			}
+			tail = append([]byte(nil), seen[max(0, len(seen)-len(g.mark)):]...)
+			if _, werr := r.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pass writes b to c, or keeps it when c is marked and g holds; false when c failed.
+func (g *holdGate) pass(c net.Conn, b []byte) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if held, marked := g.conns[c]; marked && g.hold {
+		g.conns[c] = append(held, b...)
+		return true
+	}
+	_, err := c.Write(b) // what was held went out first, in setHold
+	return err == nil
+}
+
+// held is how many bytes g holds.
+func (g *holdGate) held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, b := range g.conns {
+		n += len(b)
+	}
+	return n
+}
+
+// setHold starts holding, or stops and lets what was held through.
+func (g *holdGate) setHold(on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hold = on
+	if on {
+		return
+	}
+	for c, b := range g.conns {
+		if len(b) > 0 {
+			_, _ = c.Write(b)
+			g.conns[c] = nil
+		}
+	}
 }
 
 // TestTopicStatesSaveStoredWithoutReply: a save that Redis stored, but whose reply was
@@ -321,5 +436,53 @@ func TestTopicStatesUnwantAfterQueuedBroadcasts(t *testing.T) {
 	}
 	if st := a.ps.Stats(); st.Published != n {
 		t.Fatalf("stats once the lease was let go: %+v; want all %d published first", st, n)
+	}
+}
+
+// TestTopicStatesTakeOverAfterLastBroadcasts: a node that takes a lease over delivers
+// what the last owner broadcast before it let the lease go, before its owner starts (and
+// ticks, delivering to the node's subscribers directly). The gate holds the broadcast on
+// b's subscriber connection: without the wait, b's owner starts with it undelivered.
+func TestTopicStatesTakeOverAfterLastBroadcasts(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	const topic = "g:takeover"
+	ctx := context.Background()
+	a := startRedisNode(t, rs.url(), redis.Config{})
+	gate := startHoldGate(t, "127.0.0.1:"+rs.port, "topic:"+topic)
+	b := startRedisNode(t, "redis://"+gate.addr+"/0", redis.Config{})
+	if err := b.ps.Subscribe(topic); err != nil {
+		t.Fatal(err)
+	}
+	tsA, tsB := a.ps.TopicStates(0), b.ps.TopicStates(0)
+	for _, ts := range []*redis.TopicStates{tsA, tsB} {
+		ts.Start(ctx)
+		t.Cleanup(func() { _ = ts.Close(ctx) })
+	}
+	fa := &fakeOwner{ts: tsA, topic: topic, name: "a"}
+	tsA.Want(topic, fa)
+	hubtest.WaitFor(t, "a's lease", func() bool { l, _ := fa.held(); return l != "" })
+	receivedAtOwned := make(chan uint64, 1)
+	fb := &fakeOwner{ts: tsB, topic: topic, name: "b", atOwned: func() { receivedAtOwned <- b.ps.Stats().Received }}
+	tsB.Want(topic, fb)
+	rc := rs.client(t)
+	hubtest.WaitFor(t, "b's lease step (its interest in the topic)", func() bool {
+		return rc.ZCard(ctx, "luachan:ts:{"+topic+"}:nodes").Val() == 2
+	})
+
+	gate.setHold(true)
+	pings := gate.pings.Load()
+	a.Hub.Broadcast(bcast(topic, "tick", 1))
+	hubtest.WaitFor(t, "Redis to send b the broadcast (held)", func() bool { return gate.held() > 0 })
+	if _, err := tsA.Unwant(ctx, topic, fa); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, "b to take the lease and catch up, or start its owner", func() bool {
+		l, _ := fb.held()
+		return l != "" || gate.pings.Load() > pings
+	})
+	gate.setHold(false)
+	if got := hubtest.Recv(t, receivedAtOwned, "b's owner to start"); got != 1 {
+		t.Fatalf("b's owner started with %d of a's broadcasts delivered on b, want 1: a's last broadcast must come first", got)
 	}
 }
