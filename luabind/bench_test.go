@@ -93,22 +93,34 @@ func BenchmarkHandleOutUnchanged(b *testing.B) {
 	benchHandleOut(b, s, luabind.NewAssigns())
 }
 
-// benchHandleOut runs s's handle_out for payloads of 5, 20 and 200 values.
+// benchHandleOut runs s's handle_out for payloads of 5, 20 and 200 values, on a VM from the
+// pool per call, and (held) on one VM that a Holder keeps, as the intercept workers do.
 func benchHandleOut(b *testing.B, s *luabind.Script, a *luabind.Assigns) {
 	ctx := context.Background()
-	for _, n := range []int{5, 20, 200} {
-		o, err := luabind.NewOutgoing(benchPayload(n))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(fmt.Sprintf("values=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := s.HandleOut(ctx, discardSocket{}, a, "new:msg", o); err != nil {
-					b.Fatal(err)
-				}
+	for _, held := range []bool{false, true} {
+		for _, n := range []int{5, 20, 200} {
+			o, err := luabind.NewOutgoing(benchPayload(n))
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			name := fmt.Sprintf("values=%d", n)
+			if held {
+				name = "held/" + name
+			}
+			b.Run(name, func(b *testing.B) {
+				var h *luabind.Holder
+				if held {
+					h = &luabind.Holder{}
+					defer h.Release()
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := s.HandleOutHeld(ctx, h, discardSocket{}, a, "new:msg", o); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -77,7 +77,8 @@ func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event st
 }
 
 // HandleOut runs handle_out(event, payload, socket) with a fresh deep copy of o's table (binary
-// payloads are passed as a Lua string). With no handle_out defined it does nothing.
+// payloads are passed as a Lua string), or one lent for the call (see payloadFor). With no
+// handle_out defined it does nothing.
 func (s *Script) HandleOut(ctx context.Context, sock Socket, a *Assigns, event string, o *Outgoing) error {
 	return s.HandleOutHeld(ctx, nil, sock, a, event, o)
 }
@@ -91,7 +92,8 @@ func (s *Script) HandleOutHeld(ctx context.Context, h *Holder, sock Socket, a *A
 	if o == nil {
 		return s.runOn(ctx, h, cbHandleOut, sock, a, nil, nil, lua.LString(event), newTable(0, 0))
 	}
-	return s.runOn(ctx, h, cbHandleOut, sock, a, o, nil, o.eventValue(event), o.value())
+	// The payload (lua.LNil here) is filled in by runOn, once it has the VM: see payloadFor.
+	return s.runOn(ctx, h, cbHandleOut, sock, a, o, nil, o.eventValue(event), lua.LNil)
 }
 
 // HandleInfo runs handle_info(msg, socket), msg any JSON-able value given as JSON text (empty
@@ -127,7 +129,8 @@ func (s *Script) run(ctx context.Context, cb callback, sock Socket, a *Assigns, 
 }
 
 // runOn is run on h's VM (nil h: one from the pool, given back after the call), with out the
-// payload of the handle_out call it runs, if any, for socket:push to encode like it.
+// payload of the handle_out call it runs, if any, for socket:push to encode like it; args[1]
+// is then filled in with out's value.
 // It counts the call, and the failure if any. One frame, not a counting wrapper
 // around the call: a reader goroutine runs handle_in on its own stack, and every
 // frame of that path is a part of the stack the GC shrinks and the next message grows
@@ -154,15 +157,28 @@ func (s *Script) runOn(ctx context.Context, h *Holder, cb callback, sock Socket,
 	}
 	L := v.L
 	so := v.newSocket(sock, a)
+	var l *lent
+	if out != nil {
+		// handle_out's payload: lent by a held VM, whose calls go round a few broadcasts;
+		// a VM from the pool goes back to it after the call, so each call gets a copy.
+		if h != nil {
+			args[1], l = v.payloadFor(out)
+		} else {
+			args[1] = out.value()
+		}
+	}
 	L.Push(v.fns[cb])
 	for _, arg := range args {
 		L.Push(arg)
 	}
 	L.Push(&so.ud)
 	v.waited = 0
-	v.sock, v.out = sock, out
+	v.sock, v.out, v.outLent = sock, out, l
 	err = s.pcall(ctx, v, len(args)+1, lua.MultRet)
-	v.sock, v.out = nil, nil
+	v.sock, v.out, v.outLent = nil, nil, nil
+	if l != nil {
+		l.restore(v.outPlan.written)
+	}
 	so.done = true
 	if cb == cbHandleOut {
 		s.noteOutWait(v.waited)

@@ -2,6 +2,7 @@ package luabind
 
 import (
 	"bytes"
+	"slices"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -82,9 +83,10 @@ func newOutJSON(f *frozen, data []byte) *outJSON {
 
 // encodeLike encodes t, a table a handle_out call pushes, as encodePushPayload would. It
 // reports false when it cannot do better than that (t is not like the payload), and leaves
-// the encoding to it.
-func (p *outJSON) encodeLike(f *frozen, t *lua.LTable) (Payload, bool, error) {
-	if sameValue(t, f) {
+// the encoding to it. A non-nil written says t is the payload lent (see payloadFor), so
+// only those of its fields may differ from the payload's.
+func (p *outJSON) encodeLike(f *frozen, t *lua.LTable, written []string) (Payload, bool, error) {
+	if written == nil && sameValue(t, f) {
 		return Payload{Data: p.all}, true, nil
 	}
 	if p.fields == nil {
@@ -105,7 +107,8 @@ func (p *outJSON) encodeLike(f *frozen, t *lua.LTable) (Payload, bool, error) {
 			continue
 		}
 		if i < len(f.keys) {
-			if ks, ok := k.(lua.LString); ok && string(ks) == f.keys[i] && sameValue(v, &f.items[i]) {
+			if ks, ok := k.(lua.LString); ok && string(ks) == f.keys[i] &&
+				((written != nil && !slices.Contains(written, string(ks))) || sameValue(v, &f.items[i])) {
 				e.buf = append(e.buf, p.fields[i]...)
 				continue
 			}
@@ -195,9 +198,21 @@ func sameValue(v lua.LValue, f *frozen) bool {
 // encodePush is encodePushPayload for a push in the handle_out call o is the payload of.
 func (o *Outgoing) encodePush(v lua.LValue) (Payload, error) {
 	if t, ok := v.(*lua.LTable); ok {
-		if p, ok, err := o.push.encodeLike(&o.root, t); ok {
+		if p, ok, err := o.push.encodeLike(&o.root, t, nil); ok {
 			return p, err
 		}
 	}
 	return encodePushPayload(v)
+}
+
+// encodeLent is encodePush for a push of l's table, o's payload lent to the call, whose
+// function sets only the fields written.
+func (o *Outgoing) encodeLent(l *lent, written []string) (Payload, error) {
+	if l.unchanged(written) {
+		return Payload{Data: o.push.all}, nil
+	}
+	if p, ok, err := o.push.encodeLike(&o.root, l.t, written); ok {
+		return p, err
+	}
+	return encodePushPayload(l.t)
 }

@@ -78,6 +78,7 @@ func (p *pool) adopt(v *vm) {
 func (p *pool) put(v *vm) {
 	if !v.broken {
 		v.reset()
+		v.forgetLent()
 		p.mu.Lock()
 		if !p.closed {
 			p.idle <- v // never blocks: at most cap(slots) VMs exist

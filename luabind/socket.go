@@ -134,6 +134,10 @@ func (v *vm) socketPush(L *lua.LState) int {
 	encode := encodePushPayload
 	if v.out != nil && v.out.push != nil {
 		encode = v.out.encodePush
+		if l := v.outLent; l != nil && L.Get(3) == lua.LValue(l.t) {
+			out, written := v.out, v.outPlan.written
+			encode = func(lua.LValue) (Payload, error) { return out.encodeLent(l, written) }
+		}
 	}
 	if err := s.sock.Push(event, payloadArgWith(L, 3, encode)); err != nil {
 		L.RaiseError("socket:push: %s", err)

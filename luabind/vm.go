@@ -43,14 +43,18 @@ type vm struct {
 	sockMeta *lua.LTable              // metatable of socket objects
 	sockFns  map[string]lua.LValue    // socket methods by name
 
-	budget  *budget       // the CPU budget of the running call
-	sock    Socket        // the channel the running callback serves; nil between calls
-	sends   SocketSends   // where the running callback's luachan.broadcast and .disconnect go, when not sock's
-	out     *Outgoing     // the payload of the running handle_out call; nil otherwise
-	broken  bool          // the last call was stopped or panicked: close instead of reusing
-	waited  time.Duration // how long the running call has waited on luachan.store and .presence
-	cb      callback      // the running callback, for CallStats
-	started int64         // when it began (monoNow), for CallStats
+	budget   *budget         // the CPU budget of the running call
+	sock     Socket          // the channel the running callback serves; nil between calls
+	sends    SocketSends     // where the running callback's luachan.broadcast and .disconnect go, when not sock's
+	out      *Outgoing       // the payload of the running handle_out call; nil otherwise
+	outPlan  sharePlan       // what handle_out does with its payload (see planShare)
+	outLent  *lent           // the running handle_out call's payload, when lent; nil otherwise
+	lent     [lentSlots]lent // payloads lent to the handle_out calls of a Holder
+	lentNext int             // the slot of lent the next broadcast takes
+	broken   bool            // the last call was stopped or panicked: close instead of reusing
+	waited   time.Duration   // how long the running call has waited on luachan.store and .presence
+	cb       callback        // the running callback, for CallStats
+	started  int64           // when it began (monoNow), for CallStats
 }
 
 // newVM builds a sandboxed VM and runs the chunk in it, under the CPU budget.

@@ -1,0 +1,559 @@
+package luabind
+
+import (
+	lua "github.com/yuin/gopher-lua"
+)
+
+// An intercepted broadcast runs handle_out once per subscriber, and each call gets the payload
+// as a table of its own (Outgoing.value), because a script may change it or keep it. Copying
+// it is the larger part of an intercepted delivery's allocations. Most handle_out functions do
+// neither: they read fields, set a field or two by name, and push the payload. For those, a
+// VM that runs many calls in turn (a Holder's) lends every call of a broadcast the same table
+// and, after each call, puts back the fields the function sets, so that each call sees the
+// payload as a copy would show it, and what it pushes encodes exactly as a copy would.
+//
+// Which functions qualify is read off handle_out's bytecode (planShare), conservatively: the
+// payload, and any table read from it, must not leave the call (stored anywhere, captured by
+// a closure, passed to any function but socket:push, or returned into anything) and no table
+// read from it may be changed; the payload itself may be changed only by setting fields named
+// by constants. A value read from a field that does leave the call (passed to a function, say)
+// is checked for each broadcast: the payload is shared only when that field is not a table.
+// Anything the analysis does not understand gets a copy, as before.
+
+// sharePlan is what planShare found handle_out does with its payload.
+type sharePlan struct {
+	ok       bool     // the payload may be lent, under the conditions below
+	written  []string // the payload's fields the function may set: put back after each call
+	fields   []string // fields whose values may leave the call: lent only when none is a table
+	anyField bool     // a field read by a computed key may leave the call: no field may be a table
+}
+
+// taint is what a register may hold of the payload, as planShare tracks it.
+type taint struct {
+	root   bool            // the payload table itself
+	fields map[string]bool // the value of one of these fields of it
+	any    bool            // the value of a field read by a computed key
+	deep   bool            // a value read from a field's value, at any depth
+}
+
+func (t *taint) empty() bool { return !t.root && len(t.fields) == 0 && !t.any && !t.deep }
+
+// merge adds o to t and reports whether t grew.
+func (t *taint) merge(o *taint) bool {
+	grew := false
+	if o.root && !t.root {
+		t.root, grew = true, true
+	}
+	if o.any && !t.any {
+		t.any, grew = true, true
+	}
+	if o.deep && !t.deep {
+		t.deep, grew = true, true
+	}
+	for k := range o.fields {
+		if !t.fields[k] {
+			if t.fields == nil {
+				t.fields = make(map[string]bool)
+			}
+			t.fields[k], grew = true, true
+		}
+	}
+	return grew
+}
+
+// Instruction fields (gopher-lua's layout, as Lua 5.1's: opcode 6 bits, A 8, C 9, B 9).
+func opOf(i uint32) int   { return int(i >> 26) }
+func argA(i uint32) int   { return int(i>>18) & 0xff }
+func argB(i uint32) int   { return int(i & 0x1ff) }
+func argC(i uint32) int   { return int(i>>9) & 0x1ff }
+func argBx(i uint32) int  { return int(i & 0x3ffff) }
+func argSbx(i uint32) int { return argBx(i) - 0x3ffff>>1 }
+
+// rkConst is 0x100: an RK operand with it set names a constant, else a register.
+const rkConst = 0x100
+
+const (
+	// payloadReg and socketReg are handle_out(event, payload, socket)'s parameters' registers.
+	payloadReg = 1
+	socketReg  = 2
+	// entry stands for the function's start among an instruction's predecessors.
+	entry = -1
+	// maxShareCode and maxShareSteps bound the work planShare does on one function (its
+	// instructions, and the steps of its searches back along paths): past them, copies.
+	maxShareCode  = 2000
+	maxShareSteps = 1 << 20
+	// numRegs is how many registers a function may use.
+	numRegs = 256
+)
+
+// shareAnalysis is planShare's view of one function: its control flow, and what each
+// register may hold of the payload before each instruction.
+type shareAnalysis struct {
+	p     *lua.FunctionProto
+	preds [][]int          // each instruction's predecessors (entry for the first)
+	flow  [numRegs]taint   // what each register may hold anywhere, for loops (see taintAt)
+	memo  map[[2]int]taint // taintAt's answers, by instruction and register
+	busy  map[[2]int]bool  // taintAt's questions being answered
+	steps int              // steps writersAt has taken, up to maxShareSteps
+}
+
+// planShare reads fn's bytecode, handle_out's, and says whether its payload may be lent.
+// It follows each register's values back along every path to the instructions that set
+// them (reaching definitions); where a path loops, it takes what the register may hold
+// anywhere in the function.
+func planShare(fn *lua.LFunction) sharePlan {
+	if fn == nil || fn.Proto == nil || !tablesByLayout {
+		return sharePlan{}
+	}
+	p := fn.Proto
+	if int(p.NumParameters) <= payloadReg || len(p.Code) > maxShareCode {
+		return sharePlan{} // handle_out(event, ...), or too long to be worth it
+	}
+	a := &shareAnalysis{p: p, memo: map[[2]int]taint{}, busy: map[[2]int]bool{}}
+	a.buildFlow()
+	return a.plan()
+}
+
+// successors are the instructions that may run after the one at pc, and the next
+// instruction's index (past pseudo-instructions); none after a return.
+func successors(p *lua.FunctionProto, pc int) (succ []int, next int) {
+	i := p.Code[pc]
+	next = pc + 1
+	switch opOf(i) {
+	case lua.OP_CLOSURE:
+		next += int(p.FunctionPrototypes[argBx(i)].NumUpvalues) // its upvalues' pseudo-instructions
+	case lua.OP_SETLIST:
+		if argC(i) == 0 {
+			next++ // the count, in the next word
+		}
+	}
+	switch opOf(i) {
+	case lua.OP_JMP, lua.OP_FORPREP:
+		return []int{pc + 1 + argSbx(i)}, next
+	case lua.OP_FORLOOP:
+		return []int{next, pc + 1 + argSbx(i)}, next
+	case lua.OP_EQ, lua.OP_LT, lua.OP_LE, lua.OP_TEST, lua.OP_TESTSET, lua.OP_TFORLOOP:
+		return []int{next, pc + 2}, next
+	case lua.OP_LOADBOOL:
+		if argC(i) != 0 {
+			return []int{pc + 2}, next
+		}
+	case lua.OP_RETURN:
+		return nil, next
+	}
+	return []int{next}, next
+}
+
+// buildFlow fills in preds, and flow: what the payload may flow into, register by register,
+// every instruction taken as reachable from every other.
+func (a *shareAnalysis) buildFlow() {
+	code := a.p.Code
+	a.preds = make([][]int, len(code)+2)
+	a.preds[0] = []int{entry}
+	for pc := 0; pc < len(code); {
+		succ, next := successors(a.p, pc)
+		for _, s := range succ {
+			if s >= 0 && s < len(a.preds) {
+				a.preds[s] = append(a.preds[s], pc)
+			}
+		}
+		pc = next
+	}
+	a.flow[payloadReg].root = true
+	for grew := true; grew; {
+		grew = false
+		for pc := 0; pc < len(code); {
+			i := code[pc]
+			r := argA(i)
+			switch opOf(i) {
+			case lua.OP_MOVE, lua.OP_MOVEN, lua.OP_TESTSET:
+				grew = a.flow[r].merge(&a.flow[argB(i)]) || grew
+			case lua.OP_GETTABLE, lua.OP_GETTABLEKS:
+				t := a.read(-1, &a.flow[argB(i)], argC(i))
+				grew = a.flow[r].merge(&t) || grew
+			case lua.OP_SELF:
+				t := a.read(-1, &a.flow[argB(i)], argC(i))
+				grew = a.flow[r].merge(&t) || grew
+				if r+1 < numRegs {
+					grew = a.flow[r+1].merge(&a.flow[argB(i)]) || grew
+				}
+			}
+			_, pc = successors(a.p, pc)
+		}
+	}
+}
+
+// writersAt are the instructions that may have set register r last before the one at pc
+// runs, along every path there; entry among them when a path from the start sets none.
+func (a *shareAnalysis) writersAt(pc, r int) []int {
+	var found []int
+	seen := map[int]bool{}
+	stack := append([]int(nil), a.preds[pc]...)
+	for len(stack) > 0 {
+		q := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[q] {
+			continue
+		}
+		seen[q] = true
+		if a.steps++; a.steps > maxShareSteps {
+			return nil // plan gives up
+		}
+		if q == entry {
+			found = append(found, entry)
+			continue
+		}
+		if lo, hi := writes(a.p, q); lo <= r && r <= hi {
+			found = append(found, q)
+			continue
+		}
+		stack = append(stack, a.preds[q]...)
+	}
+	return found
+}
+
+// taintAt is what register r may hold of the payload before the instruction at pc runs.
+func (a *shareAnalysis) taintAt(pc, r int) taint {
+	if r < 0 || r >= numRegs {
+		return taint{}
+	}
+	key := [2]int{pc, r}
+	if t, ok := a.memo[key]; ok {
+		return t
+	}
+	if a.busy[key] {
+		return a.flow[r] // a loop: what r may hold anywhere covers it
+	}
+	a.busy[key] = true
+	var t taint
+	for _, q := range a.writersAt(pc, r) {
+		w := a.produced(q, r)
+		t.merge(&w)
+	}
+	delete(a.busy, key)
+	a.memo[key] = t
+	return t
+}
+
+// produced is what the instruction at q (or the call, at entry) leaves in register r,
+// which it writes.
+func (a *shareAnalysis) produced(q, r int) taint {
+	if q == entry {
+		return taint{root: r == payloadReg}
+	}
+	i := a.p.Code[q]
+	switch opOf(i) {
+	case lua.OP_MOVE, lua.OP_MOVEN:
+		return a.taintAt(q, argB(i))
+	case lua.OP_TESTSET: // R(A) := R(B), or R(A) kept
+		t, kept := a.taintAt(q, argB(i)), a.taintAt(q, r)
+		t.merge(&kept)
+		return t
+	case lua.OP_GETTABLE, lua.OP_GETTABLEKS:
+		src := a.taintAt(q, argB(i))
+		return a.read(q, &src, argC(i))
+	case lua.OP_SELF:
+		src := a.taintAt(q, argB(i))
+		if r == argA(i) {
+			return a.read(q, &src, argC(i))
+		}
+		return src
+	}
+	// A constant, a new table, a number, a boolean, a string, a global or an upvalue,
+	// a closure, or what a call returned: none of them the payload's. (A call may return
+	// only what it was given, and a payload's table given to any call but socket:push
+	// fails the plan; data tables have no metamethods.)
+	return taint{}
+}
+
+// read is what R(A) gets from R(B)[key] (key an RK operand) when R(B) holds src; at < 0
+// asks for no register key to be resolved.
+func (a *shareAnalysis) read(at int, src *taint, key int) taint {
+	var t taint
+	if src.root {
+		if k, ok := a.constString(at, key); ok {
+			t.fields = map[string]bool{k: true}
+		} else {
+			t.any = true
+		}
+	}
+	if len(src.fields) > 0 || src.any || src.deep {
+		t.deep = true
+	}
+	return t
+}
+
+// constString gives the string operand rk (RK) of the instruction at pc names: a constant,
+// or a register every path sets to the same constant (gopher-lua compiles `t.k = v` so).
+func (a *shareAnalysis) constString(pc, rk int) (string, bool) {
+	if rk&rkConst != 0 {
+		s, ok := a.p.Constants[rk&^rkConst].(lua.LString)
+		return string(s), ok
+	}
+	if pc < 0 {
+		return "", false
+	}
+	var k string
+	ws := a.writersAt(pc, rk)
+	for j, q := range ws {
+		if q == entry || opOf(a.p.Code[q]) != lua.OP_LOADK {
+			return "", false
+		}
+		s, ok := a.p.Constants[argBx(a.p.Code[q])].(lua.LString)
+		if !ok || (j > 0 && string(s) != k) {
+			return "", false
+		}
+		k = string(s)
+	}
+	return k, len(ws) > 0
+}
+
+// plan checks every instruction for the payload leaving the call or changing.
+func (a *shareAnalysis) plan() sharePlan {
+	p := a.p
+	plan := sharePlan{ok: true}
+	seenField, written := map[string]bool{}, map[string]bool{}
+	leave := func(pc, r int) { // R(r) may leave the call at pc
+		t := a.taintAt(pc, r)
+		if t.root || t.deep {
+			plan.ok = false
+		}
+		plan.anyField = plan.anyField || t.any
+		for k := range t.fields {
+			if !seenField[k] {
+				seenField[k] = true
+				plan.fields = append(plan.fields, k)
+			}
+		}
+	}
+	leaveRK := func(pc, rk int) {
+		if rk&rkConst == 0 {
+			leave(pc, rk)
+		}
+	}
+	leaveFrom := func(pc, lo, hi int) { // R(lo) .. R(hi); hi < 0 for every one from lo on
+		if hi < 0 || hi >= int(p.NumUsedRegisters) {
+			hi = int(p.NumUsedRegisters) - 1
+		}
+		for r := lo; r <= hi; r++ {
+			leave(pc, r)
+		}
+	}
+	for pc := 0; pc < len(p.Code) && plan.ok; {
+		i := p.Code[pc]
+		r, b, c := argA(i), argB(i), argC(i)
+		switch opOf(i) {
+		case lua.OP_SETTABLE, lua.OP_SETTABLEKS:
+			if t := a.taintAt(pc, r); !t.empty() {
+				k, ok := a.constString(pc, b)
+				if !t.root || len(t.fields) > 0 || t.any || t.deep || !ok {
+					plan.ok = false // a change to a table read from it, or by a computed key
+					break
+				}
+				if !written[k] {
+					written[k] = true
+					plan.written = append(plan.written, k)
+				}
+			}
+			leaveRK(pc, b)
+			leaveRK(pc, c)
+		case lua.OP_SETGLOBAL, lua.OP_SETUPVAL:
+			leave(pc, r)
+		case lua.OP_SETLIST:
+			if b == 0 {
+				leaveFrom(pc, r+1, -1)
+			} else {
+				leaveFrom(pc, r+1, r+b)
+			}
+		case lua.OP_CALL, lua.OP_TAILCALL:
+			// A callee read from the payload is data, which no call can run: it fails.
+			if b == 4 && a.isSocketPush(pc, r) {
+				break // socket:push(event, payload) encodes it and keeps nothing
+			}
+			if b == 0 {
+				leaveFrom(pc, r+1, -1)
+			} else {
+				leaveFrom(pc, r+1, r+b-1)
+			}
+		case lua.OP_TFORLOOP:
+			leave(pc, r+1)
+			leave(pc, r+2)
+		case lua.OP_CLOSURE:
+			n := int(p.FunctionPrototypes[argBx(i)].NumUpvalues)
+			for j := 1; j <= n && pc+j < len(p.Code); j++ {
+				if u := p.Code[pc+j]; opOf(u) == lua.OP_MOVE {
+					leave(pc, argB(u)) // captured by the closure
+				}
+			}
+		}
+		_, pc = successors(p, pc)
+	}
+	if !plan.ok || a.steps > maxShareSteps {
+		return sharePlan{}
+	}
+	return plan
+}
+
+// isSocketPush reports whether the call at pc, of R(r), is socket:push: on every path there
+// R(r) and R(r+1) were last set by one `SELF r socketReg "push"`, where socketReg still held
+// the socket handle_out was called with.
+func (a *shareAnalysis) isSocketPush(pc, r int) bool {
+	if int(a.p.NumParameters) <= socketReg {
+		return false
+	}
+	ws := a.writersAt(pc, r)
+	if len(ws) != 1 || ws[0] == entry {
+		return false
+	}
+	q := ws[0]
+	if ws1 := a.writersAt(pc, r+1); len(ws1) != 1 || ws1[0] != q {
+		return false
+	}
+	i := a.p.Code[q]
+	if opOf(i) != lua.OP_SELF || argB(i) != socketReg || argC(i)&rkConst == 0 {
+		return false
+	}
+	if k, ok := a.p.Constants[argC(i)&^rkConst].(lua.LString); !ok || k != "push" {
+		return false
+	}
+	sw := a.writersAt(q, socketReg)
+	return len(sw) == 1 && sw[0] == entry
+}
+
+// writes gives the registers the instruction at pc may write, lo to hi; hi < lo for none.
+// Pseudo-instructions (a closure's upvalues, SETLIST's count) are not asked about.
+func writes(p *lua.FunctionProto, pc int) (lo, hi int) {
+	i := p.Code[pc]
+	a, b, c := argA(i), argB(i), argC(i)
+	switch opOf(i) {
+	case lua.OP_MOVE, lua.OP_MOVEN, lua.OP_LOADK, lua.OP_LOADBOOL, lua.OP_GETUPVAL,
+		lua.OP_GETGLOBAL, lua.OP_GETTABLE, lua.OP_GETTABLEKS, lua.OP_NEWTABLE,
+		lua.OP_ADD, lua.OP_SUB, lua.OP_MUL, lua.OP_DIV, lua.OP_MOD, lua.OP_POW,
+		lua.OP_UNM, lua.OP_NOT, lua.OP_LEN, lua.OP_CONCAT, lua.OP_TESTSET,
+		lua.OP_CLOSURE, lua.OP_FORPREP:
+		return a, a
+	case lua.OP_LOADNIL:
+		return a, b
+	case lua.OP_SELF:
+		return a, a + 1
+	case lua.OP_CALL:
+		if c == 0 {
+			return a, numRegs - 1
+		}
+		return a, a + c - 2
+	case lua.OP_TAILCALL:
+		return a, numRegs - 1
+	case lua.OP_VARARG:
+		if b == 0 {
+			return a, numRegs - 1
+		}
+		return a, a + b - 2
+	case lua.OP_FORLOOP:
+		return a, a + 3
+	case lua.OP_TFORLOOP:
+		return a + 2, numRegs - 1
+	}
+	return 0, -1
+}
+
+// lentSlots is how many broadcasts' payloads a VM keeps lent at once. A worker runs each
+// channel's waiting broadcasts in turn, so its calls go round a few broadcasts, not one.
+const lentSlots = 32
+
+// lent is one broadcast's payload as a VM lends it to its handle_out calls.
+type lent struct {
+	o    *Outgoing
+	t    *lua.LTable  // nil: each call gets a copy (a field that may leave the call is a table)
+	keys int          // how many keys t's layout holds as lent
+	orig []lua.LValue // the values of outPlan.written as lent, LNil for none
+}
+
+// payloadFor returns the payload for a handle_out call of o on v: lent (and l to put back
+// after the call) when v's handle_out allows it, else a copy of its own (l nil).
+func (v *vm) payloadFor(o *Outgoing) (_ lua.LValue, l *lent) {
+	if !v.outPlan.ok || o.root.v != nil {
+		return o.value(), nil // a copy, or a string (which nothing can change)
+	}
+	for i := range v.lent {
+		if v.lent[i].o == o {
+			l = &v.lent[i]
+			break
+		}
+	}
+	if l == nil {
+		l = &v.lent[v.lentNext]
+		v.lentNext = (v.lentNext + 1) % lentSlots
+		*l = lent{o: o}
+		if v.outPlan.lendable(&o.root) {
+			l.t = o.value().(*lua.LTable)
+			l.keys = len(layoutOf(l.t).keys)
+			l.orig = make([]lua.LValue, len(v.outPlan.written))
+			for i, k := range v.outPlan.written {
+				l.orig[i] = l.t.RawGetString(k)
+			}
+		}
+	}
+	if l.t == nil {
+		return o.value(), nil
+	}
+	return l.t, l
+}
+
+// lendable reports whether f, a payload, may be lent under plan p: every field that may
+// leave the call is not a table, and a payload with fields set is an object.
+func (p *sharePlan) lendable(f *frozen) bool {
+	if len(p.written) > 0 && f.keys == nil {
+		return false
+	}
+	if p.anyField && len(f.nested) > 0 {
+		return false
+	}
+	for _, k := range p.fields {
+		for j, fk := range f.keys {
+			if fk == k && f.items[j].v == nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// restore puts back the fields a call may have set: t is as lent again, keys included, so
+// the next call's next and pushes see what a copy would show.
+func (l *lent) restore(written []string) {
+	tl := layoutOf(l.t)
+	for i, k := range written {
+		if l.orig[i] != lua.LNil {
+			tl.strdict[k] = l.orig[i]
+			continue
+		}
+		delete(tl.strdict, k)
+		delete(tl.k2i, lua.LString(k))
+	}
+	if len(tl.keys) > l.keys {
+		clear(tl.keys[l.keys:])
+		tl.keys = tl.keys[:l.keys]
+	}
+}
+
+// unchanged reports whether t's fields are as lent (a call may only have set the written
+// ones): a push of t then encodes as the broadcast did.
+func (l *lent) unchanged(written []string) bool {
+	tl := layoutOf(l.t)
+	for i, k := range written {
+		v, ok := tl.strdict[k]
+		if !ok {
+			v = lua.LNil
+		}
+		if v != l.orig[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// forgetLent drops v's lent payloads, when it goes back to its pool.
+func (v *vm) forgetLent() {
+	clear(v.lent[:])
+	v.lentNext = 0
+}
