@@ -313,8 +313,7 @@ func (a *shareAnalysis) plan() sharePlan {
 	p := a.p
 	plan := sharePlan{ok: true}
 	seenField, written := map[string]bool{}, map[string]bool{}
-	leave := func(pc, r int) { // R(r) may leave the call at pc
-		t := a.taintAt(pc, r)
+	leaveTaint := func(t *taint) {
 		if t.root || t.deep {
 			plan.ok = false
 		}
@@ -325,6 +324,14 @@ func (a *shareAnalysis) plan() sharePlan {
 				plan.fields = append(plan.fields, k)
 			}
 		}
+	}
+	leave := func(pc, r int) { // R(r) may leave the call at pc
+		t := a.taintAt(pc, r)
+		leaveTaint(&t)
+	}
+	leaveAny := func(r int) { // R(r) may leave the call with anything it ever holds
+		t := a.flow[r]
+		leaveTaint(&t)
 	}
 	leaveRK := func(pc, rk int) {
 		if rk&rkConst == 0 {
@@ -379,10 +386,14 @@ func (a *shareAnalysis) plan() sharePlan {
 			leave(pc, r+1)
 			leave(pc, r+2)
 		case lua.OP_CLOSURE:
+			// A register the closure captures is shared with it: whatever the register
+			// holds at any time (not only now) may leave through it, and a call of the
+			// closure may change it (so socket:push is not recognised once the socket
+			// register is captured).
 			n := int(p.FunctionPrototypes[argBx(i)].NumUpvalues)
 			for j := 1; j <= n && pc+j < len(p.Code); j++ {
 				if u := p.Code[pc+j]; opOf(u) == lua.OP_MOVE {
-					leave(pc, argB(u)) // captured by the closure
+					leaveAny(argB(u))
 				}
 			}
 		}
@@ -417,7 +428,24 @@ func (a *shareAnalysis) isSocketPush(pc, r int) bool {
 		return false
 	}
 	sw := a.writersAt(q, socketReg)
-	return len(sw) == 1 && sw[0] == entry
+	return len(sw) == 1 && sw[0] == entry && !a.captured(socketReg)
+}
+
+// captured reports whether a closure made in the function captures register r.
+func (a *shareAnalysis) captured(r int) bool {
+	code := a.p.Code
+	for pc := 0; pc < len(code); pc++ {
+		if i := code[pc]; opOf(i) == lua.OP_CLOSURE {
+			n := int(a.p.FunctionPrototypes[argBx(i)].NumUpvalues)
+			for j := 1; j <= n && pc+j < len(code); j++ {
+				if u := code[pc+j]; opOf(u) == lua.OP_MOVE && argB(u) == r {
+					return true
+				}
+			}
+			pc += n
+		}
+	}
+	return false
 }
 
 // writes gives the registers the instruction at pc may write, lo to hi; hi < lo for none.

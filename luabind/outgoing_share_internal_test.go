@@ -60,20 +60,22 @@ func TestPlanShare(t *testing.T) {
 		`last_seen = payload`,       // a global
 		`kept = payload`,            // an upvalue
 		`helper(payload)`,           // passed to a function
-		`payload.meta.seen = true socket:push(event, payload)`,         // a table in it changed
-		`payload[socket.id] = 1`,                                       // a field named by a computed key
-		`payload[1] = "one"`,                                           // not a string key
-		`socket:after(10, function() socket:push(event, payload) end)`, // captured by a closure
-		`socket.push(socket, event, payload)`,                          // push, not as a method: not recognised
-		`socket = other socket:push(event, payload)`,                   // socket is not the socket any more
-		`local t = { payload }`,                                        // in a table constructor
-		`for k, v in pairs(payload) do end`,                            // passed to pairs
-		`for k, v in next, payload do end`,                             // iterated by next
-		`socket:broadcast(event, payload)`,                             // a method that is not push
-		`local m = payload.meta helper(m.inner)`,                       // a value read from a field's value
-		`payload.copy = payload`,                                       // the payload stored in itself
-		`kept[payload] = true`,                                         // a key of a table
-		`socket:push(event, payload, payload)`,                         // push with a third argument
+		`payload.meta.seen = true socket:push(event, payload)`,                    // a table in it changed
+		`payload[socket.id] = 1`,                                                  // a field named by a computed key
+		`payload[1] = "one"`,                                                      // not a string key
+		`socket:after(10, function() socket:push(event, payload) end)`,            // captured by a closure
+		`socket.push(socket, event, payload)`,                                     // push, not as a method: not recognised
+		`socket = other socket:push(event, payload)`,                              // socket is not the socket any more
+		`local t = { payload }`,                                                   // in a table constructor
+		`for k, v in pairs(payload) do end`,                                       // passed to pairs
+		`for k, v in next, payload do end`,                                        // iterated by next
+		`socket:broadcast(event, payload)`,                                        // a method that is not push
+		`local m = payload.meta helper(m.inner)`,                                  // a value read from a field's value
+		`payload.copy = payload`,                                                  // the payload stored in itself
+		`kept[payload] = true`,                                                    // a key of a table
+		`local q local f = function() kept[1] = q end q = payload f()`,            // captured before it held the payload
+		`local f = function() socket = other end f() socket:push(event, payload)`, // the socket changed by a closure
+		`socket:push(event, payload, payload)`,                                    // push with a third argument
 	}
 	for _, body := range copied {
 		if p := planShare(compileHandleOut(t, body)); p.ok {
@@ -316,6 +318,7 @@ func TestLentPayloadRandomHandleOuts(t *testing.T) {
 		`s:push("e", p) p.a = "after"`,
 		`keep(p.m.k)`,
 		`byKey[p.m] = true`,
+		`local q local f = function() kept[#kept + 1] = q end q = p f()`,
 		`for q in pairs(byKey) do if type(q) == "table" then q.hit = (q.hit or 0) + 1 s:push("key", q) end end`,
 	}
 	var outs []*Outgoing
