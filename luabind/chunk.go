@@ -30,6 +30,7 @@ type chunk struct {
 	srcSum  [sha256.Size]byte // sha256 of the source alone, for Stale
 	modules []string          // lib modules required at load, as relative paths
 	pool    *pool
+	plans   sync.Map // *lua.FunctionProto to its sharePlan (see planShareCached)
 
 	libMu    sync.Mutex            // guards libs and libOrder
 	libs     map[string]*libModule // compiled lib modules by module name

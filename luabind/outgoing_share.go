@@ -14,9 +14,9 @@ import (
 //
 // Which functions qualify is read off handle_out's bytecode (planShare), conservatively: the
 // payload, and any table read from it, must not leave the call (stored anywhere, captured by
-// a closure, passed to any function but socket:push, or returned into anything) and no table
-// read from it may be changed; the payload itself may be changed only by setting fields named
-// by constants. A value read from a field that does leave the call (passed to a function, say)
+// a closure, passed to any function but socket:push, or handed to another table's metamethod
+// as an operand or a key) and no table read from it may be changed; the payload itself may
+// be changed only by setting fields named by constants. (What handle_out returns is dropped.) A value read from a field that does leave the call (passed to a function, say)
 // is checked for each broadcast: the payload is shared only when that field is not a table.
 // Anything the analysis does not understand gets a copy, as before.
 
@@ -38,7 +38,7 @@ type taint struct {
 
 func (t *taint) empty() bool { return !t.root && len(t.fields) == 0 && !t.any && !t.deep }
 
-// merge adds o to t and reports whether t grew.
+// merge adds o to t and reports whether t grew; its cost is o's fields.
 func (t *taint) merge(o *taint) bool {
 	grew := false
 	if o.root && !t.root {
@@ -79,9 +79,10 @@ const (
 	// entry stands for the function's start among an instruction's predecessors.
 	entry = -1
 	// maxShareCode and maxShareSteps bound the work planShare does on one function (its
-	// instructions, and the steps of its searches back along paths): past them, copies.
+	// instructions, and the steps of its passes and its searches back along paths): past
+	// them, copies.
 	maxShareCode  = 2000
-	maxShareSteps = 1 << 20
+	maxShareSteps = 1 << 18
 	// numRegs is how many registers a function may use.
 	numRegs = 256
 )
@@ -94,7 +95,14 @@ type shareAnalysis struct {
 	flow  [numRegs]taint   // what each register may hold anywhere, for loops (see taintAt)
 	memo  map[[2]int]taint // taintAt's answers, by instruction and register
 	busy  map[[2]int]bool  // taintAt's questions being answered
-	steps int              // steps writersAt has taken, up to maxShareSteps
+	caps  map[int]bool     // the registers closures made in the function capture
+	steps int              // work done, up to maxShareSteps (past it, plan gives up)
+}
+
+// spent counts n steps of work and reports whether the budget is spent.
+func (a *shareAnalysis) spent(n int) bool {
+	a.steps += n
+	return a.steps > maxShareSteps
 }
 
 // planShare reads fn's bytecode, handle_out's, and says whether its payload may be lent.
@@ -109,9 +117,23 @@ func planShare(fn *lua.LFunction) sharePlan {
 	if int(p.NumParameters) <= payloadReg || len(p.Code) > maxShareCode {
 		return sharePlan{} // handle_out(event, ...), or too long to be worth it
 	}
-	a := &shareAnalysis{p: p, memo: map[[2]int]taint{}, busy: map[[2]int]bool{}}
+	a := &shareAnalysis{p: p, memo: map[[2]int]taint{}, busy: map[[2]int]bool{}, caps: map[int]bool{}}
 	a.buildFlow()
 	return a.plan()
+}
+
+// planShareCached is planShare, once per function prototype of c (every VM of a chunk runs
+// the same compiled handle_out).
+func (c *chunk) planShareCached(fn *lua.LFunction) sharePlan {
+	if fn == nil || fn.Proto == nil {
+		return sharePlan{}
+	}
+	if p, ok := c.plans.Load(fn.Proto); ok {
+		return p.(sharePlan)
+	}
+	p := planShare(fn)
+	c.plans.Store(fn.Proto, p)
+	return p
 }
 
 // successors are the instructions that may run after the one at pc, and the next
@@ -157,14 +179,24 @@ func (a *shareAnalysis) buildFlow() {
 				a.preds[s] = append(a.preds[s], pc)
 			}
 		}
+		if i := code[pc]; opOf(i) == lua.OP_CLOSURE {
+			for j := pc + 1; j < next && j < len(code); j++ {
+				if u := code[j]; opOf(u) == lua.OP_MOVE {
+					a.caps[argB(u)] = true
+				}
+			}
+		}
 		pc = next
 	}
 	a.flow[payloadReg].root = true
-	for grew := true; grew; {
+	for grew := true; grew && !a.spent(len(code)); {
 		grew = false
-		for pc := 0; pc < len(code); {
+		for pc := 0; pc < len(code) && !a.spent(0); {
 			i := code[pc]
 			r := argA(i)
+			if b := argB(i); b < numRegs {
+				a.spent(len(a.flow[b].fields)) // what a merge from R(B) costs
+			}
 			switch opOf(i) {
 			case lua.OP_MOVE, lua.OP_MOVEN, lua.OP_TESTSET:
 				grew = a.flow[r].merge(&a.flow[argB(i)]) || grew
@@ -196,8 +228,8 @@ func (a *shareAnalysis) writersAt(pc, r int) []int {
 			continue
 		}
 		seen[q] = true
-		if a.steps++; a.steps > maxShareSteps {
-			return nil // plan gives up
+		if a.spent(1) {
+			return nil // unsound from here on: plan sees the budget spent, and gives up
 		}
 		if q == entry {
 			found = append(found, entry)
@@ -228,6 +260,7 @@ func (a *shareAnalysis) taintAt(pc, r int) taint {
 	var t taint
 	for _, q := range a.writersAt(pc, r) {
 		w := a.produced(q, r)
+		a.spent(len(w.fields))
 		t.merge(&w)
 	}
 	delete(a.busy, key)
@@ -260,9 +293,9 @@ func (a *shareAnalysis) produced(q, r int) taint {
 		return src
 	}
 	// A constant, a new table, a number, a boolean, a string, a global or an upvalue,
-	// a closure, or what a call returned: none of them the payload's. (A call may return
-	// only what it was given, and a payload's table given to any call but socket:push
-	// fails the plan; data tables have no metamethods.)
+	// a closure, or what a call or a metamethod returned: none of them the payload's.
+	// Nothing of the payload reaches a function but as an argument or an operand, and a
+	// table of it that does fails the plan (socket:push returns nothing).
 	return taint{}
 }
 
@@ -284,13 +317,15 @@ func (a *shareAnalysis) read(at int, src *taint, key int) taint {
 }
 
 // constString gives the string operand rk (RK) of the instruction at pc names: a constant,
-// or a register every path sets to the same constant (gopher-lua compiles `t.k = v` so).
+// or a register every path sets to the same constant (a local, or a key gopher-lua loads
+// into a register, as it does past 255 constants), and no closure captures (a closure may
+// set it to anything).
 func (a *shareAnalysis) constString(pc, rk int) (string, bool) {
 	if rk&rkConst != 0 {
 		s, ok := a.p.Constants[rk&^rkConst].(lua.LString)
 		return string(s), ok
 	}
-	if pc < 0 {
+	if pc < 0 || a.caps[rk] {
 		return "", false
 	}
 	var k string
@@ -346,7 +381,7 @@ func (a *shareAnalysis) plan() sharePlan {
 			leave(pc, r)
 		}
 	}
-	for pc := 0; pc < len(p.Code) && plan.ok; {
+	for pc := 0; pc < len(p.Code) && plan.ok && !a.spent(0); {
 		i := p.Code[pc]
 		r, b, c := argA(i), argB(i), argC(i)
 		switch opOf(i) {
@@ -364,6 +399,15 @@ func (a *shareAnalysis) plan() sharePlan {
 			}
 			leaveRK(pc, b)
 			leaveRK(pc, c)
+		case lua.OP_GETTABLE, lua.OP_GETTABLEKS, lua.OP_SELF:
+			leaveRK(pc, c) // a key: another table's __index gets it
+		case lua.OP_ADD, lua.OP_SUB, lua.OP_MUL, lua.OP_DIV, lua.OP_MOD, lua.OP_POW:
+			// Operands: the other one's metamethod gets both. A constant has none, and
+			// nor has the payload's data.
+			if b&rkConst == 0 && c&rkConst == 0 {
+				leave(pc, b)
+				leave(pc, c)
+			}
 		case lua.OP_SETGLOBAL, lua.OP_SETUPVAL:
 			leave(pc, r)
 		case lua.OP_SETLIST:
@@ -373,7 +417,8 @@ func (a *shareAnalysis) plan() sharePlan {
 				leaveFrom(pc, r+1, r+b)
 			}
 		case lua.OP_CALL, lua.OP_TAILCALL:
-			// A callee read from the payload is data, which no call can run: it fails.
+			// The callee is not checked: one read from the payload is data (a call of it
+			// fails) or a field the function set, which holds no table of the payload.
 			if b == 4 && a.isSocketPush(pc, r) {
 				break // socket:push(event, payload) encodes it and keeps nothing
 			}
@@ -399,7 +444,7 @@ func (a *shareAnalysis) plan() sharePlan {
 		}
 		_, pc = successors(p, pc)
 	}
-	if !plan.ok || a.steps > maxShareSteps {
+	if !plan.ok || a.spent(0) {
 		return sharePlan{}
 	}
 	return plan
@@ -428,24 +473,7 @@ func (a *shareAnalysis) isSocketPush(pc, r int) bool {
 		return false
 	}
 	sw := a.writersAt(q, socketReg)
-	return len(sw) == 1 && sw[0] == entry && !a.captured(socketReg)
-}
-
-// captured reports whether a closure made in the function captures register r.
-func (a *shareAnalysis) captured(r int) bool {
-	code := a.p.Code
-	for pc := 0; pc < len(code); pc++ {
-		if i := code[pc]; opOf(i) == lua.OP_CLOSURE {
-			n := int(a.p.FunctionPrototypes[argBx(i)].NumUpvalues)
-			for j := 1; j <= n && pc+j < len(code); j++ {
-				if u := code[pc+j]; opOf(u) == lua.OP_MOVE && argB(u) == r {
-					return true
-				}
-			}
-			pc += n
-		}
-	}
-	return false
+	return len(sw) == 1 && sw[0] == entry && !a.caps[socketReg]
 }
 
 // writes gives the registers the instruction at pc may write, lo to hi; hi < lo for none.
@@ -527,14 +555,19 @@ func (v *vm) payloadFor(o *Outgoing) (_ lua.LValue, l *lent) {
 	return l.t, l
 }
 
-// lendable reports whether f, a payload, may be lent under plan p: every field that may
-// leave the call is not a table, and a payload with fields set is an object.
+// lendable reports whether f, a payload, may be lent under plan p: no value that may leave
+// the call is a table (a field named in p.fields, or with p.anyField any field or item), and
+// a payload with fields set is an object.
 func (p *sharePlan) lendable(f *frozen) bool {
 	if len(p.written) > 0 && f.keys == nil {
 		return false
 	}
-	if p.anyField && len(f.nested) > 0 {
-		return false
+	if p.anyField {
+		for i := range f.items {
+			if f.items[i].v == nil {
+				return false
+			}
+		}
 	}
 	for _, k := range p.fields {
 		for j, fk := range f.keys {

@@ -11,24 +11,36 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// compileHandleOut compiles a handle_out(event, payload, socket) whose body is body, with
-// the upvalues a script's module would give it.
-func compileHandleOut(t *testing.T, body string) *lua.LFunction {
+// compileHandleOut compiles a handle_out(event, payload, socket) whose body is body, as a
+// script's is compiled (the loader rewrites some operators), after prelude, and with the
+// upvalues a script's module would give it.
+func compileHandleOut(t *testing.T, prelude, body string) *lua.LFunction {
 	t.Helper()
-	L := lua.NewState()
-	t.Cleanup(L.Close)
-	src := `local kept, helper, ignoring, other = {}, print, print, {}
-		return function(event, payload, socket) ` + body + ` end`
-	if err := L.DoString(src); err != nil {
-		t.Fatalf("%s: %v", body, err)
+	return compileFn(t, prelude, `function(event, payload, socket) `+body+` end`)
+}
+
+// compileFn loads a script whose handle_out is fn, and returns it as its VM has it.
+func compileFn(t *testing.T, prelude, fn string) *lua.LFunction {
+	t.Helper()
+	s, err := LoadSource(Options{}, "test.lua", []byte(`local kept, helper, ignoring, other = {}, print, print, {}
+		`+prelude+`
+		return { topic = 'a', join = function() return true end, handle_out = `+fn+` }`))
+	if err != nil {
+		t.Fatalf("%s: %v", fn, err)
 	}
-	return L.Get(-1).(*lua.LFunction)
+	t.Cleanup(s.Close)
+	var h Holder
+	defer h.Release()
+	if !h.TryHold(context.Background(), s) {
+		t.Fatal("no VM")
+	}
+	return h.v.fns[cbHandleOut]
 }
 
 // TestPlanShare: which handle_out functions may be lent their payload, and on what terms.
 func TestPlanShare(t *testing.T) {
 	lendable := []struct {
-		body            string
+		prelude, body   string
 		written, fields []string
 		anyField        bool
 	}{
@@ -47,39 +59,50 @@ func TestPlanShare(t *testing.T) {
 		{body: `local p = payload if p.x then socket:push(event, p) end`},
 		{body: `socket:push(event, payload.inner)`},
 		{body: `payload.x = payload.meta socket:push(event, payload)`, written: []string{"x"}, fields: []string{"meta"}},
+		{body: `local n = payload.n - 1 + payload.m`, fields: []string{"m"}},                                                       // n - 1: a constant and data have no metamethod
+		{prelude: "local T = setmetatable({}, { __add = print })", body: `local q = T + payload.n q.z = 1`, fields: []string{"n"}}, // a copy when n is a table
+		{prelude: "local T = {}", body: `local x = T[payload.m]`, fields: []string{"m"}},
+		{body: `local k = "a" local f = function() k = "m" end f() helper(payload[k])`, anyField: true}, // k captured: any field
 		{body: `local s = "" for i = 1, 3 do s = s .. tostring(i) end payload.s = s socket:push(event, payload)`, written: []string{"s"}},
 	}
 	for _, tc := range lendable {
-		p := planShare(compileHandleOut(t, tc.body))
+		p := planShare(compileHandleOut(t, tc.prelude, tc.body))
 		if !p.ok || !slices.Equal(p.written, tc.written) || !slices.Equal(p.fields, tc.fields) || p.anyField != tc.anyField {
 			t.Errorf("%s:\nplan %+v, want lendable, written %v, fields %v, anyField %v", tc.body, p, tc.written, tc.fields, tc.anyField)
 		}
 	}
-	copied := []string{
-		`kept[#kept + 1] = payload`, // stored in a table that outlives the call
-		`last_seen = payload`,       // a global
-		`kept = payload`,            // an upvalue
-		`helper(payload)`,           // passed to a function
-		`payload.meta.seen = true socket:push(event, payload)`,                    // a table in it changed
-		`payload[socket.id] = 1`,                                                  // a field named by a computed key
-		`payload[1] = "one"`,                                                      // not a string key
-		`socket:after(10, function() socket:push(event, payload) end)`,            // captured by a closure
-		`socket.push(socket, event, payload)`,                                     // push, not as a method: not recognised
-		`socket = other socket:push(event, payload)`,                              // socket is not the socket any more
-		`local t = { payload }`,                                                   // in a table constructor
-		`for k, v in pairs(payload) do end`,                                       // passed to pairs
-		`for k, v in next, payload do end`,                                        // iterated by next
-		`socket:broadcast(event, payload)`,                                        // a method that is not push
-		`local m = payload.meta helper(m.inner)`,                                  // a value read from a field's value
-		`payload.copy = payload`,                                                  // the payload stored in itself
-		`kept[payload] = true`,                                                    // a key of a table
-		`local q local f = function() kept[1] = q end q = payload f()`,            // captured before it held the payload
-		`local f = function() socket = other end f() socket:push(event, payload)`, // the socket changed by a closure
-		`socket:push(event, payload, payload)`,                                    // push with a third argument
+	// T is a table with metamethods that get what they are given.
+	const metaT = `local T = setmetatable({}, { __add = print, __sub = print, __pow = print, __index = print })`
+	copied := []struct{ prelude, body string }{
+		{"", `kept[#kept + 1] = payload`},                                               // stored in a table that outlives the call
+		{"", `last_seen = payload`},                                                     // a global
+		{"", `kept = payload`},                                                          // an upvalue
+		{"", `helper(payload)`},                                                         // passed to a function
+		{"", `payload.meta.seen = true socket:push(event, payload)`},                    // a table in it changed
+		{"", `payload[socket.id] = 1`},                                                  // a field named by a computed key
+		{"", `payload[1] = "one"`},                                                      // not a string key
+		{"", `socket:after(10, function() socket:push(event, payload) end)`},            // captured by a closure
+		{"", `socket.push(socket, event, payload)`},                                     // push, not as a method: not recognised
+		{"", `socket = other socket:push(event, payload)`},                              // socket is not the socket any more
+		{"", `local t = { payload }`},                                                   // in a table constructor
+		{"", `for k, v in pairs(payload) do end`},                                       // passed to pairs
+		{"", `for k, v in next, payload do end`},                                        // iterated by next
+		{"", `socket:broadcast(event, payload)`},                                        // a method that is not push
+		{"", `local m = payload.meta helper(m.inner)`},                                  // a value read from a field's value
+		{"", `payload.copy = payload`},                                                  // the payload stored in itself
+		{"", `kept[payload] = true`},                                                    // a key of a table
+		{"", `local q local f = function() kept[1] = q end q = payload f()`},            // captured before it held the payload
+		{"", `local f = function() socket = other end f() socket:push(event, payload)`}, // the socket changed by a closure
+		{"", `socket:push(event, payload, payload)`},                                    // push with a third argument
+		{metaT, `local x = T + payload`},                                                // an operand of another's metamethod
+		{metaT, `local x = payload - T`},                                                // ... on either side
+		{metaT, `payload.x = T local y = payload.x ^ payload`},                          // ... through a field set to it
+		{metaT, `local x = T[payload]`},                                                 // a key given to another's __index
+		{metaT, `local x = T[payload.m.k]`},                                             // ... read from a field's value
 	}
-	for _, body := range copied {
-		if p := planShare(compileHandleOut(t, body)); p.ok {
-			t.Errorf("%s:\nplan %+v, want a copy", body, p)
+	for _, c := range copied {
+		if p := planShare(compileHandleOut(t, c.prelude, c.body)); p.ok {
+			t.Errorf("%s:\nplan %+v, want a copy", c.body, p)
 		}
 	}
 	// The payload not in a parameter of its own.
@@ -318,6 +341,13 @@ func TestLentPayloadRandomHandleOuts(t *testing.T) {
 		`s:push("e", p) p.a = "after"`,
 		`keep(p.m.k)`,
 		`byKey[p.m] = true`,
+		`local x = T + p`,
+		`local x = T + p.m`,
+		`local x = p.n - T`,
+		`local x = T[p]`,
+		`local x = T[p.m]`,
+		`local k = "a" local f = function() k = "m" end f() keep(p[k])`,
+		`keep(p[1]) s:push("first", p[1])`,
 		`local q local f = function() kept[#kept + 1] = q end q = p f()`,
 		`for q in pairs(byKey) do if type(q) == "table" then q.hit = (q.hit or 0) + 1 s:push("key", q) end end`,
 	}
@@ -326,6 +356,7 @@ func TestLentPayloadRandomHandleOuts(t *testing.T) {
 		`{"a":"x","b":true,"m":{"k":[1,2]},"n":1}`,
 		`{"a":"y","m":"str"}`,
 		`{"m":{"k":{"deep":true}},"b":false}`,
+		`[{"a":1},{"b":2}]`,
 	} {
 		o, err := NewOutgoing(Payload{Data: []byte(data)})
 		if err != nil {
@@ -344,6 +375,8 @@ func TestLentPayloadRandomHandleOuts(t *testing.T) {
 		}
 		src := `local kept, last, byKey = {}, nil, {}
 			local function keep(m) if type(m) == "table" then m.seen = (m.seen or 0) + 1 end kept[#kept + 1] = m end
+			local function both(a, b) keep(a) keep(b) return 0 end
+			local T = setmetatable({}, { __add = both, __sub = both, __index = function(t, k) keep(k) end })
 			return { topic = 'a', join = function() return true end,
 			handle_out = function(event, p, s)
 			` + body.String() + ` end }`

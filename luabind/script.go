@@ -83,7 +83,7 @@ func (s *Script) bindVM(v *vm) error {
 	for cb := range numCallbacks {
 		v.fns[cb], _ = v.table.RawGetString(callbackNames[cb]).(*lua.LFunction)
 	}
-	v.outPlan = planShare(v.fns[cbHandleOut])
+	v.outPlan = s.planShareCached(v.fns[cbHandleOut])
 	if v.fns[cbJoin] == nil {
 		return scriptErrorf(s.name, "join must be a function, got %s", typeName(v.table.RawGetString("join")))
 	}
