@@ -55,6 +55,29 @@ func startRedis(tb testing.TB) *redisServer {
 	return rs
 }
 
+// pause stops the server (SIGSTOP: connections stay up, and nothing is answered) until
+// resume, or the test's end.
+func (rs *redisServer) pause(tb testing.TB) (resume func()) {
+	tb.Helper()
+	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatal(err)
+	}
+	resume = func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) }
+	tb.Cleanup(resume)
+	return resume
+}
+
+// waitsOut requires f, given a context that ends in 100 ms, to wait it out and return its
+// deadline.
+func waitsOut(tb testing.TB, what string, f func(context.Context) error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		tb.Fatalf("%s: %v; want its context's deadline", what, err)
+	}
+}
+
 // url returns the server's redis:// URL, database 0.
 func (rs *redisServer) url() string { return "redis://127.0.0.1:" + rs.port + "/0" }
 
@@ -479,17 +502,10 @@ func TestRedisFlush(t *testing.T) {
 	}
 
 	// Redis stopped (not gone: the PUBLISH waits for its answer).
-	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) })
+	resume := rs.pause(t)
 	a.Hub.Broadcast(bcast("t", "e", n))
-	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if err := a.ps.Flush(dctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Flush with a broadcast waiting for Redis: %v; want its context's deadline", err)
-	}
-	_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+	waitsOut(t, "Flush with a broadcast waiting for Redis", a.ps.Flush)
+	resume()
 	if err := a.ps.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -510,16 +526,9 @@ func TestRedisCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) })
-	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if err := a.ps.CatchUp(dctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("CatchUp with Redis stopped: %v; want its context's deadline", err)
-	}
-	_ = rs.cmd.Process.Signal(syscall.SIGCONT)
+	resume := rs.pause(t)
+	waitsOut(t, "CatchUp with Redis stopped", a.ps.CatchUp)
+	resume()
 	if err := a.ps.CatchUp(ctx); err != nil {
 		t.Fatalf("CatchUp once Redis runs again: %v", err)
 	}
