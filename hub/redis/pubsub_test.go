@@ -525,6 +525,15 @@ func TestRedisCatchUp(t *testing.T) {
 	if err := a.ps.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A PubSub never started receives nothing: nothing to wait for, nothing to report.
+	idle, err := redis.Dial(ctx, redis.Config{URL: rs.url(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = idle.Close(ctx) })
+	if err := idle.CatchUp(ctx); err != nil {
+		t.Fatalf("CatchUp before Start: %v; want nil", err)
+	}
 
 	resume := rs.pause(t)
 	waitsOut(t, "CatchUp with Redis stopped", a.ps.CatchUp)

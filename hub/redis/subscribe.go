@@ -206,9 +206,13 @@ func (r *PubSub) syncBatch(ctx context.Context, ps subConn, applied map[string]s
 // when the connection is down (what Redis sends meanwhile is not delivered at all), and
 // with ctx's error. TopicStates calls it when it takes a lease, so that the broadcasts
 // the last owner sent before it let the lease go are delivered here before the first
-// ones the new owner sends.
+// ones the new owner sends. Before Start it returns at once.
 func (r *PubSub) CatchUp(ctx context.Context) error {
 	r.mu.Lock()
+	if !r.started {
+		r.mu.Unlock()
+		return nil // not receiving at all (no Start): nothing to wait for
+	}
 	r.caughtUp = true
 	ticket := r.taken + 1 // the batch that will carry the PING
 	r.mu.Unlock()
