@@ -94,17 +94,17 @@ type PubSub struct {
 	kick       chan struct{}       // (cap 1) tells the subscriber that want changed
 	progress   queueProgress       // the publisher's, for Flush
 
-	mu        sync.Mutex          // guards the fields below
-	want      map[string]struct{} // topics with local subscribers
-	changed   map[string]struct{} // topics whose want changed since the subscriber last looked
-	caughtUp  bool                // a CatchUp waits for a batch, changes or not
-	taken     uint64              // subscription batches the subscriber has taken
-	confirmed uint64              // the last batch Redis has answered
-	up        bool                // the subscriber connection is up and subscribed
-	stalled   bool                // a Subscribe timed out waiting for Redis; no other waits until Redis answers
-	notify    chan struct{}       // closed (and replaced) when confirmed or up changes
-	started   bool
-	histories []*History // made by History: Flush waits for their queues too
+	mu         sync.Mutex          // guards the fields below
+	want       map[string]struct{} // topics with local subscribers
+	changed    map[string]struct{} // topics whose want changed since the subscriber last looked
+	pingWanted bool                // a CatchUp waits for a batch (a PING), changes or not
+	taken      uint64              // subscription batches the subscriber has taken
+	confirmed  uint64              // the last batch Redis has answered
+	up         bool                // the subscriber connection is up and subscribed
+	stalled    bool                // a Subscribe timed out waiting for Redis; no other waits until Redis answers
+	notify     chan struct{}       // closed (and replaced) when confirmed or up changes
+	started    bool
+	histories  []*History // made by History: Flush waits for their queues too
 
 	count    redisCounters
 	lost     bool        // a subscriber connection failed and none is up since; the subscriber goroutine's own

@@ -159,11 +159,11 @@ func (r *PubSub) syncLoop(ctx context.Context, ps subConn) error {
 func (r *PubSub) syncBatch(ctx context.Context, ps subConn, applied map[string]struct{}, all bool) error {
 	var sub, unsub []string
 	r.mu.Lock()
-	if !all && len(r.changed) == 0 && !r.caughtUp {
+	if !all && len(r.changed) == 0 && !r.pingWanted {
 		r.mu.Unlock()
 		return nil
 	}
-	r.caughtUp = false
+	r.pingWanted = false
 	r.taken++
 	n := r.taken
 	if all {
@@ -213,7 +213,7 @@ func (r *PubSub) CatchUp(ctx context.Context) error {
 		r.mu.Unlock()
 		return nil // not receiving at all (no Start): nothing to wait for
 	}
-	r.caughtUp = true
+	r.pingWanted = true
 	ticket := r.taken + 1 // the batch that will carry the PING
 	r.mu.Unlock()
 	r.wake()
