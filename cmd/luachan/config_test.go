@@ -104,6 +104,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		"-presence-ttl", "(default 20s)",
 		"-max-longpoll-sessions", "LUACHAN_MAX_LONGPOLL_SESSIONS", "(default 10000)",
 		"-max-longpoll-per-ip", "LUACHAN_MAX_LONGPOLL_PER_IP", "(default 256)",
+		"-gc-min-heap", "LUACHAN_GC_MIN_HEAP", "(default 67108864)",
 	} {
 		if !strings.Contains(help, want) {
 			t.Errorf("-h output lacks %q", want)

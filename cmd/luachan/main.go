@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		logTo = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
 	}
 	log := slog.New(logTo)
+	tuneGC(cfg.GCMinHeap)
 
 	n := &node{log: log}
 	if err := n.start(ctx, cfg); err != nil {
