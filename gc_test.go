@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// TestGCMinHeap runs a server with the heap floor on (the default), off, and with the
-// collector off, pushes 64 KiB messages until it has collected, and reads the GOGC it runs
-// at: raised over 100 by the floor; 100 without it; still off with GOGC=off (where a memory
-// limit makes it collect), for a floor must not turn on what the operator turned off.
+// TestGCMinHeap runs a server with the heap floor on (the default), off, under a memory
+// limit, and with the collector off, pushes 64 KiB messages until it has collected, and reads
+// the GOGC it runs at: raised over 100 by the floor; 100 without it; raised less under a
+// limit; still off with GOGC=off (where a memory limit makes it collect), for a floor must not
+// turn on what the operator turned off.
 func TestGCMinHeap(t *testing.T) {
 	t.Parallel()
 	dir := writeScripts(t, map[string]string{"m.lua": metricsLua})
@@ -25,6 +26,9 @@ func TestGCMinHeap(t *testing.T) {
 	}{
 		{"default floor", nil, nil, func(p float64) bool { return p > 100 }, "over 100"},
 		{"no floor", nil, []string{"-gc-min-heap", "0"}, func(p float64) bool { return p == 100 }, "100"},
+		// a quarter of the limit, 16 MiB: GOGC 400 at most (the runtime's own 4 MiB minimum,
+		// scaled), where the whole floor would set 1600
+		{"floor under GOMEMLIMIT", []string{"GOMEMLIMIT=64MiB"}, nil, func(p float64) bool { return p > 100 && p <= 400 }, "over 100, at most 400"},
 		{"GOGC=off", []string{"GOGC=off", "GOMEMLIMIT=48MiB"}, nil, func(p float64) bool { return p >= 1<<63 }, "off (the runtime's -1 as a uint64)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -137,7 +137,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	intFlag(&cfg.MaxFrameSize, "max-frame-size", "LUACHAN_MAX_FRAME_SIZE", 1<<20, "largest inbound frame in bytes; larger ones close the socket (1009)")
 	intFlag(&maxChannels, "max-channels", "LUACHAN_MAX_CHANNELS", 100, "topics one socket may join at once")
 	intFlag(&maxQueue, "max-queue", "LUACHAN_MAX_QUEUE", 4<<20, "bytes queued for one slow client before it is closed")
-	intFlag(&cfg.GCMinHeap, "gc-min-heap", "LUACHAN_GC_MIN_HEAP", DefaultGCMinHeap, "bytes the heap may grow to between garbage collections however little of it is live (past it GOGC decides); memory for CPU under load; 0: GOGC alone")
+	intFlag(&cfg.GCMinHeap, "gc-min-heap", "LUACHAN_GC_MIN_HEAP", DefaultGCMinHeap, "bytes the heap may grow to between garbage collections however little of it is live (past it GOGC decides; a quarter of GOMEMLIMIT at most); memory for CPU under load; 0: GOGC alone")
 	var maxLongPolls, maxLongPollsPerIP int64
 	intFlag(&maxLongPolls, "max-longpoll-sessions", "LUACHAN_MAX_LONGPOLL_SESSIONS", hub.DefaultMaxLongPollSessions, "LongPoll sessions open at once; a GET opening one more is answered 503")
 	intFlag(&maxLongPollsPerIP, "max-longpoll-per-ip", "LUACHAN_MAX_LONGPOLL_PER_IP", hub.DefaultMaxLongPollPerAddr, "LongPoll sessions open from one IP address; a GET opening one more is answered 429")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	rtmetrics "runtime/metrics"
@@ -33,9 +34,14 @@ var gcFloor struct {
 }
 
 // tuneGC keeps the heap goal at floor bytes or more from the next collection on; 0 goes back
-// to the GOGC the process started with. GOGC=off leaves the collector off. GOMEMLIMIT bounds
-// the heap either way: the runtime collects at whichever goal comes first.
+// to the GOGC the process started with. GOGC=off leaves the collector off. With a memory limit
+// (GOMEMLIMIT), the floor is a quarter of it at most: the runtime collects at whichever goal
+// comes first anyway, and the script heap watchdog's bound (three quarters of the limit)
+// stays far above what garbage alone reaches.
 func tuneGC(floor int64) {
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+		floor = min(floor, limit/4)
+	}
 	gcFloor.once.Do(func() {
 		gogc := []rtmetrics.Sample{{Name: "/gc/gogc:percent"}}
 		rtmetrics.Read(gogc)
