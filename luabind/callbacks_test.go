@@ -253,7 +253,7 @@ return { topic = 'rooms:*', join = function() return true end,
 	handle_in = function(event, p, socket)
 		if event == "fields" then
 			return "ok", { topic = socket.topic, join_ref = socket.join_ref, id = socket.id,
-				assigns = type(socket.assigns), str = tostring(socket), missing = socket.nope }
+				assigns = type(socket.assigns), str = tostring(socket) }
 		elseif event == "send" then
 			socket:push("pushed", { n = 1 })
 			socket:reply("replied", { n = 2 })
@@ -268,6 +268,18 @@ return { topic = 'rooms:*', join = function() return true end,
 			kept:push("late", {})
 		elseif event == "stale field" then
 			return "ok", { topic = kept.topic }
+		elseif event == "far miss" then
+			return "ok", { x = socket.nope }
+		elseif event == "field miss" then
+			return "ok", { x = socket.topik }
+		elseif event == "method miss" then
+			socket:pussh("x", {})
+		elseif event == "module miss" then
+			luachan.brodcast("rooms:7", "x", {})
+		elseif event == "submodule miss" then
+			luachan.store.gett("k")
+		elseif event == "far module miss" then
+			local x = luachan.zzz
 		elseif event == "dot call" then
 			socket.push("x", {})
 		elseif event == "set field" then
@@ -335,6 +347,14 @@ return { topic = 'rooms:*', join = function() return true end,
 	errTests := []struct{ event, want string }{
 		{"stale", "socket used after its callback returned"},
 		{"stale field", "socket used after its callback returned"},
+		// a misspelled name raises naming it, where a plain table's nil would fail later with
+		// "attempt to call a non-function object"
+		{"far miss", "socket.nope does not exist"},
+		{"field miss", "socket.topik does not exist (did you mean socket.topic?)"},
+		{"method miss", "socket:pussh does not exist (did you mean socket:push?)"},
+		{"module miss", "luachan.brodcast does not exist (did you mean luachan.broadcast?)"},
+		{"submodule miss", "luachan.store.gett does not exist (did you mean luachan.store.get?)"},
+		{"far module miss", "luachan.zzz does not exist"},
 		{"dot call", "socket expected"},
 		{"set field", "socket.topic is read-only"},
 		{"bad payload", "cannot encode function at payload.f"},

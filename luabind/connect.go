@@ -56,7 +56,7 @@ func (c *ConnectScript) bindVM(v *vm) error {
 	f := v.table.RawGetString("connect")
 	fn, ok := f.(*lua.LFunction)
 	if !ok {
-		return scriptErrorf(c.name, "connect must be a function, got %s", typeName(f))
+		return scriptErrorf(c.name, "connect must be a function, got %s%s", typeName(f), missingHint(v.table, "connect"))
 	}
 	v.fns[cbConnect] = fn
 	return nil

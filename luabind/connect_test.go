@@ -123,6 +123,7 @@ func TestLoadConnect(t *testing.T) {
 		{"returns nothing", "local x = 1", "must return a table with a connect function, got nil", 0},
 		{"no connect", "return { join = function() end }", "connect must be a function, got nil", 0},
 		{"connect not a function", "return { connect = true }", "connect must be a function, got boolean", 0},
+		{"connect misspelled", "return { conect = function() end }", `connect must be a function, got nil (the table has "conect": did you mean connect?)`, 0},
 		{"raises at load", "\nerror('boom')", "boom", 2},
 	}
 	for _, tc := range tests {

@@ -32,6 +32,22 @@ func nearMissWarnings(t *lua.LTable, known []string) []string {
 	return warnings
 }
 
+// missingHint is what to add to the error for a required field missing from t when t has a
+// key within two edits of it (`conect`, `Join`): the script does not load, so that key's
+// near-miss warning would never be shown.
+func missingHint(t *lua.LTable, field string) string {
+	var keys []string
+	t.ForEach(func(k, _ lua.LValue) {
+		if key, ok := k.(lua.LString); ok && nearest(string(key), []string{field}) != "" {
+			keys = append(keys, string(key))
+		}
+	})
+	if len(keys) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (the table has %q: did you mean %s?)", slices.Min(keys), field)
+}
+
 // nearest returns the field of known within two edits of key (the closest, the first of
 // equals), or "" if none is. Keys of one or two letters are never near misses.
 func nearest(key string, known []string) string {

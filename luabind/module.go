@@ -22,13 +22,13 @@ func (v *vm) openLuachan() *lua.LTable {
 	m.RawSetString("disconnect", L.NewFunction(v.disconnect))
 	m.RawSetString("history", L.NewFunction(v.history))
 	m.RawSetString("log", L.NewFunction(v.log))
-	m.RawSetString("json", v.readOnly(json))
+	m.RawSetString("json", v.namespace("luachan.json", json))
 	m.RawSetString("null", null)
 	m.RawSetString("array", L.NewFunction(luachanArray))
 	m.RawSetString("now", L.NewFunction(v.now))
-	m.RawSetString("token", v.readOnly(v.openToken()))
-	m.RawSetString("store", v.readOnly(v.openStore()))
-	m.RawSetString("presence", v.readOnly(v.openPresence()))
+	m.RawSetString("token", v.namespace("luachan.token", v.openToken()))
+	m.RawSetString("store", v.namespace("luachan.store", v.openStore()))
+	m.RawSetString("presence", v.namespace("luachan.presence", v.openPresence()))
 	return m
 }
 

@@ -2,7 +2,9 @@ package luabind
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -64,7 +66,7 @@ func (v *vm) openSandbox() {
 	for _, name := range []string{lua.StringLibName, lua.TabLibName, lua.MathLibName} {
 		base.RawSetString(name, v.readOnly(base.RawGetString(name).(*lua.LTable)))
 	}
-	v.luachan = v.readOnly(v.openLuachan())
+	v.luachan = v.namespace("luachan", v.openLuachan())
 	base.RawSetString("luachan", v.luachan)
 	base.RawSetString("print", L.NewFunction(v.print))
 	base.RawSetString("require", L.NewFunction(v.require))
@@ -94,6 +96,39 @@ func (v *vm) readOnly(t *lua.LTable) *lua.LTable {
 	view.Metatable = mt
 	v.locked[view] = struct{}{}
 	return view
+}
+
+// namespace is readOnly for one of luachan's own tables, named name ("luachan.store"): reading
+// a field it does not have raises an error that names it and the nearest field it has. A
+// plain table gives nil, and the script fails where it calls that nil, with gopher-lua's
+// "attempt to call a non-function object", which names nothing.
+func (v *vm) namespace(name string, t *lua.LTable) *lua.LTable {
+	var fields []string
+	t.ForEach(func(k, _ lua.LValue) {
+		if s, ok := k.(lua.LString); ok {
+			fields = append(fields, string(s))
+		}
+	})
+	slices.Sort(fields)
+	mt := newTable(0, 1)
+	mt.RawSetString("__index", v.L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s", noField(name, ".", L.Get(2), fields))
+		return 0
+	}))
+	t.Metatable = mt // t itself is reached only through the view, whose misses end here
+	return v.readOnly(t)
+}
+
+// noField says that owner has no field key, and which of fields was meant when one is
+// within two edits of it; sep joins owner and field ("socket:push" for a method).
+func noField(owner, sep string, key lua.LValue, fields []string) string {
+	msg := fmt.Sprintf("%s%s%s does not exist", owner, sep, key)
+	if k, ok := key.(lua.LString); ok {
+		if meant := nearest(string(k), fields); meant != "" {
+			msg += fmt.Sprintf(" (did you mean %s%s%s?)", owner, sep, meant)
+		}
+	}
+	return msg
 }
 
 // isLocked reports whether t is a read-only view.

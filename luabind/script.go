@@ -85,7 +85,7 @@ func (s *Script) bindVM(v *vm) error {
 	}
 	v.outPlan = s.planShareCached(v.fns[cbHandleOut])
 	if v.fns[cbJoin] == nil {
-		return scriptErrorf(s.name, "join must be a function, got %s", typeName(v.table.RawGetString("join")))
+		return scriptErrorf(s.name, "join must be a function, got %s%s", typeName(v.table.RawGetString("join")), missingHint(v.table, "join"))
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (s *Script) validate(t *lua.LTable) error {
 		}
 	}
 	if !s.has[cbJoin] {
-		return scriptErrorf(s.name, "the channel table needs a join function")
+		return scriptErrorf(s.name, "the channel table needs a join function%s", missingHint(t, "join"))
 	}
 	switch list := t.RawGetString("intercept").(type) {
 	case *lua.LNilType:

@@ -47,6 +47,7 @@ func TestLoadValidation(t *testing.T) {
 		{"history ttl zero", "return { topic = 'a', history = { size = 5, ttl = 0 }, join = function() return true end }", 0, "history.ttl"},
 		{"history ttl a string", "return { topic = 'a', history = { size = 5, ttl = '30' }, join = function() return true end }", 0, "history.ttl"},
 		{"no join", "return { topic = 'rooms:lobby' }", 0, "join"},
+		{"join misspelled", "return { topic = 'rooms:lobby', Join = function() return true end }", 0, `join must be a function, got nil (the table has "Join": did you mean join?)`},
 		{"join not a function", "return { topic = 'rooms:lobby', join = true }", 0, "join must be a function, got boolean"},
 		{"handle_in not a function", "return { topic = 'a', join = function() end, handle_in = {} }", 0, "handle_in must be a function, got table"},
 		{"intercept not a table", "return { topic = 'a', join = function() end, intercept = 'new:msg' }", 0, "intercept must be a list of strings"},

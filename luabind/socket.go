@@ -1,6 +1,9 @@
 package luabind
 
 import (
+	"maps"
+	"slices"
+
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -95,13 +98,28 @@ func (v *vm) socketIndex(L *lua.LState) int {
 		}
 		L.Push(s.t)
 	default:
-		if fn, ok := v.sockFns[key]; ok {
-			L.Push(fn)
-		} else {
-			L.Push(lua.LNil)
+		fn, ok := v.sockFns[key]
+		if !ok {
+			L.RaiseError("%s", v.noSocketField(key))
 		}
+		L.Push(fn)
 	}
 	return 1
+}
+
+// socketFieldNames are the fields socketIndex serves besides the methods.
+var socketFieldNames = []string{"topic", "join_ref", "id", "assigns"}
+
+// noSocketField says that the socket has no field key, and which field or method was meant
+// when one is within two edits of it.
+func (v *vm) noSocketField(key string) string {
+	k := lua.LString(key)
+	if nearest(key, socketFieldNames) == "" {
+		if methods := slices.Sorted(maps.Keys(v.sockFns)); nearest(key, methods) != "" {
+			return noField("socket", ":", k, methods)
+		}
+	}
+	return noField("socket", ".", k, socketFieldNames)
 }
 
 // socketNewIndex allows `socket.assigns = {...}` (checked as data after the call); every

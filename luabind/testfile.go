@@ -151,7 +151,7 @@ func (f *TestFile) newTestVM(ctx context.Context, mod *testModule) (*vm, error) 
 	if mod == nil {
 		mod = &testModule{}
 	}
-	v.modules[testModuleName] = v.readOnly(mod.open(v))
+	v.modules[testModuleName] = v.namespace(testModuleName, mod.open(v))
 	return f.runVM(ctx, v)
 }
 

@@ -135,21 +135,23 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestLoadErrors: a test file that does not compile, or returns no tests, is one failure
-// naming the file (and line).
+// TestLoadErrors: a test file that does not compile, returns no tests or misspells the test
+// module's functions is one failure naming the file (and line).
 func TestLoadErrors(t *testing.T) {
 	dir := folder(t, map[string]string{
 		"syntax_test.lua": "local t = require('luachan.test')\nreturn { test_x = function() end",
 		"empty_test.lua":  "return {}",
 		"chan_test.lua":   "require('luachan.test').join()\nreturn {}",
+		"typo_test.lua":   "require('luachan.test').assert_pushh()\nreturn {}",
 	})
 	res, out := run(t, dir)
-	if res.Failed != 3 {
-		t.Errorf("got %+v, want 3 failed", res)
+	if res.Failed != 4 {
+		t.Errorf("got %+v, want 4 failed", res)
 	}
 	for _, want := range []string{
 		"FAIL syntax_test.lua\nsyntax_test.lua:", "FAIL empty_test.lua\nempty_test.lua: no test_* functions",
 		"FAIL chan_test.lua\nchan_test.lua:1: luachan.test.join can only be called inside a test_* function",
+		"FAIL typo_test.lua\ntypo_test.lua:1: luachan.test.assert_pushh does not exist (did you mean luachan.test.assert_push?)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
