@@ -38,3 +38,20 @@ func TestHelpNamesSubcommands(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFlagIsOneLine: a bad flag, for the server and for `luachan test`, is exit status 2
+// and one line on stderr naming it (the README's promise), not the whole usage.
+func TestBadFlagIsOneLine(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bogus"},
+		{"-max-rate", "abc"},
+		{"test", "-bogus"},
+		{"test", "a", "b"},
+	} {
+		cmd := exec.Command(binPath, args...)
+		msg, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 2 || strings.Count(string(msg), "\n") != 1 {
+			t.Errorf("luachan %s: exit %d, output %q; want 2 and one line", strings.Join(args, " "), code, msg)
+		}
+	}
+}

@@ -81,3 +81,17 @@ func TestScriptTestsNoFolder(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 2 and one line naming the folder", code, out, errOut)
 	}
 }
+
+// TestScriptTestsArguments: the folder is DIR, or -scripts (as the server's flag), and flags
+// may come after DIR.
+func TestScriptTestsArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"-scripts", examplesDir},
+		{examplesDir, "-log-level", "error"},
+	} {
+		out, errOut, code := runLuachanTest(t, args...)
+		if code != 0 || !regexp.MustCompile(`\n[1-9][0-9]* passed, 0 failed\n$`).MatchString(out) {
+			t.Errorf("luachan test %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+}

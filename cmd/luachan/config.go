@@ -67,8 +67,10 @@ func usagef(format string, args ...any) error {
 // from getenv, then to the defaults. Flags win over the environment.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("luachan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	fs.SetOutput(io.Discard) // a bad flag is the one line of the returned error; -h prints usage below
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "luachan: a realtime channel server speaking the Phoenix Channels protocol,\n"+
 			"with channels written in Lua scripts that reload when saved.\n\n"+
 			"Usage: luachan [flags]\n       luachan test [flags] [DIR]   run the *_test.lua script tests in DIR\n       luachan types                print LuaLS annotations of the script API\n\nEvery flag can also be set by the environment variable named in brackets;\n"+
@@ -150,6 +152,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return cfg, err
 		}
 		return cfg, usagef("luachan: %v (luachan -h lists the flags)", err)

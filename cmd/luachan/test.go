@@ -19,31 +19,43 @@ import (
 // test fails, 2 on a usage error.
 func runScriptTests(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("luachan test", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	fs.SetOutput(io.Discard) // a bad flag is the one line of the returned error; -h prints usage below
+	fs.Usage = func() {}
+	usage := func() {
+		fs.SetOutput(stderr)
 		fmt.Fprintf(stderr, "Usage: luachan test [flags] [DIR]\n\n"+
-			"Runs the script tests, files named *_test.lua below DIR (default: $LUACHAN_SCRIPTS,\n"+
-			"or scripts/examples), against the channel scripts in DIR.\n\n")
+			"Runs the script tests, files named *_test.lua below DIR (default: -scripts),\n"+
+			"against the channel scripts in DIR. Flags may come before or after DIR.\n\n")
 		fs.PrintDefaults()
 	}
+	defDir := os.Getenv("LUACHAN_SCRIPTS")
+	if defDir == "" {
+		defDir = "scripts/examples"
+	}
+	dir := fs.String("scripts", defDir, "folder of the channel scripts and their tests, when DIR is not given [LUACHAN_SCRIPTS]")
 	logLevel := fs.String("log-level", "warn", "log level of the engine and the scripts: debug, info, warn or error")
 	timeout := fs.Duration("script-timeout", 0, "CPU budget of one script callback and of one test's Lua code (default 250ms)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var dirs []string // the arguments that are not flags, wherever they come
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return err
+			}
+			return usagef("luachan test: %v (luachan test -h lists the flags)", err)
 		}
-		return usagef("luachan test: %v", err)
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs = append(dirs, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	dir := os.Getenv("LUACHAN_SCRIPTS")
-	if dir == "" {
-		dir = "scripts/examples"
-	}
-	switch fs.NArg() {
+	switch len(dirs) {
 	case 0:
 	case 1:
-		dir = fs.Arg(0)
+		*dir = dirs[0]
 	default:
-		return usagef("luachan test: one folder at most, got %d arguments", fs.NArg())
+		return usagef("luachan test: one folder at most, got %q", dirs)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -54,7 +66,7 @@ func runScriptTests(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := scripttest.Run(ctx, scripttest.Config{
-		Dir:           dir,
+		Dir:           *dir,
 		Out:           stdout,
 		Logger:        slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
 		ScriptTimeout: *timeout,
@@ -62,7 +74,7 @@ func runScriptTests(args []string, stdout, stderr io.Writer) error {
 	})
 	switch {
 	case errors.Is(err, scripttest.ErrNoDir):
-		return usagef("luachan test: scripts folder %q cannot be read (pass the folder: luachan test DIR)", dir)
+		return usagef("luachan test: scripts folder %q cannot be read (pass the folder: luachan test DIR)", *dir)
 	case err != nil:
 		return err
 	case res.Failed > 0:
