@@ -55,7 +55,7 @@ function Socket:call(msg) end
 ---@class luachan.ConnectInfo
 ---@field auth_token string|nil the token the JS client sent as a WebSocket subprotocol
 ---@field origin string|nil the Origin header
----@field remote_ip string the client's address
+---@field remote_ip string|nil the client's address
 
 ---A channel script returns a table of this shape.
 ---@class luachan.Channel

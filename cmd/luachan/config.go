@@ -114,7 +114,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 		consoleDef = b
 	}
-	fs.BoolVar(&cfg.Console, "console", consoleDef, "serve the dev console at /console (off a loopback address it needs -api-key) [LUACHAN_CONSOLE]")
+	fs.BoolVar(&cfg.Console, "console", consoleDef, "serve the dev console at /console/ (off a loopback address it needs -api-key) [LUACHAN_CONSOLE]")
 	intFlag := func(p *int64, name, envName string, def int64, help string) {
 		v := def
 		if s := getenv(envName); s != "" {
