@@ -2,6 +2,8 @@ package luabind
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -73,7 +75,26 @@ func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event st
 	if err != nil {
 		return "", nil, err
 	}
+	if status != "ok" && status != "error" && status != "" {
+		s.warnStatus(status)
+	}
 	return status, reply, nil
+}
+
+// warnStatus logs, once per script version, a reply status that is a near miss of "ok" or
+// "error" (`okk`, `OK`, `eror`). It still goes to the client, as Phoenix passes any status,
+// but a Phoenix client's receive("ok") never matches it, and its push's timeout is cancelled
+// by the reply: nothing would ever tell the author.
+func (s *Script) warnStatus(status string) {
+	meant := nearest(strings.ToLower(status), []string{"ok", "error"})
+	if strings.EqualFold(status, "ok") {
+		meant = "ok"
+	}
+	if meant == "" || !s.FirstTime("status "+status) {
+		return
+	}
+	s.logger.Warn("script warning", "warning", fmt.Sprintf(
+		"handle_in replied with status %q: did you mean %s? (the client's receive(%q) never matches it)", status, meant, meant))
 }
 
 // HandleOut runs handle_out(event, payload, socket) with a fresh deep copy of o's table (binary

@@ -3,6 +3,7 @@ package luabind_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -540,3 +541,32 @@ type waitHost struct {
 }
 
 func (h *waitHost) Store() luabind.Store { return h.store }
+
+// TestReplyStatusNearMiss: a status within two edits of "ok" or "error", or "ok" in another
+// case, still goes to the client (Phoenix passes any status) but is a warning, once per
+// script version and status; a status far from both, a custom one, is no warning.
+func TestReplyStatusNearMiss(t *testing.T) {
+	opts, _, logs := testOptions(t)
+	s := mustLoad(t, opts, `return { topic = 'a', join = function() return true end,
+		handle_in = function(event) return event, {} end }`)
+	for _, status := range []string{"okk", "okk", "OK", "eror", "ok", "error", "retry_later"} {
+		got, _, err := s.HandleIn(testContext(t), newFakeSocket("a"), luabind.NewAssigns(), status, jsonPayload(`{}`))
+		if err != nil || got != status {
+			t.Fatalf("status %q: got %q, %v", status, got, err)
+		}
+	}
+	var warned []string
+	for _, l := range logs.lines(t) {
+		if l["msg"] == "script warning" {
+			warned = append(warned, fmt.Sprint(l["warning"]))
+		}
+	}
+	want := []string{
+		`handle_in replied with status "okk": did you mean ok? (the client's receive("ok") never matches it)`,
+		`handle_in replied with status "OK": did you mean ok? (the client's receive("ok") never matches it)`,
+		`handle_in replied with status "eror": did you mean error? (the client's receive("error") never matches it)`,
+	}
+	if !slices.Equal(warned, want) {
+		t.Errorf("warnings %q, want %q", warned, want)
+	}
+}
