@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,7 +59,8 @@ type TestHost interface {
 // TestFile is one compiled script test file.
 type TestFile struct {
 	chunk
-	tests []string
+	tests    []string
+	misnamed []string // see Misnamed
 }
 
 // LoadTestFile compiles a script test (name is its path relative to opts.Dir) and runs it
@@ -76,13 +78,40 @@ func LoadTestFile(opts Options, name string, src []byte) (*TestFile, error) {
 	defer v.close()
 	v.table.ForEach(func(k, val lua.LValue) {
 		name, ok := k.(lua.LString)
-		if _, fn := val.(*lua.LFunction); ok && fn && strings.HasPrefix(string(name), testPrefix) {
+		if _, fn := val.(*lua.LFunction); !ok || !fn {
+			return
+		}
+		switch {
+		case strings.HasPrefix(string(name), testPrefix):
 			f.tests = append(f.tests, string(name))
+		case misnamedTest(string(name)):
+			f.misnamed = append(f.misnamed, string(name))
 		}
 	})
 	sort.Strings(f.tests)
+	sort.Strings(f.misnamed)
 	return f, nil
 }
+
+// misnamedTest reports whether a function that is not a test_* one was meant to be: its name
+// starts with "test" in any case (Test_join, testJoin, tests_join), or with "test" misspelled
+// by a swap (tset_join, tets_join).
+func misnamedTest(name string) bool {
+	if strings.HasPrefix(strings.ToLower(name), "test") {
+		return true
+	}
+	head, _, found := strings.Cut(name, "_")
+	if !found || len(head) != 4 {
+		return false
+	}
+	letters := []byte(strings.ToLower(head))
+	slices.Sort(letters)
+	return string(letters) == "estt"
+}
+
+// Misnamed returns the functions of the file's table that look meant as tests but are not
+// named test_*, so never run (see misnamedTest), by name.
+func (f *TestFile) Misnamed() []string { return f.misnamed }
 
 // with returns a TestFile of f's compiled chunk, run with opts.
 func (f *TestFile) with(opts Options) *TestFile {

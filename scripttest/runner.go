@@ -115,9 +115,16 @@ func runFile(ctx context.Context, cfg *Config, name string, res *Result) error {
 		var f *luabind.TestFile
 		f, err = luabind.LoadTestFile(luabind.Options{Dir: cfg.Dir, Timeout: cfg.ScriptTimeout, Logger: cfg.Logger, Secret: cfg.Secret}, name, src)
 		if err == nil {
-			if len(f.Tests()) == 0 {
-				fmt.Fprintf(cfg.Out, "FAIL %s\n%s: no test_* functions in the table it returns\n", name, name)
+			// A test that is never run because of its name must not pass silently.
+			for _, fn := range f.Misnamed() {
+				fmt.Fprintf(cfg.Out, "FAIL %s %s\n%s: %s is not run: tests are the functions named test_*\n", name, fn, name, fn)
 				res.Failed++
+			}
+			if len(f.Tests()) == 0 {
+				if len(f.Misnamed()) == 0 {
+					fmt.Fprintf(cfg.Out, "FAIL %s\n%s: no test_* functions in the table it returns\n", name, name)
+					res.Failed++
+				}
 				return nil
 			}
 			for _, test := range f.Tests() {

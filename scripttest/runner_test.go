@@ -136,22 +136,28 @@ func TestFailures(t *testing.T) {
 }
 
 // TestLoadErrors: a test file that does not compile, returns no tests or misspells the test
-// module's functions is one failure naming the file (and line).
+// module's functions is one failure naming the file (and line); a function that looks meant
+// as a test but is not named test_* is one failure naming it.
 func TestLoadErrors(t *testing.T) {
 	dir := folder(t, map[string]string{
 		"syntax_test.lua": "local t = require('luachan.test')\nreturn { test_x = function() end",
 		"empty_test.lua":  "return {}",
 		"chan_test.lua":   "require('luachan.test').join()\nreturn {}",
 		"typo_test.lua":   "require('luachan.test').assert_pushh()\nreturn {}",
+		"names_test.lua": `return { test_runs = function() end, tset_swapped = function() end,
+			Test_cased = function() end, testJoined = function() end, rest_api = function() end }`,
 	})
 	res, out := run(t, dir)
-	if res.Failed != 4 {
-		t.Errorf("got %+v, want 4 failed", res)
+	if res.Failed != 7 || res.Passed != 1 {
+		t.Errorf("got %+v, want 1 passed, 7 failed", res)
 	}
 	for _, want := range []string{
 		"FAIL syntax_test.lua\nsyntax_test.lua:", "FAIL empty_test.lua\nempty_test.lua: no test_* functions",
 		"FAIL chan_test.lua\nchan_test.lua:1: luachan.test.join can only be called inside a test_* function",
 		"FAIL typo_test.lua\ntypo_test.lua:1: luachan.test.assert_pushh does not exist (did you mean luachan.test.assert_push?)",
+		// a function meant as a test but not named test_* would never run: a failure, not silence
+		"FAIL names_test.lua Test_cased\nnames_test.lua: Test_cased is not run: tests are the functions named test_*\n",
+		"FAIL names_test.lua testJoined\n", "FAIL names_test.lua tset_swapped\n", "ok   names_test.lua test_runs\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
