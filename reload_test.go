@@ -224,8 +224,12 @@ func TestReloadBrokenSave(t *testing.T) {
 			a.expectVersion(t, 1)
 			// logged once: another rescan of the unchanged broken file says nothing more
 			rescanned(t, s, dir, 1)
-			if lines := s.log.lines(logError); len(lines) != 1 {
+			lines := s.log.lines(logError)
+			if len(lines) != 1 {
 				t.Fatalf("%d error lines, want 1 (logged once):\n%s", len(lines), strings.Join(lines, "\n"))
+			}
+			if strings.Contains(lines[0], "line=0") { // an error with no position has no line
+				t.Errorf("error line says line=0: %s", lines[0])
 			}
 			k.expectVersion(t, 1)
 

@@ -351,7 +351,7 @@ func (e *Engine) reportLoadError(name string, prev, err error, keptOld bool) {
 	e.scripts.of(name).loadErrors.Add(1)
 	attrs := []any{"script", name, "err", err.Error()}
 	var se *luabind.ScriptError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) && se.Line > 0 { // the table's shape has no line: line=0 would say nothing
 		attrs = append(attrs, "line", se.Line)
 	}
 	msg := "script not loaded"
