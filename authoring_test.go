@@ -14,7 +14,7 @@ import (
 
 // TestLoadTimeChecks: a near-miss field is a warning naming the file, the key and the
 // field meant, in the log and on /api/scripts; an intercept list without handle_out does
-// not load; socket.lua is listed too.
+// not load; socket.lua is listed too, with its load time and connects.
 func TestLoadTimeChecks(t *testing.T) {
 	dir := writeScripts(t, map[string]string{
 		"typo.lua": `local r = { topic = "typo:*" }
@@ -42,6 +42,15 @@ return r`,
 	}
 	if sock, ok := scripts["socket.lua"]; !ok || !sock.Socket || sock.Hash == "" {
 		t.Errorf("socket.lua = %+v (listed %v), want it listed as the socket script with its hash", sock, ok)
+	}
+	// socket.lua has a load time and counts its connects, as the channels count their calls
+	s.dial(t, "vsn=2.0.0")
+	s.dial(t, "vsn=2.0.0")
+	_, scripts = getScripts(t, s, "k")
+	if sock := scripts["socket.lua"]; sock.Calls != 2 {
+		t.Errorf("socket.lua calls = %d after 2 connects, want 2", sock.Calls)
+	} else if at, err := sock.loaded(); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("socket.lua loaded_at %s (%v), want the server's start", sock.LoadedAt, err)
 	}
 }
 

@@ -23,6 +23,7 @@ type scriptInfo struct {
 	Error    *string         `json:"error"`
 	Warnings []string        `json:"warnings"`
 	Socket   bool            `json:"socket"`
+	Calls    uint64          `json:"calls"`
 }
 
 // loaded returns LoadedAt as a time: an RFC 3339 string, or a number of Unix milliseconds.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/luachan/luachan/hub"
 	"github.com/luachan/luachan/luabind"
@@ -91,6 +92,7 @@ func (e *Engine) reloadConnectLocked(libSum string) {
 		return
 	}
 	delete(e.loadErrs, connectScript)
+	e.connectLoadedAt.Store(time.Now().UnixNano())
 	if old := e.connect.Swap(cs); old != nil {
 		e.count.reloads.Add(1)
 		e.scripts.of(connectScript).reloads.Add(1)

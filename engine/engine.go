@@ -60,10 +60,12 @@ type Engine struct {
 	log  *slog.Logger
 	opts luabind.Options
 
-	routes   atomic.Pointer[router]
-	connect  atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
-	presence *channelPresence
-	history  HistoryStore // the topics whose script keeps a history
+	routes  atomic.Pointer[router]
+	connect atomic.Pointer[luabind.ConnectScript] // socket.lua, if any
+	// connectLoadedAt is when the connect script serving loaded (UnixNano), for Scripts.
+	connectLoadedAt atomic.Int64
+	presence        *channelPresence
+	history         HistoryStore // the topics whose script keeps a history
 
 	// mu guards files, the loaded script files by name; tried, the content
 	// hash of each file's last load attempt (so an unchanged broken file is

@@ -128,7 +128,13 @@ func (e *Engine) Scripts() []ScriptInfo {
 	}
 	cs := e.connect.Load()
 	if cs != nil {
-		out = append(out, ScriptInfo{File: cs.Name(), Hash: cs.Hash(), Warnings: cs.Warnings(), Socket: true})
+		info := ScriptInfo{File: cs.Name(), Hash: cs.Hash(), Warnings: cs.Warnings(), Socket: true}
+		info.Calls, info.Errors = cs.Calls()
+		if at := e.connectLoadedAt.Load(); at != 0 {
+			t := time.Unix(0, at).UTC()
+			info.LoadedAt = &t
+		}
+		out = append(out, info)
 	}
 	for name, err := range e.loadErrs {
 		if cs != nil && name == cs.Name() {

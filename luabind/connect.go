@@ -3,6 +3,7 @@ package luabind
 import (
 	"context"
 	"os"
+	"sync/atomic"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -16,8 +17,14 @@ type ConnectInfo struct{ AuthToken, Origin, RemoteIP string }
 // VM pool, sandbox and CPU budget as a Script. Immutable after loading; safe for concurrent use.
 type ConnectScript struct {
 	chunk
-	warnings []string // near-miss field names (see nearMissWarnings)
+	warnings []string      // near-miss field names (see nearMissWarnings)
+	calls    atomic.Uint64 // connects run (see Calls)
+	failed   atomic.Uint64 // of those, the ones that raised, ran out of time or returned a bad value
 }
+
+// Calls reports how many times this version's connect has run, and how many of those
+// failed, as Script.Calls does for a channel.
+func (c *ConnectScript) Calls() (calls, failed uint64) { return c.calls.Load(), c.failed.Load() }
 
 // Warnings returns what loading socket.lua found suspicious but allowed, e.g. a field
 // `conect` ("did you mean connect?").
@@ -69,6 +76,12 @@ func (c *ConnectScript) bindVM(v *vm) error {
 // "" when nil. A wrong type in any position or more than three values is a *ScriptError, as
 // are Lua errors and timeouts (the engine answers 403 then).
 func (c *ConnectScript) Connect(ctx context.Context, params map[string]string, info ConnectInfo) (ok bool, assigns *Assigns, id string, err error) {
+	c.calls.Add(1)
+	defer func() {
+		if err != nil {
+			c.failed.Add(1)
+		}
+	}()
 	v, err := c.pool.get(ctx)
 	if err != nil {
 		return false, nil, "", err
