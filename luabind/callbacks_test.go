@@ -34,6 +34,11 @@ func TestJoin(t *testing.T) {
 		{"reply a function", "return true, { f = print }", false, "", false, "cannot encode function at reply.f"},
 		{"raises", "error('nope')", false, "", false, "test.lua:1: nope"},
 		{"raises a table", "error({ code = 7 })", false, "", false, `test.lua:1: {"code":7}`},
+		// assert takes a message of any type, as Lua 5.1's does (gopher-lua's wants a string)
+		{"asserts with a table", "assert(nil, { code = 8 })", false, "", false, `test.lua:1: {"code":8}`},
+		{"asserts with a string", "assert(false, 'why')", false, "", false, `test.lua:1: why`},
+		{"asserts with none", "assert(false)", false, "", false, `test.lua:1: assertion failed!`},
+		{"assert passes its arguments on", "local a, b = assert(true, { welcome = 'x' }) return a, b", true, `{"welcome":"x"}`, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

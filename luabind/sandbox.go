@@ -69,12 +69,33 @@ func (v *vm) openSandbox() {
 	v.luachan = v.namespace("luachan", v.openLuachan())
 	base.RawSetString("luachan", v.luachan)
 	base.RawSetString("print", L.NewFunction(v.print))
+	base.RawSetString("assert", L.NewFunction(luaAssert))
 	base.RawSetString("require", L.NewFunction(v.require))
 
 	v.env = newTable(0, 0)
 	v.envMeta = lockedMeta(base)
 	v.env.Metatable = v.envMeta
 	base.RawSetString("_G", v.env)
+}
+
+// luaAssert is Lua's assert(v [, message]), with a message of any type, as Lua 5.1 takes it
+// (gopher-lua's wants a string): assert(t.join(sock, topic)) raises the error reply of a
+// refused join, shown as JSON, rather than "bad argument #2 to assert (string expected, got
+// table)".
+func luaAssert(L *lua.LState) int {
+	L.CheckAny(1)
+	if lua.LVAsBool(L.Get(1)) {
+		return L.GetTop()
+	}
+	msg := L.Get(2)
+	switch msg.(type) {
+	case *lua.LNilType:
+		L.RaiseError("assertion failed!")
+	case lua.LString, lua.LNumber:
+		L.RaiseError("%s", lua.LVAsString(msg))
+	}
+	L.Error(msg, 1)
+	return 0
 }
 
 // lockedMeta is a metatable reading through to index whose owner's metatable cannot be read or
