@@ -152,3 +152,31 @@ func TestConnectGivesUpWhenClientLeaves(t *testing.T) {
 	default:
 	}
 }
+
+// TestScriptsListsEachErrorOnItsOwnFile: with socket.lua broken (its previous version
+// serving) and other files broken beside it, every entry of Scripts has its own error, in any
+// order the broken files are met.
+func TestScriptsListsEachErrorOnItsOwnFile(t *testing.T) {
+	r := startRig(t, map[string]string{
+		"socket.lua": `return { connect = function() return true end }`,
+		"a.lua":      `return { topic = "a:*", join = function() return true end }`,
+	})
+	r.writeScript(t, "socket.lua", "return {")
+	for _, name := range []string{"b.lua", "c.lua", "d.lua", "e.lua"} {
+		r.writeScript(t, name, "return { topic = ")
+	}
+	r.reload(t)
+	for range 20 { // the broken files are kept in a map: each listing meets them in another order
+		for _, si := range r.eng.Scripts() {
+			if si.File == "a.lua" {
+				if si.Error != "" {
+					t.Fatalf("a.lua lists an error: %q", si.Error)
+				}
+				continue
+			}
+			if !strings.HasPrefix(si.Error, si.File+":") {
+				t.Fatalf("%s lists the error %q, want its own", si.File, si.Error)
+			}
+		}
+	}
+}

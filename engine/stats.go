@@ -127,7 +127,9 @@ func (e *Engine) Scripts() []ScriptInfo {
 		out = append(out, info)
 	}
 	cs := e.connect.Load()
+	connectAt := -1 // socket.lua's entry in out
 	if cs != nil {
+		connectAt = len(out)
 		info := ScriptInfo{File: cs.Name(), Hash: cs.Hash(), Warnings: cs.Warnings(), Socket: true}
 		info.Calls, info.Errors = cs.Calls()
 		if at := e.connectLoadedAt.Load(); at != 0 {
@@ -137,8 +139,8 @@ func (e *Engine) Scripts() []ScriptInfo {
 		out = append(out, info)
 	}
 	for name, err := range e.loadErrs {
-		if cs != nil && name == cs.Name() {
-			out[len(out)-1].Error = err.Error() // a broken save; the previous version serves
+		if connectAt >= 0 && name == cs.Name() {
+			out[connectAt].Error = err.Error() // a broken save; the previous version serves
 			continue
 		}
 		out = append(out, ScriptInfo{File: name, Error: err.Error(), Socket: name == connectScript})

@@ -82,19 +82,30 @@ func (s *Script) HandleIn(ctx context.Context, sock Socket, a *Assigns, event st
 }
 
 // warnStatus logs, once per script version, a reply status that is a near miss of "ok" or
-// "error" (`okk`, `OK`, `eror`). It still goes to the client, as Phoenix passes any status,
-// but a Phoenix client's receive("ok") never matches it, and its push's timeout is cancelled
-// by the reply: nothing would ever tell the author.
+// "error" (see statusMeant). It still goes to the client, as Phoenix passes any status, but a
+// Phoenix client's receive("ok") never matches it, and its push's timeout is cancelled by
+// the reply: nothing would ever tell the author.
 func (s *Script) warnStatus(status string) {
-	meant := nearest(strings.ToLower(status), []string{"ok", "error"})
-	if strings.EqualFold(status, "ok") {
-		meant = "ok"
-	}
+	meant := statusMeant(status)
 	if meant == "" || !s.FirstTime("status "+status) {
 		return
 	}
 	s.logger.Warn("script warning", "warning", fmt.Sprintf(
 		"handle_in replied with status %q: did you mean %s? (the client's receive(%q) never matches it)", status, meant, meant))
+}
+
+// statusMeant is "ok" or "error" when status looks like a slip for one: either in another
+// case (OK, Error), "ok" with a character more (okk, ok.), or "error" one edit away (eror,
+// errror, errors). Short statuses of their own (ack, nak, err) are not slips.
+func statusMeant(status string) string {
+	low := strings.ToLower(status)
+	switch {
+	case low == "ok" || len(low) == 3 && strings.HasPrefix(low, "ok"):
+		return "ok"
+	case editDistance(low, "error") <= 1:
+		return "error"
+	}
+	return ""
 }
 
 // HandleOut runs handle_out(event, payload, socket) with a fresh deep copy of o's table (binary

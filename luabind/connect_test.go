@@ -1,6 +1,7 @@
 package luabind_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -218,4 +219,29 @@ func TestConnectTimeoutAndConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestConnectCalls: Calls counts every connect, and as failed those whose script raised, not
+// those whose client left before connect could run.
+func TestConnectCalls(t *testing.T) {
+	opts, _, _ := testOptions(t)
+	c, err := luabind.LoadConnectSource(opts, "socket.lua", []byte(`return { connect = function(params)
+  if params.boom then error("boom") end
+  return true
+end }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testContext(t)
+	c.Connect(ctx, nil, luabind.ConnectInfo{})
+	c.Connect(ctx, map[string]string{"boom": "1"}, luabind.ConnectInfo{})
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, _, err := c.Connect(gone, nil, luabind.ConnectInfo{}); err == nil {
+		t.Fatal("a connect whose client left ran")
+	}
+	if calls, failed := c.Calls(); calls != 3 || failed != 1 {
+		t.Errorf("Calls() = %d, %d; want 3 connects, 1 failed", calls, failed)
+	}
 }

@@ -78,10 +78,10 @@ func (v *vm) openSandbox() {
 	base.RawSetString("_G", v.env)
 }
 
-// luaAssert is Lua's assert(v [, message]), with a message of any type, as Lua 5.1 takes it
-// (gopher-lua's wants a string): assert(t.join(sock, topic)) raises the error reply of a
-// refused join, shown as JSON, rather than "bad argument #2 to assert (string expected, got
-// table)".
+// luaAssert is Lua's assert(v [, message]), with a message of any type, as Lua 5.2 and later
+// take it (5.1's, and gopher-lua's, want a string): assert(t.join(sock, topic)) raises the
+// error reply of a refused join, shown as JSON, rather than "bad argument #2 to assert
+// (string expected, got table)".
 func luaAssert(L *lua.LState) int {
 	L.CheckAny(1)
 	if lua.LVAsBool(L.Get(1)) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -94,19 +93,18 @@ func LoadTestFile(opts Options, name string, src []byte) (*TestFile, error) {
 }
 
 // misnamedTest reports whether a function that is not a test_* one was meant to be: its name
-// starts with "test" in any case (Test_join, testJoin, tests_join), or with "test" misspelled
-// by a swap (tset_join, tets_join).
+// starts with "test_" in another case (Test_join, TEST_join) or with "test" misspelled by a
+// swap of two letters (tset_join, tets_join). Helpers such as testUser or tests are not.
 func misnamedTest(name string) bool {
-	if strings.HasPrefix(strings.ToLower(name), "test") {
-		return true
-	}
 	head, _, found := strings.Cut(name, "_")
-	if !found || len(head) != 4 {
+	if !found {
 		return false
 	}
-	letters := []byte(strings.ToLower(head))
-	slices.Sort(letters)
-	return string(letters) == "estt"
+	switch strings.ToLower(head) {
+	case "test", "tset", "etst", "tets":
+		return true
+	}
+	return false
 }
 
 // Misnamed returns the functions of the file's table that look meant as tests but are not

@@ -145,7 +145,8 @@ func TestLoadErrors(t *testing.T) {
 		"chan_test.lua":   "require('luachan.test').join()\nreturn {}",
 		"typo_test.lua":   "require('luachan.test').assert_pushh()\nreturn {}",
 		"names_test.lua": `return { test_runs = function() end, tset_swapped = function() end,
-			Test_cased = function() end, testJoined = function() end, rest_api = function() end }`,
+			Test_cased = function() end, TEST_loud = function() end, rest_api = function() end,
+			testUser = function() end, tests = function() end, sett_up = function() end }`,
 	})
 	res, out := run(t, dir)
 	if res.Failed != 7 || res.Passed != 1 {
@@ -157,7 +158,7 @@ func TestLoadErrors(t *testing.T) {
 		"FAIL typo_test.lua\ntypo_test.lua:1: luachan.test.assert_pushh does not exist (did you mean luachan.test.assert_push?)",
 		// a function meant as a test but not named test_* would never run: a failure, not silence
 		"FAIL names_test.lua Test_cased\nnames_test.lua: Test_cased is not run: tests are the functions named test_*\n",
-		"FAIL names_test.lua testJoined\n", "FAIL names_test.lua tset_swapped\n", "ok   names_test.lua test_runs\n",
+		"FAIL names_test.lua TEST_loud\n", "FAIL names_test.lua tset_swapped\n", "ok   names_test.lua test_runs\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -17,6 +17,10 @@ import (
 // holding 10,000 connections, where GOGC alone decides.
 const DefaultGCMinHeap = 64 << 20
 
+// maxGCFloor bounds -gc-min-heap (1 PiB): past it, a floor is no different from no
+// collections at all, and the arithmetic below stays far from overflowing.
+const maxGCFloor = 1 << 50
+
 // runtimeHeapMinimum is the runtime's own least heap goal at GOGC=100, which it scales with
 // GOGC: at GOGC=1600, no collection comes before 64 MiB whatever is live.
 const runtimeHeapMinimum = 4 << 20
@@ -42,6 +46,7 @@ func tuneGC(floor int64) {
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
 		floor = min(floor, limit/4)
 	}
+	floor = min(floor, maxGCFloor)
 	gcFloor.once.Do(func() {
 		gogc := []rtmetrics.Sample{{Name: "/gc/gogc:percent"}}
 		rtmetrics.Read(gogc)
@@ -89,6 +94,6 @@ func gcPercent(live, roots, floor uint64, least int) int {
 	if live == 0 || floor <= live {
 		return least
 	}
-	p := min((floor-live)*100/(live+roots), floor*100/runtimeHeapMinimum)
-	return max(int(p), least)
+	p := min((floor-live)*100/(live+roots), floor*100/runtimeHeapMinimum, math.MaxInt32)
+	return max(int(p), least) // GOGC is an int32 in the runtime: more would wrap to "off"
 }

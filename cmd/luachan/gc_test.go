@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 func TestGCPercent(t *testing.T) {
 	const MiB = 1 << 20
@@ -16,6 +19,8 @@ func TestGCPercent(t *testing.T) {
 		{"the process's own GOGC when larger", 10 * MiB, 1 * MiB, 64 * MiB, 600, 600},
 		{"no floor", 1 * MiB, 0, 0, 100, 100},
 		{"no live heap read yet", 0, 0, 64 * MiB, 100, 100},
+		// GOGC is an int32: a floor of a PiB must not wrap it to -1, which turns collection off
+		{"the largest floor", 1, 0, maxGCFloor, 100, math.MaxInt32},
 	} {
 		if got := gcPercent(c.live, c.roots, c.floor, c.least); got != c.want {
 			t.Errorf("%s: gcPercent(%d, %d, %d, %d) = %d, want %d", c.name, c.live, c.roots, c.floor, c.least, got, c.want)
