@@ -250,16 +250,23 @@ func (c *channel) stopEventsLocked() (unsubscribe bool) {
 }
 
 // closeEvents closes the mailbox to all but a leave (dropping what waits in
-// it too, when drop) and stops the timers and broadcasts.
+// it too, when drop) and stops the timers and broadcasts. The client's events
+// it drops are answered as Phoenix answers an event for a topic the socket has
+// not joined (the channel is gone from the session by now): a client that
+// pushed while its join ran, and the join failed, learns it at once.
 func (c *channel) closeEvents(drop bool) {
 	c.mu.Lock()
+	var dropped []*hub.Message
 	if drop {
-		c.mb.closeAndDrop()
+		dropped = c.mb.closeAndDrop()
 	} else {
 		c.mb.close()
 	}
 	unsubscribe := c.stopEventsLocked()
 	c.mu.Unlock()
+	for _, m := range dropped {
+		c.sess.unmatched(m)
+	}
 	if unsubscribe {
 		c.unsubscribe()
 	}

@@ -311,7 +311,9 @@ func (c *channel) crashAfterPanic(ev event) {
 			c.e.log.Error("channel panicked while crashing", "topic", c.topic, "conn", c.conn.Key(),
 				"panic", p, "stack", string(debug.Stack()))
 			c.ended, c.joined = true, false
-			c.mb.closeAndDrop()
+			for _, m := range c.mb.closeAndDrop() {
+				c.sess.unmatched(m)
+			}
 		}
 	}()
 	if ev.kind == evJoin && !c.joined {

@@ -141,3 +141,38 @@ func TestOverflowClosesOnce(t *testing.T) {
 		t.Errorf("overflow logged %d times, want once:\n%s", n, r.log)
 	}
 }
+
+// TestEventsQueuedBehindAFailedJoin: events a client sent while its join ran are answered
+// error {"reason":"unmatched topic"} when the join is refused or crashes, as Phoenix answers an
+// event for a topic the socket has not joined, rather than dropped without a word.
+func TestEventsQueuedBehindAFailedJoin(t *testing.T) {
+	for _, c := range []struct{ name, join, reply string }{
+		{"refused", "return false", `{"status":"error","response":{"reason":"unauthorized"}}`},
+		{"crashed", "error('boom')", `{"status":"error","response":{"reason":"join crashed"}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			started, release := make(chan struct{}), make(chan struct{})
+			t.Cleanup(func() { dispatchHook = nil }) // after the rig's cleanups, which run first
+			r := startRig(t, map[string]string{"f.lua": `return { topic = "f:*", join = function() ` + c.join + ` end }`})
+			var joining *channel // set before started is closed
+			dispatchHook = func(ch *channel, kind evKind) {
+				if kind == evJoin {
+					joining = ch
+					close(started)
+					<-release
+				}
+			}
+			cl := r.dial(t)
+			cl.send(`["1","1","f:1","phx_join",{}]`)
+			<-started
+			cl.send(`["1","2","f:1","hi",{}]`)
+			cl.send(`["1","3","f:1","hi",{}]`)
+			waitFor(t, "the events to queue behind the join", func() bool { return joining.mb.queued() == 2 })
+			close(release)
+			cl.expect(`["1","1","f:1","phx_reply",` + c.reply + `]`)
+			cl.expect(`[null,"2","f:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+			cl.expect(`[null,"3","f:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+			cl.heartbeat("4")
+		})
+	}
+}

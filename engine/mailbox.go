@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/luachan/luachan/hub"
 )
 
 // mailbox is a channel's queue of events and the right to run them. At any
@@ -141,15 +143,18 @@ func (m *mailbox) close() {
 }
 
 // closeAndDrop closes the mailbox and drops what waits in it but leaves,
-// which are still answered.
-func (m *mailbox) closeAndDrop() {
+// which are still answered. It returns the client's events it dropped, for
+// the caller to answer.
+func (m *mailbox) closeAndDrop() (ins []*hub.Message) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.closed = true
-	m.dropQueuedLocked()
-	m.mu.Unlock()
+	return m.dropQueuedLocked()
 }
 
-func (m *mailbox) dropQueuedLocked() {
+// dropQueuedLocked drops what waits but leaves, and returns the client's
+// events (evIn) among it.
+func (m *mailbox) dropQueuedLocked() (ins []*hub.Message) {
 	kept, dropped := m.queue[:0], int32(0)
 	for _, ev := range m.queue {
 		switch {
@@ -157,11 +162,14 @@ func (m *mailbox) dropQueuedLocked() {
 			kept = append(kept, ev)
 		case ev.isBroadcast():
 			dropped++
+		case ev.kind == evIn:
+			ins = append(ins, ev.msg)
 		}
 	}
 	clear(m.queue[len(kept):])
 	m.queue = kept
 	m.unsentBroadcasts.Add(-dropped)
+	return ins
 }
 
 // isClosed reports whether the mailbox takes only leaves.
