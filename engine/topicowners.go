@@ -27,9 +27,10 @@ type TopicOwners interface {
 	Want(topic string, o TopicOwner)
 	// Unwant says that o, topic's state here, ended: it lets the lease go (another node
 	// with subscribers takes it over, or a new state here that Want has named since).
-	// last is true when this node held the lease and no other node wants the topic:
-	// the saved state is deleted and the caller runs terminate.
-	Unwant(ctx context.Context, topic string, o TopicOwner) (last bool, err error)
+	// last is true when no other node wants the topic: the saved state is deleted and
+	// the caller runs terminate, on its own state when it held the lease, else on saved
+	// (the owner let the lease go to this node while this node was ending too).
+	Unwant(ctx context.Context, topic string, o TopicOwner) (last bool, saved []byte, err error)
 	// Save stores state as topic's state and, with callID, reply as that call's reply,
 	// while lease is still this node's (ok); an error leaves unknown whether it did.
 	Save(ctx context.Context, topic, lease string, state []byte, callID string, reply []byte) (ok bool, err error)
@@ -380,7 +381,7 @@ func (t *topicState) terminateShared(script *luabind.Script) {
 		return
 	}
 	e := t.ts.e
-	last, err := e.cfg.TopicOwners.Unwant(e.ctx, t.topic, t)
+	last, saved, err := e.cfg.TopicOwners.Unwant(e.ctx, t.topic, t)
 	if err != nil {
 		e.log.Warn("topic state lease not released: another node takes the topic once it lapses", "topic", t.topic, "err", err.Error())
 	}
@@ -393,7 +394,10 @@ func (t *topicState) terminateShared(script *luabind.Script) {
 	// grace ended, a forwarded call) runs nothing. A tick's broadcasts would go out, and
 	// its save fail, while the next owner ticks on from the state saved before.
 	t.forgetLease()
-	if !last || lease == "" || state == nil {
+	if lease == "" {
+		state = saved // not the owner here: the store's state, if this node ended the topic
+	}
+	if !last || state == nil {
 		return
 	}
 	if err := script.Terminate(e.ctx, t.topic, state); err != nil {

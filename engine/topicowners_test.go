@@ -25,16 +25,28 @@ type memOwners struct {
 	lostAck  bool          // Save stores, then fails as if its answer were lost
 	hold     chan struct{} // when not nil, Save says so on held, then waits for it to close
 	held     chan struct{}
+	// elsewhere: another node owns the topic (Want gives no lease here); Unwant then
+	// says this node was the last to want it, with the saved state.
+	elsewhere bool
 }
 
 func (m *memOwners) Want(topic string, o TopicOwner) {
 	m.mu.Lock()
-	lease, saved := m.lease, m.saved
+	lease, saved, elsewhere := m.lease, m.saved, m.elsewhere
 	m.mu.Unlock()
-	o.Owned(lease, saved)
+	if !elsewhere {
+		o.Owned(lease, saved)
+	}
 }
 
-func (m *memOwners) Unwant(context.Context, string, TopicOwner) (bool, error) { return true, nil }
+func (m *memOwners) Unwant(context.Context, string, TopicOwner) (bool, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.elsewhere {
+		return true, m.saved, nil
+	}
+	return true, nil, nil
+}
 
 func (m *memOwners) Save(_ context.Context, _, lease string, state []byte, callID string, reply []byte) (bool, error) {
 	m.mu.Lock()
@@ -328,4 +340,34 @@ func TestTopicOwnersCallTimeout(t *testing.T) {
 	running.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
 	running.send(`["1","3","ts:a","get",{}]`)
 	running.expect(`["1","3","ts:a","phx_reply",{"status":"ok","response":{"n":1}}]`)
+}
+
+// TestTopicOwnersTerminateWithoutTheLease: a node that never owned the topic, and is the
+// last to want it (its owner let the lease go to it while it was ending too), runs
+// terminate on the state the store held.
+func TestTopicOwnersTerminateWithoutTheLease(t *testing.T) {
+	m := &memOwners{elsewhere: true, saved: []byte(`{"n":7}`), replies: map[string][]byte{}}
+	ending := strings.Replace(counterLua, "return ts\n", `function ts.terminate(state, topic)
+  luachan.log("info", "terminated", { n = state.n, topic = topic })
+end
+return ts
+`, 1)
+	r := startRigWith(t, map[string]string{"ts.lua": ending}, Config{TopicOwners: m})
+	c := r.dial(t)
+	c.join("ts:a", "1")
+	c.send(`["1","2","ts:a","phx_leave",{}]`)
+	c.expect(`["1","2","ts:a","phx_reply",{"status":"ok","response":{}}]`)
+	ts := r.eng.states.get("ts:a")
+	ts.mu.Lock()
+	if ts.grace == nil {
+		ts.mu.Unlock()
+		t.Fatal("no grace after the last leave")
+	}
+	ts.grace.Stop() // as if it had fired
+	ts.grace = nil
+	ts.mu.Unlock()
+	_ = ts.post(stateJob{kind: jobTerminate})
+	waitFor(t, "terminate on the saved state", func() bool {
+		return strings.Contains(r.log.String(), "msg=terminated") && strings.Contains(r.log.String(), "n=7")
+	})
 }

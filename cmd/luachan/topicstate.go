@@ -15,7 +15,7 @@ var _ engine.TopicOwners = redisOwners{}
 
 func (o redisOwners) Want(topic string, t engine.TopicOwner) { o.TopicStates.Want(topic, t) }
 
-func (o redisOwners) Unwant(ctx context.Context, topic string, t engine.TopicOwner) (bool, error) {
+func (o redisOwners) Unwant(ctx context.Context, topic string, t engine.TopicOwner) (bool, []byte, error) {
 	return o.TopicStates.Unwant(ctx, topic, t)
 }
 

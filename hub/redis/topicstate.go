@@ -233,7 +233,7 @@ func (s *TopicStates) Close(ctx context.Context) error {
 			}
 			freed = append(freed, e.topic)
 			rctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
-			n, rerr := releaseLease.Run(rctx, s.client, s.keys(e.topic), lease, s.node, "shutdown").Int()
+			n, _, rerr := s.release(rctx, e.topic, lease, "shutdown")
 			cancel()
 			if rerr != nil {
 				err = fmt.Errorf("redis: topic-state leases not released (the other nodes take them once they lapse): %w", rerr)
@@ -274,10 +274,11 @@ func (s *TopicStates) wake() {
 }
 
 // Unwant says that o, topic's state here, ended. It lets the lease go; last is true
-// when no other node wants the topic, and the saved state is then deleted. When Want
-// has named a new state for topic since, the lease is let go for it to take afresh,
-// with the saved state.
-func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (last bool, err error) {
+// when no other node wants the topic, and the saved state is then deleted. saved is that
+// state when this node did not hold the lease (its owner let it go to this node while this
+// node was ending too): the caller runs terminate on it. When Want has named a new state
+// for topic since, the lease is let go for it to take afresh, with the saved state.
+func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (last bool, saved []byte, err error) {
 	s.mu.Lock()
 	e := s.topics[topic]
 	rewanted := e != nil && e.owner != o
@@ -286,7 +287,7 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 	}
 	s.mu.Unlock()
 	if e == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	s.handOver(ctx)
 	e.op.Lock()
@@ -301,9 +302,9 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 	e.lease, e.tried = "", false
 	ctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 	defer cancel()
-	n, err := releaseLease.Run(ctx, s.client, s.keys(topic), lease, s.node, mode).Int()
+	n, saved, err := s.release(ctx, topic, lease, mode)
 	if err != nil {
-		return false, fmt.Errorf("redis: releasing the topic-state lease of %s: %w", topic, err)
+		return false, nil, fmt.Errorf("redis: releasing the topic-state lease of %s: %w", topic, err)
 	}
 	switch {
 	case n == 2:
@@ -311,10 +312,32 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 	case n == 1 && rewanted:
 		s.wake()
 	case n == 1:
-		s.log.Info("topic-state lease released: a node with subscribers takes the topic over", "topic", topic)
+		s.log.Info("topic-state lease released: a node that wants the topic (with subscribers, or within its grace) takes it over", "topic", topic)
 		s.announceFree(ctx, topic)
 	}
-	return n == 2, nil
+	return n == 2, saved, nil
+}
+
+// release runs releaseLease for topic: its code, and the saved state it deleted when this
+// node ended a topic whose lease it did not hold.
+func (s *TopicStates) release(ctx context.Context, topic, lease, mode string) (n int, saved []byte, err error) {
+	res, err := releaseLease.Run(ctx, s.client, s.keys(topic), lease, s.node, mode).Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(res) == 0 {
+		return 0, nil, fmt.Errorf("releasing the lease: an empty reply")
+	}
+	code, ok := res[0].(int64)
+	if !ok {
+		return 0, nil, fmt.Errorf("releasing the lease: a reply of %T", res[0])
+	}
+	if len(res) > 1 {
+		if st, ok := res[1].(string); ok {
+			saved = []byte(st)
+		}
+	}
+	return int(code), saved, nil
 }
 
 // handOver waits, up to handOverFlush, for the broadcasts this node has queued for Redis

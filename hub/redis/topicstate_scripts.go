@@ -52,18 +52,30 @@ return {1, redis.call('GET', KEYS[2])}
 `)
 
 // releaseLease lets a topic's lease go. With mode "unwant" or "shutdown" the node
-// (ARGV[2]) leaves the interest set first; with "handover" it stays. Returns 0 when the
-// node did not hold the lease (ARGV[1]), 1 when it let it go, and 2 when, with
-// "unwant", no other node wants the topic either: the saved state is deleted too.
+// (ARGV[2]) leaves the interest set first; with "handover" it stays. Returns {0} when the
+// node did not hold the lease (ARGV[1]), {1} when it let it go, and {2} when, with
+// "unwant", no other node wants the topic either: the saved state is deleted too. A node
+// that did not hold the lease and, with "unwant", finds no node holding it and none
+// wanting the topic ends it too, returning {2, the saved state} for it to run terminate
+// on: the owner may have let the lease go to it while it was still in its own grace, and
+// no one else would.
 // KEYS: lease, state, interest set. ARGV: lease ("" for none), node, mode.
 var releaseLease = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] ~= 'handover' then redis.call('ZREM', KEYS[3], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-if ARGV[1] == '' or redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '' or cur ~= ARGV[1] then
+  if ARGV[3] == 'unwant' and not cur and redis.call('ZCARD', KEYS[3]) == 0 then
+    local st = redis.call('GET', KEYS[2])
+    redis.call('DEL', KEYS[2])
+    return {2, st}
+  end
+  return {0}
+end
 redis.call('DEL', KEYS[1])
-if ARGV[3] ~= 'unwant' or redis.call('ZCARD', KEYS[3]) > 0 then return 1 end
+if ARGV[3] ~= 'unwant' or redis.call('ZCARD', KEYS[3]) > 0 then return {1} end
 redis.call('DEL', KEYS[2])
-return 2
+return {2}
 `)

@@ -164,7 +164,7 @@ func TestTopicStatesUnwant(t *testing.T) {
 	hubtest.WaitFor(t, "b's lease step (its interest in the topic)", func() bool {
 		return rc.ZCard(ctx, "luachan:ts:{"+topic+"}:nodes").Val() == 2
 	})
-	if last, err := a.Unwant(ctx, topic, fa); last || err != nil {
+	if last, _, err := a.Unwant(ctx, topic, fa); last || err != nil {
 		t.Fatalf("Unwant with b interested: last %v, err %v; want a hand-over", last, err)
 	}
 	hubtest.WaitFor(t, "b to take the lease", func() bool { l, _ := fb.held(); return l != "" })
@@ -172,14 +172,58 @@ func TestTopicStatesUnwant(t *testing.T) {
 		t.Fatalf("b starts from %s, want {\"n\":1}", st)
 	}
 	// The last node's Unwant ends the topic: the saved state goes.
-	if last, err := b.Unwant(ctx, topic, fb); !last || err != nil {
-		t.Fatalf("the last Unwant: last %v, err %v; want last", last, err)
+	if last, saved, err := b.Unwant(ctx, topic, fb); !last || saved != nil || err != nil {
+		t.Fatalf("the last Unwant: last %v, saved %s, err %v; want last, and no saved state for the owner", last, saved, err)
 	}
 	fa2 := &fakeOwner{ts: a, topic: topic, name: "a"}
 	a.Want(topic, fa2)
 	hubtest.WaitFor(t, "the lease again", func() bool { l, _ := fa2.held(); return l != "" })
 	if _, st := fa2.held(); st != nil {
 		t.Fatalf("after the topic ended, the state is %s; want none", st)
+	}
+}
+
+// TestTopicStatesUnwantInGrace: the owner lets the lease go while another node still wants
+// the topic, but only within its own grace, and that node ends before its lease loop takes
+// it. That node is then the last to want the topic: its Unwant ends it, deleting the saved
+// state and giving it back for terminate, instead of leaving it to come back at the next
+// join.
+func TestTopicStatesUnwantInGrace(t *testing.T) {
+	rs := startRedis(t)
+	const topic = "g:grace"
+	ctx := context.Background()
+	a := startTopicStates(t, rs.url())
+	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
+	a.Want(topic, fa)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := fa.held(); return l != "" })
+	lease, _ := fa.held()
+	if ok, err := a.Save(ctx, topic, lease, []byte(`{"best":10}`), "", nil); !ok || err != nil {
+		t.Fatalf("Save: %v %v", ok, err)
+	}
+	// b wants the topic, and its lease loop never runs (not started): it cannot take the
+	// lease a lets go. Its interest is what its loop would have recorded.
+	ps, err := redis.Dial(ctx, redis.Config{URL: rs.url(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close(ctx) })
+	b := ps.TopicStates(0)
+	fb := &fakeOwner{ts: b, topic: topic, name: "b"}
+	b.Want(topic, fb)
+	rc := rs.client(t)
+	nodes := "luachan:ts:{" + topic + "}:nodes"
+	if err := rc.ZAdd(ctx, nodes, goredis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: b.Node()}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if last, _, err := a.Unwant(ctx, topic, fa); last || err != nil {
+		t.Fatalf("the owner's Unwant with b interested: last %v, err %v; want the lease let go to b", last, err)
+	}
+	last, saved, err := b.Unwant(ctx, topic, fb)
+	if !last || string(saved) != `{"best":10}` || err != nil {
+		t.Fatalf("b's Unwant, the last node: last %v, saved %s, err %v; want last with the saved state", last, saved, err)
+	}
+	if n := rc.Exists(ctx, "luachan:ts:{"+topic+"}:state").Val(); n != 0 {
+		t.Fatal("the saved state outlived the topic's end")
 	}
 }
 
@@ -431,7 +475,7 @@ func TestTopicStatesUnwantAfterQueuedBroadcasts(t *testing.T) {
 	for i := range n {
 		a.Hub.Broadcast(bcast(topic, "tick", i))
 	}
-	if _, err := ts.Unwant(context.Background(), topic, f); err != nil {
+	if _, _, err := ts.Unwant(context.Background(), topic, f); err != nil {
 		t.Fatal(err)
 	}
 	if st := a.ps.Stats(); st.Published != n {
@@ -474,7 +518,7 @@ func TestTopicStatesTakeOverAfterLastBroadcasts(t *testing.T) {
 	pings := gate.pings.Load()
 	a.Hub.Broadcast(bcast(topic, "tick", 1))
 	hubtest.WaitFor(t, "Redis to send b the broadcast (held)", func() bool { return gate.held() > 0 })
-	if _, err := tsA.Unwant(ctx, topic, fa); err != nil {
+	if _, _, err := tsA.Unwant(ctx, topic, fa); err != nil {
 		t.Fatal(err)
 	}
 	hubtest.WaitFor(t, "b to take the lease and catch up, or start its owner", func() bool {
