@@ -497,3 +497,59 @@ func testHistoryTwoNodesMemory(t *testing.T, rs testBroker) {
 		}
 	}
 }
+
+// TestHistoryRejoinAfterTheNodeLeft: a node whose last subscriber on a topic left no longer
+// hears the other nodes' broadcasts on it (NATS brings a subject's messages only while
+// subscribed). A client that rejoins that node with a position read before must not be told
+// it recovered everything: with Redis the shared history replays what it missed; with NATS
+// (each node's history in memory) the node forgot the topic, and the join says recovered
+// false.
+func TestHistoryRejoinAfterTheNodeLeft(t *testing.T) {
+	t.Parallel()
+	forEachBroker(t, testHistoryRejoinAfterTheNodeLeft)
+}
+
+func testHistoryRejoinAfterTheNodeLeft(t *testing.T, rs testBroker) {
+	nodes := startNodes(t, 2, writeScripts(t, map[string]string{"feed.lua": historyLua}), rs.url(), "-api-key", historyKey)
+	post := func(n int) {
+		t.Helper()
+		if got := nodes[1].post(t, "/api/broadcast", historyKey, fmt.Sprintf(`{"topic":"feed:l","event":"msg","payload":{"n":%d}}`, n)); got != http.StatusAccepted {
+			t.Fatalf("POST /api/broadcast: %d", got)
+		}
+	}
+	c := nodes[0].dial(t, "vsn=2.0.0")
+	joinFeed(t, c, "feed:l", "1", `{}`)
+	post(1)
+	seen, _, _ := readPush(t, c)
+	c.send(`["1","2","feed:l","phx_leave",{}]`)
+	c.expect(`["1","2","feed:l","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1","1","feed:l","phx_close",{}]`)
+	err := poll(5*time.Second, func() error {
+		if n := scrapeMetrics(t, nodes[0])["luachan_topics"]; n != 0 {
+			return fmt.Errorf("node 0 still has %v topics", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post(2)
+	post(3)
+
+	d := nodes[0].dial(t, "vsn=2.0.0")
+	resp := joinFeed(t, d, "feed:l", "1", fmt.Sprintf(`{"since":%q}`, seen))
+	if _, nats := rs.(*natsBroker); nats {
+		if resp["recovered"] != false {
+			t.Fatalf("rejoin with NATS after the node stopped hearing the topic: %v, want recovered false", resp)
+		}
+		return
+	}
+	if resp["recovered"] != true {
+		t.Fatalf("rejoin with Redis: %v, want recovered", resp)
+	}
+	for n := 2; n <= 3; n++ {
+		if ref, _, p := readPush(t, d); ref != positionAt(t, seen, n) || p["n"] != float64(n) {
+			t.Fatalf("replayed %v %v, want n %d at %s", ref, p, n, positionAt(t, seen, n))
+		}
+	}
+}

@@ -273,7 +273,13 @@ func (c *channel) closeEvents(drop bool) {
 }
 
 // unsubscribe ends the channel's subscription; see stopEventsLocked.
-func (c *channel) unsubscribe() { c.e.cfg.Hub.Unsubscribe(c.topic, c) }
+func (c *channel) unsubscribe() {
+	if c.e.cfg.Hub.Unsubscribe(c.topic, c) {
+		if h, ok := c.e.history.(*memoryHistory); ok {
+			h.unheard(c.topic)
+		}
+	}
+}
 
 // isStopping reports whether the channel is ending.
 func (c *channel) isStopping() bool { return c.mb.isClosed() }

@@ -32,7 +32,8 @@ type Broadcaster interface {
 	// SubscribeAfter subscribes s and runs first in the same critical
 	// section, so the join reply first queues precedes every broadcast.
 	SubscribeAfter(topic string, s hub.Subscriber, first func())
-	Unsubscribe(topic string, s hub.Subscriber)
+	// Unsubscribe reports whether s was topic's last subscriber on this node.
+	Unsubscribe(topic string, s hub.Subscriber) (last bool)
 	Broadcast(b *hub.Broadcast) error
 }
 
@@ -49,8 +50,13 @@ type Config struct {
 	Store         luabind.Store    // (nil: luachan.store raises "no store") shared state behind luachan.store
 	Presence      presence.Replica // (nil: presence is this node's only) the other nodes' presence entries
 	History       HistoryStore     // (nil: in memory, this node's) the histories of topics whose script keeps one
-	Clock         Clock            // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
-	TopicOwners   TopicOwners      // (nil: each node keeps its topics' states) one owner per topic state across the nodes (topicowners.go)
+	// Peers says that other nodes broadcast on the topics too, through a PubSub that brings
+	// a topic's broadcasts only while this node has subscribers on it (NATS). An in-memory
+	// history then forgets a topic when its last subscriber here leaves: a join with a
+	// position read before is told recovered false, not given a history with a gap.
+	Peers       bool
+	Clock       Clock       // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
+	TopicOwners TopicOwners // (nil: each node keeps its topics' states) one owner per topic state across the nodes (topicowners.go)
 }
 
 // Engine routes topics to scripts and runs channels. It implements
@@ -138,7 +144,7 @@ func New(cfg Config) (*Engine, error) {
 	e.presence = newPresence(e)
 	e.history = cfg.History
 	if e.history == nil {
-		e.history = &memoryHistory{m: history.NewMemory[*hub.Broadcast](cfg.Clock.Now), hub: cfg.Hub}
+		e.history = &memoryHistory{m: history.NewMemory[*hub.Broadcast](cfg.Clock.Now), hub: cfg.Hub, peers: cfg.Peers}
 	}
 	e.opts = luabind.Options{
 		Dir:     cfg.Dir,

@@ -34,8 +34,18 @@ type HistoryStore interface {
 // delivers through the hub (and from there to the other nodes, which position what
 // they get themselves).
 type memoryHistory struct {
-	m   *history.Memory[*hub.Broadcast]
-	hub Broadcaster
+	m     *history.Memory[*hub.Broadcast]
+	hub   Broadcaster
+	peers bool // Config.Peers
+}
+
+// unheard follows the last local subscriber of topic leaving: with peers, the topic's
+// broadcasts from other nodes stop coming, so what the history holds can no longer be
+// told complete, and it is forgotten.
+func (h *memoryHistory) unheard(topic string) {
+	if h.peers {
+		h.m.Forget(topic)
+	}
 }
 
 var _ HistoryStore = (*memoryHistory)(nil)

@@ -215,6 +215,20 @@ func (m *Memory[T]) maybeSweep(now time.Time) {
 	}
 }
 
+// Forget drops topic's history: its next broadcast starts a new epoch, so a position
+// read before is not recovered from it. For a node that stopped hearing the topic's
+// broadcasts from other nodes, whose history would otherwise miss them unnoticed.
+func (m *Memory[T]) Forget(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.topics[topic]; s != nil {
+		s.mu.Lock()
+		s.dead = true
+		s.mu.Unlock()
+		delete(m.topics, topic)
+	}
+}
+
 // Topics reports how many topics have a history.
 func (m *Memory[T]) Topics() int {
 	m.mu.RLock()

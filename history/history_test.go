@@ -124,3 +124,20 @@ func TestSizeChange(t *testing.T) {
 		t.Fatalf("entries after shrinking = %v", entries)
 	}
 }
+
+// TestForget: a forgotten topic starts a new epoch, so a position read before is not
+// recovered; other topics keep theirs.
+func TestForget(t *testing.T) {
+	lim := history.Limits{Size: 10, TTL: time.Minute}
+	m := history.NewMemory[string](nil)
+	appendN(m, "t", lim, 2)
+	appendN(m, "u", lim, 2)
+	before, other := m.Current("t", lim), m.Current("u", lim)
+	m.Forget("t")
+	if _, cur, ok := m.Read("t", lim, before.String(), 0); ok || cur.Epoch == before.Epoch {
+		t.Fatalf("after Forget: recovered %v, epoch %s (before %s); want not recovered, a new epoch", ok, cur.Epoch, before.Epoch)
+	}
+	if _, _, ok := m.Read("u", lim, other.String(), 0); !ok {
+		t.Fatal("Forget of one topic lost another's history")
+	}
+}

@@ -125,19 +125,20 @@ func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) {
 	h.reg.subs.Add(1)
 }
 
-// Unsubscribe removes s from topic's subscribers, if it is one. The topic's last local
-// subscriber leaving unsubscribes this node from it on the PubSub.
-func (h *Hub) Unsubscribe(topic string, s Subscriber) {
+// Unsubscribe removes s from topic's subscribers, if it is one, and reports whether it
+// was the last one here. The topic's last local subscriber leaving unsubscribes this node
+// from it on the PubSub: the topic's broadcasts from other nodes stop coming.
+func (h *Hub) Unsubscribe(topic string, s Subscriber) (wasLast bool) {
 	sh := h.reg.shard(topic)
 	sh.subMu.Lock()
 	defer sh.subMu.Unlock()
 	set := sh.topics[topic]
 	if set == nil {
-		return
+		return false
 	}
 	i, ok := set.index[s]
 	if !ok {
-		return
+		return false
 	}
 
 	sh.mu.Lock()
@@ -161,4 +162,5 @@ func (h *Hub) Unsubscribe(topic string, s Subscriber) {
 			h.log.Warn("pubsub unsubscribe failed", "topic", topic, "reason", err)
 		}
 	}
+	return empty
 }

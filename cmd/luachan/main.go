@@ -163,6 +163,7 @@ func (n *node) start(ctx context.Context, cfg Config) error {
 		Store:         kv,
 		Presence:      replica,
 		History:       n.startHistory(ctx),
+		Peers:         pubsub != nil, // NATS: histories in memory, the others' broadcasts heard while subscribed
 		TopicOwners:   n.startTopicStates(ctx),
 		Secret:        []byte(cfg.Secret),
 	}); err != nil {
