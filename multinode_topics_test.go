@@ -59,3 +59,29 @@ func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestPerNodeStateIsAWarning: with a broker that shares broadcasts but not topics' states
+// (NATS), a script with topic state loads with a warning saying each node keeps its own,
+// so an auction written for one state per topic is not wrong without a word; with Redis,
+// which shares them, and for a script without topic state, there is none.
+func TestPerNodeStateIsAWarning(t *testing.T) {
+	t.Parallel()
+	forEachBroker(t, func(t *testing.T, b testBroker) {
+		dir := writeScripts(t, map[string]string{
+			"state.lua": `return { topic = "s:*", join = function() return true end,
+  handle_call = function(msg, state) return msg, state end }`,
+			"plain.lua": `return { topic = "p:*", join = function() return true end }`,
+		})
+		s := startServer(t, dir, "-pubsub", b.url())
+		want := 0
+		if _, nats := b.(*natsBroker); nats {
+			want = 1
+		}
+		if n := s.log.count("script warning", "script=state.lua", "topic state is per node"); n != want {
+			t.Errorf("%d per-node state warnings for state.lua, want %d:\n%s", n, want, s.log)
+		}
+		if n := s.log.count("script=plain.lua", "topic state is per node"); n != 0 {
+			t.Errorf("a per-node state warning for plain.lua, which has no state:\n%s", s.log)
+		}
+	})
+}

@@ -315,8 +315,17 @@ func (e *Engine) installLocked(name string, f *scriptFile, s *luabind.Script) *s
 	} else {
 		e.log.Info("script loaded", "script", name, "topic", s.Topic())
 	}
+	if e.cfg.Peers && e.cfg.TopicOwners == nil && s.HasTopicState() {
+		e.log.Warn("script warning", "script", name, "warning", perNodeStateWarning)
+	}
 	return f
 }
+
+// perNodeStateWarning is logged for a script with topic state on nodes that share
+// broadcasts but not topics' states (NATS): its handle_call and handle_tick run on every
+// node with subscribers, each on a state of its own, which a script written for one
+// state per topic (an auction's highest bid) gets wrong without a word.
+const perNodeStateWarning = "topic state is per node with this -pubsub: every node with subscribers runs its own init, handle_call and handle_tick on a state of its own; use -pubsub redis:// for one state per topic across the nodes"
 
 // refuseLocked keeps s, a valid new version of f whose pattern owner holds,
 // waiting; f's previous version keeps serving.
