@@ -1,6 +1,7 @@
 package luabind
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -90,6 +91,18 @@ func (s *Script) bindVM(v *vm) error {
 	return nil
 }
 
+// shown is a config value as an error shows it: a number or string as written, anything
+// else (nil: the field is missing) by its type.
+func shown(v lua.LValue) string {
+	switch v.(type) {
+	case lua.LNumber:
+		return v.String()
+	case lua.LString:
+		return fmt.Sprintf("%q", string(v.(lua.LString)))
+	}
+	return typeName(v)
+}
+
 // validate checks the channel table and records what it declares.
 func (s *Script) validate(t *lua.LTable) error {
 	topic, ok := t.RawGetString("topic").(lua.LString)
@@ -163,11 +176,11 @@ func (s *Script) validateHistory(v lua.LValue) (History, error) {
 	case *lua.LTable:
 		size, ok := v.RawGetString("size").(lua.LNumber)
 		if !ok || float64(size) != float64(int(size)) || size < 1 || size > MaxHistorySize {
-			return History{}, scriptErrorf(s.name, "history.size must be a whole number from 1 to %d, got %s", MaxHistorySize, lua.LVAsString(v.RawGetString("size")))
+			return History{}, scriptErrorf(s.name, "history.size must be a whole number from 1 to %d, got %s", MaxHistorySize, shown(v.RawGetString("size")))
 		}
 		ttl, ok := v.RawGetString("ttl").(lua.LNumber)
 		if !ok || !(ttl > 0) || ttl > MaxHistoryTTL {
-			return History{}, scriptErrorf(s.name, "history.ttl must be a number of seconds above 0 and at most %d, got %s", MaxHistoryTTL, lua.LVAsString(v.RawGetString("ttl")))
+			return History{}, scriptErrorf(s.name, "history.ttl must be a number of seconds above 0 and at most %d, got %s", MaxHistoryTTL, shown(v.RawGetString("ttl")))
 		}
 		return History{Size: int(size), TTL: time.Duration(float64(ttl) * float64(time.Second))}, nil
 	default:
