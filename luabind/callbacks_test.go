@@ -575,3 +575,26 @@ func TestReplyStatusNearMiss(t *testing.T) {
 		t.Errorf("warnings %q, want %q", warned, want)
 	}
 }
+
+// TestHandleCallHasNoAssigns: handle_call's socket is the caller's channel without its
+// assigns; reading or setting socket.assigns there is an error saying what to do, where an
+// empty table would have kept nothing written to it.
+func TestHandleCallHasNoAssigns(t *testing.T) {
+	opts, _, _ := testOptions(t)
+	s := mustLoad(t, opts, `return { topic = 'a', join = function() return true end,
+		handle_call = function(msg, state, socket)
+			if msg == "read" then return socket.assigns.user, state end
+			if msg == "set" then socket.assigns = { user = "x" } return nil, state end
+			return socket.topic, state
+		end }`)
+	ctx := testContext(t)
+	if reply, _, err := s.HandleCall(ctx, newFakeSocket("a"), []byte(`"topic"`), []byte(`{}`)); err != nil || string(reply) != `"a"` {
+		t.Fatalf("socket.topic in handle_call: %s, %v", reply, err)
+	}
+	for _, msg := range []string{`"read"`, `"set"`} {
+		_, _, err := s.HandleCall(ctx, newFakeSocket("a"), []byte(msg), []byte(`{}`))
+		if err == nil || !strings.Contains(err.Error(), "socket.assigns is not available in handle_call") {
+			t.Errorf("%s socket.assigns in handle_call: %v, want an error saying it is not available", msg, err)
+		}
+	}
+}

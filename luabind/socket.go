@@ -46,11 +46,9 @@ func (v *vm) openSocket() {
 	v.sockMeta = mt
 }
 
-// newSocket makes the socket object for one call. A nil a gets fresh, empty assigns.
+// newSocket makes the socket object for one call. A nil a is a socket without assigns:
+// handle_call's, the caller's channel's, whose assigns are not this call's to read or set.
 func (v *vm) newSocket(sock Socket, a *Assigns) *luaSocket {
-	if a == nil {
-		a = NewAssigns()
-	}
 	s := &luaSocket{sock: sock, a: a}
 	s.ud.Value = s
 	s.ud.Metatable = v.sockMeta
@@ -93,6 +91,9 @@ func (v *vm) socketIndex(L *lua.LState) int {
 	case "id":
 		L.Push(optString(s.sock.ID()))
 	case "assigns":
+		if s.a == nil {
+			L.RaiseError("%s", errNoAssigns)
+		}
 		if s.t == nil {
 			s.t = s.a.copyIn()
 		}
@@ -106,6 +107,10 @@ func (v *vm) socketIndex(L *lua.LState) int {
 	}
 	return 1
 }
+
+// errNoAssigns is reading or setting socket.assigns in handle_call, where a plain empty
+// table would take what the script writes and keep none of it.
+const errNoAssigns = "socket.assigns is not available in handle_call (the caller's channel keeps them): pass what the state needs in msg"
 
 // socketFieldNames are the fields socketIndex serves besides the methods.
 var socketFieldNames = []string{"topic", "join_ref", "id", "assigns"}
@@ -129,6 +134,9 @@ func socketNewIndex(L *lua.LState) int {
 	key := L.CheckString(2)
 	if key != "assigns" {
 		L.RaiseError("socket.%s is read-only", key)
+	}
+	if s.a == nil {
+		L.RaiseError("%s", errNoAssigns)
 	}
 	s.t = L.CheckTable(3)
 	return 0
