@@ -538,18 +538,45 @@ func testHistoryRejoinAfterTheNodeLeft(t *testing.T, rs testBroker) {
 
 	d := nodes[0].dial(t, "vsn=2.0.0")
 	resp := joinFeed(t, d, "feed:l", "1", fmt.Sprintf(`{"since":%q}`, seen))
-	if _, nats := rs.(*natsBroker); nats {
+	_, nats := rs.(*natsBroker)
+	if nats {
 		if resp["recovered"] != false {
 			t.Fatalf("rejoin with NATS after the node stopped hearing the topic: %v, want recovered false", resp)
 		}
+	} else {
+		if resp["recovered"] != true {
+			t.Fatalf("rejoin with Redis: %v, want recovered", resp)
+		}
+		for n := 2; n <= 3; n++ {
+			if ref, _, p := readPush(t, d); ref != positionAt(t, seen, n) || p["n"] != float64(n) {
+				t.Fatalf("replayed %v %v, want n %d at %s", ref, p, n, positionAt(t, seen, n))
+			}
+		}
+	}
+
+	// A position read from a node that never had a subscriber (a page rendered from
+	// /api/history, then joined): what the node held then was kept without hearing the
+	// other nodes either.
+	req, _ := http.NewRequest(http.MethodGet, nodes[0].url("/api/history?topic=feed:r"), nil)
+	req.Header.Set("Authorization", "Bearer "+historyKey)
+	hr, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	read := hr.Header.Get("X-History-Position")
+	if got := nodes[1].post(t, "/api/broadcast", historyKey, `{"topic":"feed:r","event":"msg","payload":{"n":1}}`); got != http.StatusAccepted {
+		t.Fatalf("POST /api/broadcast: %d", got)
+	}
+	e := nodes[0].dial(t, "vsn=2.0.0")
+	resp = joinFeed(t, e, "feed:r", "1", fmt.Sprintf(`{"since":%q}`, read))
+	if nats {
+		if resp["recovered"] != false {
+			t.Fatalf("join with NATS from a position read while the node had no subscriber: %v, want recovered false", resp)
+		}
 		return
 	}
-	if resp["recovered"] != true {
-		t.Fatalf("rejoin with Redis: %v, want recovered", resp)
-	}
-	for n := 2; n <= 3; n++ {
-		if ref, _, p := readPush(t, d); ref != positionAt(t, seen, n) || p["n"] != float64(n) {
-			t.Fatalf("replayed %v %v, want n %d at %s", ref, p, n, positionAt(t, seen, n))
-		}
+	if ref, _, p := readPush(t, e); resp["recovered"] != true || ref != positionAt(t, read, 1) || p["n"] != 1.0 {
+		t.Fatalf("join with Redis from a position read over the API: %v, replayed %v %v; want n 1 recovered", resp, ref, p)
 	}
 }

@@ -273,13 +273,7 @@ func (c *channel) closeEvents(drop bool) {
 }
 
 // unsubscribe ends the channel's subscription; see stopEventsLocked.
-func (c *channel) unsubscribe() {
-	if c.e.cfg.Hub.Unsubscribe(c.topic, c) {
-		if h, ok := c.e.history.(*memoryHistory); ok {
-			h.unheard(c.topic)
-		}
-	}
-}
+func (c *channel) unsubscribe() { c.e.cfg.Hub.Unsubscribe(c.topic, c) }
 
 // isStopping reports whether the channel is ending.
 func (c *channel) isStopping() bool { return c.mb.isClosed() }
@@ -289,12 +283,18 @@ func (c *channel) isStopping() bool { return c.mb.isClosed() }
 // sees its reply before any broadcast, and every broadcast after it.
 func (c *channel) subscribe(first func()) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.mb.isClosed() {
+		c.mu.Unlock()
 		return false
 	}
 	c.subscribed = true
-	c.e.cfg.Hub.SubscribeAfter(c.topic, c, first)
+	firstHere := c.e.cfg.Hub.SubscribeAfter(c.topic, c, first)
+	c.mu.Unlock()
+	// Before the join reads the history (joinHistory); not under c.mu, as a history's
+	// lock is held while it delivers.
+	if h, ok := c.e.history.(*memoryHistory); ok && firstHere {
+		h.heard(c.topic)
+	}
 	return true
 }
 

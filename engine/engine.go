@@ -31,9 +31,9 @@ const (
 type Broadcaster interface {
 	// SubscribeAfter subscribes s and runs first in the same critical
 	// section, so the join reply first queues precedes every broadcast.
-	SubscribeAfter(topic string, s hub.Subscriber, first func())
-	// Unsubscribe reports whether s was topic's last subscriber on this node.
-	Unsubscribe(topic string, s hub.Subscriber) (last bool)
+	// It reports whether s is topic's first subscriber on this node.
+	SubscribeAfter(topic string, s hub.Subscriber, first func()) (firstHere bool)
+	Unsubscribe(topic string, s hub.Subscriber)
 	Broadcast(b *hub.Broadcast) error
 }
 
@@ -52,8 +52,9 @@ type Config struct {
 	History       HistoryStore     // (nil: in memory, this node's) the histories of topics whose script keeps one
 	// Peers says that other nodes broadcast on the topics too, through a PubSub that brings
 	// a topic's broadcasts only while this node has subscribers on it (NATS). An in-memory
-	// history then forgets a topic when its last subscriber here leaves: a join with a
-	// position read before is told recovered false, not given a history with a gap.
+	// history then forgets a topic when its first subscriber here comes: what it held was
+	// kept without hearing the others, and a join with a position read from it is told
+	// recovered false, not given a history with a gap.
 	Peers       bool
 	Clock       Clock       // (the real clock) drives socket:after and luachan.now; tests inject a virtual one
 	TopicOwners TopicOwners // (nil: each node keeps its topics' states) one owner per topic state across the nodes (topicowners.go)

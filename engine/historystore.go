@@ -39,10 +39,11 @@ type memoryHistory struct {
 	peers bool // Config.Peers
 }
 
-// unheard follows the last local subscriber of topic leaving: with peers, the topic's
-// broadcasts from other nodes stop coming, so what the history holds can no longer be
-// told complete, and it is forgotten.
-func (h *memoryHistory) unheard(topic string) {
+// heard follows the first local subscriber of topic coming: with peers, the topic's
+// broadcasts from other nodes come from now on, and did not before, so what the history
+// holds (kept since the last subscriber left, or read or appended here meanwhile) cannot
+// be told complete, and it is forgotten.
+func (h *memoryHistory) heard(topic string) {
 	if h.peers {
 		h.m.Forget(topic)
 	}

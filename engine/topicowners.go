@@ -27,9 +27,10 @@ type TopicOwners interface {
 	Want(topic string, o TopicOwner)
 	// Unwant says that o, topic's state here, ended: it lets the lease go (another node
 	// with subscribers takes it over, or a new state here that Want has named since).
-	// last is true when no other node wants the topic: the saved state is deleted and
-	// the caller runs terminate, on its own state when it held the lease, else on saved
-	// (the owner let the lease go to this node while this node was ending too).
+	// last is true when no other node wants the topic: the saved state is deleted, and
+	// given back as saved; the caller runs terminate, on its own state when it held the
+	// lease, else on saved (the owner let the lease go to this node while this node was
+	// ending too, or it took the lease with its Owned still queued).
 	Unwant(ctx context.Context, topic string, o TopicOwner) (last bool, saved []byte, err error)
 	// Save stores state as topic's state and, with callID, reply as that call's reply,
 	// while lease is still this node's (ok); an error leaves unknown whether it did.
@@ -395,7 +396,9 @@ func (t *topicState) terminateShared(script *luabind.Script) {
 	// its save fail, while the next owner ticks on from the state saved before.
 	t.forgetLease()
 	if lease == "" {
-		state = saved // not the owner here: the store's state, if this node ended the topic
+		// Not the owner, as far as this topic's jobs have heard (an Owned may be queued
+		// behind this one): the store's state, if this node ended the topic.
+		state = saved
 	}
 	if !last || state == nil {
 		return

@@ -91,8 +91,10 @@ func (h *Hub) Subscribe(topic string, s Subscriber) { h.SubscribeAfter(topic, s,
 // Every broadcast s then receives is queued after what first queued, and every broadcast
 // published after SubscribeAfter returns reaches s: a client never sees a broadcast
 // before its join reply, nor misses one sent after it. first must not block; it may
-// queue on connections (shard.mu is taken before writer.mu).
-func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) {
+// queue on connections (shard.mu is taken before writer.mu). It reports whether s is the
+// topic's first local subscriber: the topic's broadcasts from other nodes come from now
+// on, and did not while it had none.
+func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) (firstHere bool) {
 	sh := h.reg.shard(topic)
 	sh.subMu.Lock()
 	defer sh.subMu.Unlock()
@@ -102,7 +104,7 @@ func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) {
 			if first != nil {
 				first()
 			}
-			return
+			return false
 		}
 	} else if h.cfg.PubSub != nil {
 		if err := h.cfg.PubSub.Subscribe(topic); err != nil {
@@ -123,22 +125,22 @@ func (h *Hub) SubscribeAfter(topic string, s Subscriber, first func()) {
 	}
 	sh.mu.Unlock()
 	h.reg.subs.Add(1)
+	return len(set.list) == 1
 }
 
-// Unsubscribe removes s from topic's subscribers, if it is one, and reports whether it
-// was the last one here. The topic's last local subscriber leaving unsubscribes this node
-// from it on the PubSub: the topic's broadcasts from other nodes stop coming.
-func (h *Hub) Unsubscribe(topic string, s Subscriber) (wasLast bool) {
+// Unsubscribe removes s from topic's subscribers, if it is one. The topic's last local
+// subscriber leaving unsubscribes this node from it on the PubSub.
+func (h *Hub) Unsubscribe(topic string, s Subscriber) {
 	sh := h.reg.shard(topic)
 	sh.subMu.Lock()
 	defer sh.subMu.Unlock()
 	set := sh.topics[topic]
 	if set == nil {
-		return false
+		return
 	}
 	i, ok := set.index[s]
 	if !ok {
-		return false
+		return
 	}
 
 	sh.mu.Lock()
@@ -162,5 +164,4 @@ func (h *Hub) Unsubscribe(topic string, s Subscriber) (wasLast bool) {
 			h.log.Warn("pubsub unsubscribe failed", "topic", topic, "reason", err)
 		}
 	}
-	return empty
 }

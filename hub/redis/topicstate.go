@@ -274,10 +274,11 @@ func (s *TopicStates) wake() {
 }
 
 // Unwant says that o, topic's state here, ended. It lets the lease go; last is true
-// when no other node wants the topic, and the saved state is then deleted. saved is that
-// state when this node did not hold the lease (its owner let it go to this node while this
-// node was ending too): the caller runs terminate on it. When Want has named a new state
-// for topic since, the lease is let go for it to take afresh, with the saved state.
+// when no other node wants the topic, and the saved state is then deleted and given back
+// as saved: the caller runs terminate on it when it has no state of its own (its owner let
+// the lease go to this node while this node was ending too, or this node took it as it
+// ended). When Want has named a new state for topic since, the lease is let go for it to
+// take afresh, with the saved state.
 func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (last bool, saved []byte, err error) {
 	s.mu.Lock()
 	e := s.topics[topic]
@@ -319,7 +320,7 @@ func (s *TopicStates) Unwant(ctx context.Context, topic string, o StateOwner) (l
 }
 
 // release runs releaseLease for topic: its code, and the saved state it deleted when this
-// node ended a topic whose lease it did not hold.
+// node ended the topic.
 func (s *TopicStates) release(ctx context.Context, topic, lease, mode string) (n int, saved []byte, err error) {
 	res, err := releaseLease.Run(ctx, s.client, s.keys(topic), lease, s.node, mode).Slice()
 	if err != nil {

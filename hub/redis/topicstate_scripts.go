@@ -53,8 +53,10 @@ return {1, redis.call('GET', KEYS[2])}
 
 // releaseLease lets a topic's lease go. With mode "unwant" or "shutdown" the node
 // (ARGV[2]) leaves the interest set first; with "handover" it stays. Returns {0} when the
-// node did not hold the lease (ARGV[1]), {1} when it let it go, and {2} when, with
-// "unwant", no other node wants the topic either: the saved state is deleted too. A node
+// node did not hold the lease (ARGV[1]), {1} when it let it go, and {2, the saved state}
+// when, with "unwant", no other node wants the topic either: the saved state is deleted
+// too, and given back (the node's engine may not have heard yet that it took the lease,
+// and then has no state of its own to run terminate on). A node
 // that did not hold the lease and, with "unwant", finds no node holding it and none
 // wanting the topic ends it too, returning {2, the saved state} for it to run terminate
 // on: the owner may have let the lease go to it while it was still in its own grace, and
@@ -76,6 +78,7 @@ if ARGV[1] == '' or cur ~= ARGV[1] then
 end
 redis.call('DEL', KEYS[1])
 if ARGV[3] ~= 'unwant' or redis.call('ZCARD', KEYS[3]) > 0 then return {1} end
+local st = redis.call('GET', KEYS[2])
 redis.call('DEL', KEYS[2])
-return {2}
+return {2, st}
 `)

@@ -172,8 +172,8 @@ func TestTopicStatesUnwant(t *testing.T) {
 		t.Fatalf("b starts from %s, want {\"n\":1}", st)
 	}
 	// The last node's Unwant ends the topic: the saved state goes.
-	if last, saved, err := b.Unwant(ctx, topic, fb); !last || saved != nil || err != nil {
-		t.Fatalf("the last Unwant: last %v, saved %s, err %v; want last, and no saved state for the owner", last, saved, err)
+	if last, saved, err := b.Unwant(ctx, topic, fb); !last || string(saved) != `{"n":1}` || err != nil {
+		t.Fatalf("the last Unwant: last %v, saved %s, err %v; want last, with the state it deleted", last, saved, err)
 	}
 	fa2 := &fakeOwner{ts: a, topic: topic, name: "a"}
 	a.Want(topic, fa2)
