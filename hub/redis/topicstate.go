@@ -228,10 +228,12 @@ func (s *TopicStates) Close(ctx context.Context) error {
 			lease := e.lease
 			e.lease, e.gone = "", true
 			e.op.Unlock()
-			if lease == "" {
-				continue
+			if lease != "" {
+				freed = append(freed, e.topic)
 			}
-			freed = append(freed, e.topic)
+			// Without a lease too: the node leaves the topic's interest set, which would
+			// otherwise keep it wanted (for 3 leases) and stop the last node that does
+			// want it from ending it.
 			rctx, cancel := context.WithTimeout(ctx, redisIOTimeout)
 			n, _, rerr := s.release(rctx, e.topic, lease, "shutdown")
 			cancel()

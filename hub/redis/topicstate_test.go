@@ -227,6 +227,36 @@ func TestTopicStatesUnwantInGrace(t *testing.T) {
 	}
 }
 
+// TestTopicStatesCloseLeavesInterest: a node that shuts down without holding a topic's
+// lease leaves its interest set, so that the owner, ending the topic later, is the last to
+// want it and ends it, rather than handing the lease to a node that is gone.
+func TestTopicStatesCloseLeavesInterest(t *testing.T) {
+	rs := startRedis(t)
+	const topic = "g:close"
+	ctx := context.Background()
+	a, b := startTopicStates(t, rs.url()), startTopicStates(t, rs.url())
+	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
+	a.Want(topic, fa)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := fa.held(); return l != "" })
+	lease, _ := fa.held()
+	if ok, err := a.Save(ctx, topic, lease, []byte(`{"n":2}`), "", nil); !ok || err != nil {
+		t.Fatalf("Save: %v %v", ok, err)
+	}
+	b.Want(topic, &fakeOwner{ts: b, topic: topic, name: "b"})
+	rc := rs.client(t)
+	nodes := "luachan:ts:{" + topic + "}:nodes"
+	hubtest.WaitFor(t, "b's interest", func() bool { return rc.ZCard(ctx, nodes).Val() == 2 })
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.ZCard(ctx, nodes).Val(); n != 1 {
+		t.Fatalf("%d nodes want the topic after b shut down, want 1 (a)", n)
+	}
+	if last, saved, err := a.Unwant(ctx, topic, fa); !last || string(saved) != `{"n":2}` || err != nil {
+		t.Fatalf("a's Unwant after b shut down: last %v, saved %s, err %v; want last", last, saved, err)
+	}
+}
+
 // replyGate is a TCP proxy to a Redis whose replies can be dropped (muted): a command
 // goes through and runs, and its sender never hears back.
 type replyGate struct {
