@@ -193,13 +193,7 @@ func TestTopicStatesUnwantInGrace(t *testing.T) {
 	const topic = "g:grace"
 	ctx := context.Background()
 	a := startTopicStates(t, rs.url())
-	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
-	a.Want(topic, fa)
-	hubtest.WaitFor(t, "the lease", func() bool { l, _ := fa.held(); return l != "" })
-	lease, _ := fa.held()
-	if ok, err := a.Save(ctx, topic, lease, []byte(`{"best":10}`), "", nil); !ok || err != nil {
-		t.Fatalf("Save: %v %v", ok, err)
-	}
+	fa := ownWithState(t, a, topic, `{"best":10}`)
 	// b wants the topic, and its lease loop never runs (not started): it cannot take the
 	// lease a lets go. Its interest is what its loop would have recorded.
 	ps, err := redis.Dial(ctx, redis.Config{URL: rs.url(), Logger: testLogger(t)})
@@ -235,13 +229,7 @@ func TestTopicStatesCloseLeavesInterest(t *testing.T) {
 	const topic = "g:close"
 	ctx := context.Background()
 	a, b := startTopicStates(t, rs.url()), startTopicStates(t, rs.url())
-	fa := &fakeOwner{ts: a, topic: topic, name: "a"}
-	a.Want(topic, fa)
-	hubtest.WaitFor(t, "the lease", func() bool { l, _ := fa.held(); return l != "" })
-	lease, _ := fa.held()
-	if ok, err := a.Save(ctx, topic, lease, []byte(`{"n":2}`), "", nil); !ok || err != nil {
-		t.Fatalf("Save: %v %v", ok, err)
-	}
+	fa := ownWithState(t, a, topic, `{"n":2}`)
 	b.Want(topic, &fakeOwner{ts: b, topic: topic, name: "b"})
 	rc := rs.client(t)
 	nodes := "luachan:ts:{" + topic + "}:nodes"
@@ -255,6 +243,19 @@ func TestTopicStatesCloseLeavesInterest(t *testing.T) {
 	if last, saved, err := a.Unwant(ctx, topic, fa); !last || string(saved) != `{"n":2}` || err != nil {
 		t.Fatalf("a's Unwant after b shut down: last %v, saved %s, err %v; want last", last, saved, err)
 	}
+}
+
+// ownWithState has ts take topic's lease, as node "a", and save state under it.
+func ownWithState(t *testing.T, ts *redis.TopicStates, topic, state string) *fakeOwner {
+	t.Helper()
+	f := &fakeOwner{ts: ts, topic: topic, name: "a"}
+	ts.Want(topic, f)
+	hubtest.WaitFor(t, "the lease", func() bool { l, _ := f.held(); return l != "" })
+	lease, _ := f.held()
+	if ok, err := ts.Save(context.Background(), topic, lease, []byte(state), "", nil); !ok || err != nil {
+		t.Fatalf("Save: %v %v", ok, err)
+	}
+	return f
 }
 
 // replyGate is a TCP proxy to a Redis whose replies can be dropped (muted): a command
