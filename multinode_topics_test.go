@@ -3,6 +3,7 @@ package luachan_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -72,13 +73,21 @@ func TestPerNodeStateIsAWarning(t *testing.T) {
   handle_call = function(msg, state) return msg, state end }`,
 			"plain.lua": `return { topic = "p:*", join = function() return true end }`,
 		})
-		s := startServer(t, dir, "-pubsub", b.url())
+		s := startServer(t, dir, "-pubsub", b.url(), "-api-key", "k")
 		want := 0
 		if _, nats := b.(*natsBroker); nats {
 			want = 1
 		}
 		if n := s.log.count("script warning", "script=state.lua", "topic state is per node"); n != want {
 			t.Errorf("%d per-node state warnings for state.lua, want %d:\n%s", n, want, s.log)
+		}
+		// and on /api/scripts, where the console shows a script's warnings
+		_, scripts := getScripts(t, s, "k")
+		if n := len(scripts["state.lua"].Warnings); n != want || n == 1 && !strings.Contains(scripts["state.lua"].Warnings[0], "topic state is per node") {
+			t.Errorf("state.lua's /api/scripts warnings %q, want %d naming the per-node state", scripts["state.lua"].Warnings, want)
+		}
+		if w := scripts["plain.lua"].Warnings; len(w) != 0 {
+			t.Errorf("plain.lua's /api/scripts warnings %q, want none", w)
 		}
 		if n := s.log.count("script=plain.lua", "topic state is per node"); n != 0 {
 			t.Errorf("a per-node state warning for plain.lua, which has no state:\n%s", s.log)

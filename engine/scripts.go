@@ -315,10 +315,16 @@ func (e *Engine) installLocked(name string, f *scriptFile, s *luabind.Script) *s
 	} else {
 		e.log.Info("script loaded", "script", name, "topic", s.Topic())
 	}
-	if e.cfg.Peers && e.cfg.TopicOwners == nil && s.HasTopicState() {
+	if e.perNodeState(s) {
 		e.log.Warn("script warning", "script", name, "warning", perNodeStateWarning)
 	}
 	return f
+}
+
+// perNodeState reports whether s keeps topic state that these nodes do not share although
+// they share broadcasts (NATS): see perNodeStateWarning.
+func (e *Engine) perNodeState(s *luabind.Script) bool {
+	return s != nil && e.cfg.Peers && e.cfg.TopicOwners == nil && s.HasTopicState()
 }
 
 // perNodeStateWarning is logged for a script with topic state on nodes that share

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,9 @@ func (e *Engine) Scripts() []ScriptInfo {
 	out := make([]ScriptInfo, 0, len(e.files)+len(e.loadErrs))
 	for name, f := range e.files {
 		info := ScriptInfo{File: name, Topic: f.pattern(), Hash: f.hash, Warnings: f.script().Warnings()}
+		if e.perNodeState(f.script()) {
+			info.Warnings = append(slices.Clip(info.Warnings), perNodeStateWarning)
+		}
 		info.Calls, info.Errors = f.script().Calls()
 		if at := f.loadedAt.Load(); at != 0 {
 			t := time.Unix(0, at).UTC()
