@@ -69,7 +69,7 @@ function Socket:call(msg) end
 ---@field leave? fun(reason: "leave"|"closed"|"shutdown", socket: luachan.Socket)
 ---@field tick? integer ms between handle_tick calls while the topic has subscribers
 ---@field init? fun(topic: string, params: any): table the topic's first state, at its first join
----@field handle_call? fun(msg: any, state: table, socket: luachan.Socket): any, table reply, new state
+---@field handle_call? fun(msg: any, state: table, socket: luachan.Socket): any, table reply, new state; socket is the caller's channel without socket.assigns
 ---@field handle_tick? fun(state: table, topic: string): table the new state
 ---@field terminate? fun(state: table, topic: string) the last subscriber left 5 s ago
 
