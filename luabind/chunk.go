@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -32,10 +33,19 @@ type chunk struct {
 	pool    *pool
 	plans   sync.Map // *lua.FunctionProto to its sharePlan (see planShareCached)
 
+	calls  atomic.Uint64 // callbacks run (see Calls)
+	failed atomic.Uint64 // callbacks that raised, ran out of time or returned what they may not
+
 	libMu    sync.Mutex            // guards libs and libOrder
 	libs     map[string]*libModule // compiled lib modules by module name
 	libOrder []string              // module names in the order first required
 }
+
+// Calls reports how many callbacks of this version have run (connects, for socket.lua),
+// and how many of those failed: raised an error, ran out of time or returned a value they
+// may not. The dev console turns them into rates; one atomic add per callback, next to a
+// Lua call.
+func (c *chunk) Calls() (calls, failed uint64) { return c.calls.Load(), c.failed.Load() }
 
 // init compiles src, runs it in a first VM (which bind must accept), lets validate check the
 // table it returned, and sets up the pool with that VM in it.

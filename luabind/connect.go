@@ -3,7 +3,6 @@ package luabind
 import (
 	"context"
 	"os"
-	"sync/atomic"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -17,14 +16,8 @@ type ConnectInfo struct{ AuthToken, Origin, RemoteIP string }
 // VM pool, sandbox and CPU budget as a Script. Immutable after loading; safe for concurrent use.
 type ConnectScript struct {
 	chunk
-	warnings []string      // near-miss field names (see nearMissWarnings)
-	calls    atomic.Uint64 // connects run (see Calls)
-	failed   atomic.Uint64 // of those, the ones that raised, ran out of time or returned a bad value
+	warnings []string // near-miss field names (see nearMissWarnings)
 }
-
-// Calls reports how many times this version's connect has run, and how many of those
-// failed, as Script.Calls does for a channel.
-func (c *ConnectScript) Calls() (calls, failed uint64) { return c.calls.Load(), c.failed.Load() }
 
 // Warnings returns what loading socket.lua found suspicious but allowed, e.g. a field
 // `conect` ("did you mean connect?").

@@ -28,15 +28,8 @@ type Script struct {
 
 	outWait atomic.Int64 // a moving average of handle_out's waits on luachan.store and .presence, in ns
 
-	calls  atomic.Uint64 // callbacks run (see Calls)
-	failed atomic.Uint64 // callbacks that raised, ran out of time or returned what they may not
-	stats  *CallStats    // Options.Stats: the file's counts across versions; nil: none
+	stats *CallStats // Options.Stats: the file's counts across versions; nil: none
 }
-
-// Calls reports how many callbacks of this version have run, and how many of those
-// failed: raised an error, ran out of time or returned a value they may not. The dev
-// console turns them into rates; one atomic add per callback, next to a Lua call.
-func (s *Script) Calls() (calls, failed uint64) { return s.calls.Load(), s.failed.Load() }
 
 // HandleOutWait is a moving average (each call weighs 1/8; 0 before the first) of how long this
 // script's handle_out calls have waited on luachan.store and luachan.presence, either of which
